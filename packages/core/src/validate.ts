@@ -1,0 +1,238 @@
+import { describeAjvError, typeName, validators } from './schema';
+import type { FlagDefinition, FlagMetadata, JsonObject, JsonValue, ValidationIssue } from './types';
+
+/** Limits applied to untrusted flag sets. Defaults are documented in docs/flag-format.md. */
+export interface FlagSetLimits {
+  /** Largest accepted JSON text, in UTF-16 code units. @default 5_000_000 (≈5 MB) */
+  maxInputLength: number;
+  /** Most flags in one set. @default 10_000 */
+  maxFlags: number;
+  /** Most shared evaluators. @default 1_000 */
+  maxEvaluators: number;
+  /** Deepest nesting of objects/arrays inside one flag or evaluator. @default 64 */
+  maxDepth: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<FlagSetLimits> = Object.freeze({
+  maxInputLength: 5_000_000,
+  maxFlags: 10_000,
+  maxEvaluators: 1_000,
+  maxDepth: 64,
+});
+
+/** A flag that passed validation, ready to compile. */
+export interface ValidFlag {
+  key: string;
+  definition: Readonly<FlagDefinition>;
+  /** Targeting with every `$ref` replaced; undefined when static. */
+  targeting: JsonObject | undefined;
+  /** Set when the targeting cannot be used (unknown `$ref`): the flag evaluates to PARSE_ERROR. */
+  parseError: string | undefined;
+  metadata: FlagMetadata;
+}
+
+export interface ValidatedFlagSet {
+  flags: ValidFlag[];
+  metadata: FlagMetadata;
+  evaluators: Readonly<Record<string, JsonValue>>;
+  issues: ValidationIssue[];
+}
+
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+const EMPTY: FlagMetadata = Object.freeze({});
+
+class Rejection {
+  constructor(
+    readonly path: string,
+    readonly message: string,
+  ) {}
+}
+
+/**
+ * Copies untrusted input into fresh plain JSON, refusing forbidden keys, non-JSON values and
+ * nesting beyond `maxDepth`. The copy means the snapshot never aliases the caller's objects.
+ */
+function cleanCopy(value: unknown, path: string, depth: number, maxDepth: number): JsonValue {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Rejection(path, `${value} is not a JSON number`);
+    return value;
+  }
+  if (typeof value !== 'object') throw new Rejection(path, `a ${typeof value} is not a JSON value`);
+  if (depth >= maxDepth) throw new Rejection(path, `nesting is deeper than the limit of ${maxDepth} levels`);
+  if (Array.isArray(value)) return value.map((v, i) => cleanCopy(v, `${path}[${i}]`, depth + 1, maxDepth));
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) throw new Rejection(path, 'is not a plain JSON object');
+  const out: JsonObject = {};
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) throw new Rejection(join(path, key), `the key "${key}" is forbidden (prototype pollution)`);
+    out[key] = cleanCopy((value as Record<string, unknown>)[key], join(path, key), depth + 1, maxDepth);
+  }
+  return out;
+}
+
+function join(path: string, key: string): string {
+  return path ? `${path}.${key}` : key;
+}
+
+function reject(path: string, message: string): ValidatedFlagSet {
+  return { flags: [], metadata: EMPTY, evaluators: {}, issues: [{ path, message, effect: 'rejected' }] };
+}
+
+/** Parses (when given text), checks limits and validates each flag independently. */
+export function validateFlagSet(input: unknown, limits: FlagSetLimits): ValidatedFlagSet {
+  let root: unknown = input;
+  if (typeof input === 'string') {
+    if (input.length > limits.maxInputLength) {
+      return reject('', `flag set is ${input.length} characters long, above the limit of ${limits.maxInputLength}`);
+    }
+    try {
+      root = JSON.parse(input);
+    } catch (e) {
+      return reject('', `flag set is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  if (root === null || typeof root !== 'object' || Array.isArray(root)) {
+    return reject('', `flag set must be a JSON object with a "flags" property, got ${typeName(root)}`);
+  }
+  const top = root as Record<string, unknown>;
+  for (const key of Object.keys(top)) {
+    if (FORBIDDEN_KEYS.has(key)) return reject(key, `the key "${key}" is forbidden (prototype pollution)`);
+  }
+  const shape = validators().flagSet;
+  if (!shape(top)) {
+    const first = describeAjvError('', shape.errors![0]!);
+    return reject(first.path, first.message);
+  }
+  const flagsIn = top.flags as Record<string, unknown>;
+  const flagKeys = Object.keys(flagsIn);
+  if (flagKeys.length > limits.maxFlags) {
+    return reject('flags', `${flagKeys.length} flags is above the limit of ${limits.maxFlags}`);
+  }
+  const evaluatorsIn = (top.$evaluators ?? {}) as Record<string, unknown>;
+  const evaluatorKeys = Object.keys(evaluatorsIn);
+  if (evaluatorKeys.length > limits.maxEvaluators) {
+    return reject('$evaluators', `${evaluatorKeys.length} evaluators is above the limit of ${limits.maxEvaluators}`);
+  }
+
+  const issues: ValidationIssue[] = [];
+  let setMetadata: FlagMetadata = EMPTY;
+  if (top.metadata !== undefined) {
+    try {
+      setMetadata = Object.freeze(cleanCopy(top.metadata, 'metadata', 0, 2) as Record<string, string | number | boolean>);
+    } catch (e) {
+      if (!(e instanceof Rejection)) throw e;
+      return reject(e.path, e.message);
+    }
+  }
+
+  const evaluators: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>;
+  for (const name of evaluatorKeys) {
+    const path = `$evaluators.${name}`;
+    if (FORBIDDEN_KEYS.has(name)) {
+      issues.push({ path, message: `the key "${name}" is forbidden (prototype pollution)`, effect: 'excluded' });
+      continue;
+    }
+    try {
+      evaluators[name] = cleanCopy(evaluatorsIn[name], path, 0, limits.maxDepth);
+    } catch (e) {
+      if (!(e instanceof Rejection)) throw e;
+      issues.push({ path: e.path, message: e.message, effect: 'excluded' });
+    }
+  }
+
+  const flags: ValidFlag[] = [];
+  for (const key of flagKeys) {
+    const result = validateFlag(key, flagsIn[key], evaluators, setMetadata, limits);
+    if ('issues' in result) issues.push(...result.issues);
+    else {
+      flags.push(result.flag);
+      if (result.flag.parseError) {
+        issues.push({ path: `flags.${key}.targeting`, message: result.flag.parseError, flagKey: key, effect: 'parse-error' });
+      }
+    }
+  }
+  return { flags, metadata: setMetadata, evaluators, issues };
+}
+
+function validateFlag(
+  key: string,
+  raw: unknown,
+  evaluators: Readonly<Record<string, JsonValue>>,
+  setMetadata: FlagMetadata,
+  limits: FlagSetLimits,
+): { flag: ValidFlag } | { issues: ValidationIssue[] } {
+  const base = `flags.${key}`;
+  const excluded = (path: string, message: string): ValidationIssue => ({ path, message, flagKey: key, effect: 'excluded' });
+  if (FORBIDDEN_KEYS.has(key)) return { issues: [excluded(base, `the key "${key}" is forbidden (prototype pollution)`)] };
+  if (key.length === 0) return { issues: [excluded('flags', 'a flag key must not be empty')] };
+
+  let flag: JsonObject;
+  try {
+    flag = cleanCopy(raw, base, 0, limits.maxDepth) as JsonObject;
+  } catch (e) {
+    if (!(e instanceof Rejection)) throw e;
+    return { issues: [excluded(e.path, e.message)] };
+  }
+  const check = validators().flag;
+  if (!check(flag)) {
+    return { issues: check.errors!.map((err) => describeAjvError(base, err)).map((d) => excluded(d.path, d.message)) };
+  }
+  const def = flag as unknown as FlagDefinition;
+  const variantNames = Object.keys(def.variants);
+  const issues: ValidationIssue[] = [];
+  const firstType = typeName(def.variants[variantNames[0]!]);
+  for (const name of variantNames.slice(1)) {
+    const t = typeName(def.variants[name]);
+    if (t !== firstType) {
+      issues.push(excluded(`${base}.variants.${name}`, `is ${t === 'object' ? 'an' : 'a'} ${t} but "${variantNames[0]}" is ${firstType === 'object' ? 'an' : 'a'} ${firstType}; all variants of a flag must have the same type`));
+    }
+  }
+  if (def.defaultVariant !== undefined && def.defaultVariant !== null && !variantNames.includes(def.defaultVariant)) {
+    issues.push(excluded(`${base}.defaultVariant`, `"${def.defaultVariant}" is not one of the variants ${variantNames.join(', ')}`));
+  }
+  if (issues.length > 0) return { issues };
+
+  let targeting: JsonObject | undefined;
+  let parseError: string | undefined;
+  if (def.targeting && Object.keys(def.targeting).length > 0) {
+    try {
+      targeting = resolveRefs(def.targeting, evaluators, 0) as JsonObject;
+    } catch (e) {
+      if (!(e instanceof Rejection)) throw e;
+      parseError = e.message;
+    }
+  }
+  const metadata = Object.freeze({ ...setMetadata, ...(def.metadata ?? {}) });
+  return { flag: { key, definition: deepFreeze(def), targeting, parseError, metadata } };
+}
+
+const MAX_REF_DEPTH = 16;
+
+/** Replaces `{"$ref": "name"}` with the evaluator's rule, recursively (evaluators may use others). */
+function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>, depth: number): JsonValue {
+  if (rule === null || typeof rule !== 'object') return rule;
+  if (Array.isArray(rule)) return rule.map((r) => resolveRefs(r, evaluators, depth));
+  const keys = Object.keys(rule);
+  if (keys.length === 1 && keys[0] === '$ref') {
+    const name = rule.$ref;
+    if (typeof name !== 'string') throw new Rejection('', `$ref must name an evaluator, got ${JSON.stringify(name)}`);
+    if (!Object.prototype.hasOwnProperty.call(evaluators, name)) {
+      const known = Object.keys(evaluators);
+      throw new Rejection('', `unknown $ref "${name}"; $evaluators has ${known.length ? known.join(', ') : 'none'}`);
+    }
+    if (depth >= MAX_REF_DEPTH) throw new Rejection('', `$ref "${name}" nests more than ${MAX_REF_DEPTH} levels (a cycle?)`);
+    return resolveRefs(evaluators[name]!, evaluators, depth + 1);
+  }
+  const out: JsonObject = {};
+  for (const k of keys) out[k] = resolveRefs(rule[k] as JsonValue, evaluators, depth);
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
