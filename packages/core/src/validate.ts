@@ -61,8 +61,9 @@ function cleanCopy(value: unknown, path: string, depth: number, maxDepth: number
   if (typeof value !== 'object') throw new Rejection(path, `a ${typeof value} is not a JSON value`);
   if (depth >= maxDepth) throw new Rejection(path, `nesting is deeper than the limit of ${maxDepth} levels`);
   if (Array.isArray(value)) return value.map((v, i) => cleanCopy(v, `${path}[${i}]`, depth + 1, maxDepth));
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto !== Object.prototype && proto !== null) throw new Rejection(path, 'is not a plain JSON object');
+  // any realm's Object.prototype (or none) — class instances such as Date or Map are refused
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto !== null && Object.getPrototypeOf(proto) !== null) throw new Rejection(path, 'is not a plain JSON object');
   const out: JsonObject = {};
   for (const key of Object.keys(value)) {
     if (FORBIDDEN_KEYS.has(key)) throw new Rejection(join(path, key), `the key "${key}" is forbidden (prototype pollution)`);

@@ -1,0 +1,11 @@
+export { RedisFlagStore, SAFE_REDIS_OPTIONS } from './redis-flag.store';
+export type { RedisFlagStoreOptions } from './redis-flag.store';
+export { MemoryFlagStore } from './memory-flag.store';
+export type { MemoryFlagStoreOptions } from './memory-flag.store';
+export { BaseFlagStore } from './base-flag.store';
+export { RollgateProvider } from './rollgate.provider';
+export type { ProviderHealth, RollgateProviderOptions } from './rollgate.provider';
+export { flagStoreKeys } from './keys';
+export type { FlagStoreKeys } from './keys';
+export { ConfigError, NotFoundError, StoreUnavailableError, VersionConflictError } from './errors';
+export type { AuditEntry, FlagChange, FlagStore, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';

@@ -1,0 +1,339 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { BaseFlagStore } from './base-flag.store';
+import { ConfigError, StoreUnavailableError, VersionConflictError } from './errors';
+import type { AuditEntry, FlagChange, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';
+import { flagStoreKeys, type FlagStoreKeys } from './keys';
+import { runWrite } from './scripts';
+import { planWrite } from './write-plan';
+
+type Client = Redis | Cluster;
+
+export interface RedisFlagStoreOptions {
+  /**
+   * A connected ioredis client (Redis, Sentinel or Cluster) — yours to close — or a URL /
+   * RedisOptions from which the store creates (and later closes) its own client with
+   * {@link SAFE_REDIS_OPTIONS} applied under yours.
+   */
+  redis: Client | string | RedisOptions;
+  /** Environment name, part of every key (`rollgate:{prod}:flags`). @default 'default' */
+  env?: string;
+  /** Key prefix. @default 'rollgate' */
+  prefix?: string;
+  /** How often to compare versions as a safety net for lost pub/sub messages. @default 5000 */
+  pollIntervalMs?: number;
+  /** Audit entries kept (approximate, XADD MAXLEN ~). @default 10000 */
+  auditMaxLength?: number;
+  /** Tracking events kept (approximate). @default 10000 */
+  eventsMaxLength?: number;
+  /** Retries of a write not pinned to a version when another writer got in between. @default 3 */
+  writeRetries?: number;
+}
+
+/**
+ * Defaults for clients the store creates: a request never hangs on a dead or stuck Redis.
+ * (ioredis 6 defaults waited 73 s for a command while Redis was down; see docs/operations.md.)
+ */
+export const SAFE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
+  connectTimeout: 2000,
+  commandTimeout: 1000,
+  maxRetriesPerRequest: 1,
+  enableReadyCheck: true,
+  retryStrategy: (times: number) => Math.min(2 ** times * 50, 2000) + Math.floor(Math.random() * 100),
+});
+
+function createClient(redis: string | RedisOptions): Redis {
+  if (typeof redis === 'string') return new Redis(redis, { ...SAFE_REDIS_OPTIONS });
+  return new Redis({ ...SAFE_REDIS_OPTIONS, ...redis });
+}
+
+function isClient(value: unknown): value is Client {
+  return value instanceof Redis || value instanceof Cluster;
+}
+
+function parseJson(text: string): unknown {
+  return JSON.parse(text) as unknown;
+}
+
+/** Reads HGETALL output (object under RESP2, Map or flat array depending on transforms). */
+function entriesOf(reply: unknown): [string, string][] {
+  if (reply instanceof Map) return [...reply.entries()] as [string, string][];
+  if (Array.isArray(reply)) {
+    const out: [string, string][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([String(reply[i]), String(reply[i + 1])]);
+    return out;
+  }
+  if (reply && typeof reply === 'object') return Object.entries(reply as Record<string, string>);
+  return [];
+}
+
+/**
+ * Flag definitions in Redis, one environment per namespace. Reads are one round trip; every
+ * write is one Lua script (version check, set, version bump, audit, publish).
+ */
+export class RedisFlagStore extends BaseFlagStore {
+  readonly keys: FlagStoreKeys;
+  private readonly client: Client;
+  private readonly ownsClient: boolean;
+  private readonly pollIntervalMs: number;
+  private readonly auditMaxLength: number;
+  private readonly eventsMaxLength: number;
+  private readonly writeRetries: number;
+  private readonly watchers = new Set<StoreWatcher>();
+  private subscriber: Client | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private lastVersion = -1;
+  private available = true;
+  private closed = false;
+  private readonly onClientReady = () => this.markAvailable();
+  private readonly onClientClose = () => this.markUnavailable(new StoreUnavailableError('connection to Redis closed'));
+  private readonly onClientError = (_err: Error) => {
+    // ioredis emits errors it also reports through commands and reconnects; an 'error'
+    // listener must exist or Node treats the event as fatal.
+  };
+
+  constructor(options: RedisFlagStoreOptions) {
+    super();
+    if (!options || options.redis === undefined || options.redis === null) {
+      throw new ConfigError('RedisFlagStore: options.redis is required (an ioredis client, a redis:// URL or RedisOptions)');
+    }
+    const env = options.env ?? 'default';
+    try {
+      this.keys = flagStoreKeys(env, options.prefix);
+    } catch (e) {
+      throw new ConfigError(`RedisFlagStore: ${(e as Error).message}`);
+    }
+    const given = options.redis;
+    const keyPrefix = isClient(given) ? (given.options as RedisOptions | undefined)?.keyPrefix : typeof given === 'object' ? given.keyPrefix : undefined;
+    if (keyPrefix) {
+      throw new ConfigError('RedisFlagStore: ioredis keyPrefix is not supported (it does not apply to pub/sub channels); use options.prefix instead');
+    }
+    this.pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs ?? 5000);
+    this.auditMaxLength = positive('auditMaxLength', options.auditMaxLength ?? 10_000);
+    this.eventsMaxLength = positive('eventsMaxLength', options.eventsMaxLength ?? 10_000);
+    this.writeRetries = options.writeRetries ?? 3;
+    this.ownsClient = !isClient(given);
+    this.client = isClient(given) ? given : createClient(given);
+    this.client.on('error', this.onClientError);
+  }
+
+  async load(): Promise<StoredFlagSet> {
+    const reply = await this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).exec();
+    if (!reply) throw new StoreUnavailableError('Redis aborted the load transaction');
+    for (const [err] of reply) if (err) throw err;
+    const [[, rawFlags], [, rawEvaluators], [, rawVersion]] = reply as [unknown, unknown][] as [[null, unknown], [null, unknown], [null, unknown]];
+    const problems: StoredFlagSet['problems'] = [];
+    const decode = (reply: unknown, kind: 'flags' | '$evaluators') => {
+      const out: Record<string, unknown> = {};
+      for (const [key, text] of entriesOf(reply)) {
+        try {
+          // defineProperty: a stored key such as "__proto__" stays a plain own property
+          Object.defineProperty(out, key, { value: parseJson(text), enumerable: true, configurable: true, writable: true });
+        } catch (e) {
+          problems.push({ path: `${kind}.${key}`, message: `stored JSON is invalid: ${(e as Error).message}`, ...(kind === 'flags' ? { flagKey: key } : {}), effect: 'excluded' });
+        }
+      }
+      return out;
+    };
+    const version = rawVersion === null || rawVersion === undefined ? 0 : Number(rawVersion);
+    return { version, flags: decode(rawFlags, 'flags'), evaluators: decode(rawEvaluators, '$evaluators'), problems };
+  }
+
+  async apply(changes: readonly FlagChange[], options: WriteOptions): Promise<WriteResult> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.load();
+      if (options.expectedVersion !== undefined && options.expectedVersion !== current.version) {
+        throw new VersionConflictError(options.expectedVersion, current.version);
+      }
+      const entries = planWrite(current, changes, options);
+      const argv: (string | number)[] = [current.version, this.keys.changes, options.actor, options.reason ?? '', Date.now(), this.auditMaxLength, options.action ?? '', entries.length];
+      for (const e of entries) argv.push(e.kind, e.key, e.json ?? '');
+      try {
+        const version = await runWrite(this.client, [this.keys.flags, this.keys.evaluators, this.keys.version, this.keys.audit], argv);
+        return {
+          version,
+          flags: entries.filter((e) => e.kind === 'flag').map((e) => e.key),
+          evaluators: entries.filter((e) => e.kind === 'evaluator').map((e) => e.key),
+        };
+      } catch (e) {
+        const match = /VERSION_CONFLICT (\d+)/.exec((e as Error).message ?? '');
+        if (!match) throw e;
+        // validated against a version someone else has since replaced
+        if (options.expectedVersion !== undefined || attempt >= this.writeRetries) {
+          throw new VersionConflictError(options.expectedVersion ?? current.version, Number(match[1]));
+        }
+      }
+    }
+  }
+
+  async audit(key?: string, options: { limit?: number } = {}): Promise<AuditEntry[]> {
+    const limit = options.limit ?? 50;
+    const out: AuditEntry[] = [];
+    let end = '+';
+    const page = 500;
+    while (out.length < limit) {
+      const rows = (await this.client.xrevrange(this.keys.audit, end, '-', 'COUNT', page)) as [string, string[]][];
+      for (const [id, fields] of rows) {
+        const entry = auditEntry(id, fields);
+        if (key === undefined || entry.key === key) out.push(entry);
+        if (out.length >= limit) break;
+      }
+      if (rows.length < page) break;
+      end = `(${rows[rows.length - 1]![0]}`;
+    }
+    return out;
+  }
+
+  watch(watcher: StoreWatcher): () => void {
+    this.watchers.add(watcher);
+    if (this.watchers.size === 1) this.startWatching();
+    return () => {
+      this.watchers.delete(watcher);
+      if (this.watchers.size === 0) void this.stopWatching();
+    };
+  }
+
+  async recordEvent(event: TrackedEvent): Promise<void> {
+    await this.client.xadd(
+      this.keys.events,
+      'MAXLEN',
+      '~',
+      this.eventsMaxLength,
+      '*',
+      'name',
+      event.name,
+      'targetingKey',
+      event.targetingKey ?? '',
+      'time',
+      String(event.time),
+      'details',
+      JSON.stringify(event.details),
+    );
+  }
+
+  /** Recorded tracking events, newest first. */
+  async trackedEvents(limit = 100): Promise<TrackedEvent[]> {
+    const rows = (await this.client.xrevrange(this.keys.events, '+', '-', 'COUNT', limit)) as [string, string[]][];
+    return rows.map(([, fields]) => {
+      const f = fieldMap(fields);
+      const event: TrackedEvent = { name: f.name ?? '', time: Number(f.time), details: JSON.parse(f.details ?? '{}') as Record<string, unknown> };
+      if (f.targetingKey) event.targetingKey = f.targetingKey;
+      return event;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stopWatching();
+    this.client.off('error', this.onClientError);
+    if (this.ownsClient) await quit(this.client);
+  }
+
+  // ---- change detection: pub/sub on a dedicated connection, plus resync on ready and polling ----
+
+  private startWatching(): void {
+    this.client.on('ready', this.onClientReady);
+    this.client.on('close', this.onClientClose);
+    // Our own subscriber connection, always: under RESP2 a subscribed connection cannot run commands.
+    const sub: Client = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate({ connectionName: `rollgate:sub:${this.keys.changes}` });
+    this.subscriber = sub;
+    sub.on('error', this.onClientError);
+    sub.on('ready', () => void this.checkVersion());
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.keys.changes) return;
+      try {
+        const version = Number((JSON.parse(message) as { version?: unknown }).version);
+        if (Number.isInteger(version)) this.announce(version);
+      } catch {
+        void this.checkVersion(); // unreadable message: ask Redis instead
+      }
+    });
+    sub.subscribe(this.keys.changes).catch(() => {
+      // retried by ioredis' auto-resubscribe on reconnect; the poll covers the gap
+    });
+    this.pollTimer = setInterval(() => void this.checkVersion(), this.pollIntervalMs);
+    this.pollTimer.unref();
+  }
+
+  private async stopWatching(): Promise<void> {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    this.client.off('ready', this.onClientReady);
+    this.client.off('close', this.onClientClose);
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    if (sub) {
+      sub.removeAllListeners('message');
+      sub.removeAllListeners('ready');
+      await quit(sub);
+      sub.off('error', this.onClientError);
+    }
+  }
+
+  /** Asks Redis for the version; announces a change, or the store being unreachable. */
+  private async checkVersion(): Promise<void> {
+    if (this.closed || this.watchers.size === 0) return;
+    try {
+      const raw = await this.client.get(this.keys.version);
+      this.markAvailable();
+      this.announce(raw === null ? 0 : Number(raw), true);
+    } catch (e) {
+      this.markUnavailable(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private announce(version: number, fromPoll = false): void {
+    if (version === this.lastVersion && fromPoll) return;
+    this.lastVersion = version;
+    for (const w of this.watchers) w.onChange(version);
+  }
+
+  private markAvailable(): void {
+    if (this.available) return;
+    this.available = true;
+    for (const w of this.watchers) w.onAvailable?.();
+    void this.checkVersion();
+  }
+
+  private markUnavailable(error: Error): void {
+    if (!this.available || this.closed) return;
+    this.available = false;
+    for (const w of this.watchers) w.onUnavailable?.(error);
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`RedisFlagStore: options.${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+async function quit(client: Client): Promise<void> {
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+}
+
+function fieldMap(fields: string[]): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!;
+  return out;
+}
+
+function auditEntry(id: string, fields: string[]): AuditEntry {
+  const f = fieldMap(fields);
+  const json = (text: string | undefined) => (text ? (JSON.parse(text) as unknown) : null);
+  return {
+    id,
+    version: Number(f.version),
+    time: Number(f.time),
+    actor: f.actor ?? '',
+    action: f.action ?? '',
+    kind: f.kind === 'evaluator' ? 'evaluator' : 'flag',
+    key: f.key ?? '',
+    before: json(f.before),
+    after: json(f.after),
+    reason: f.reason ?? '',
+  };
+}

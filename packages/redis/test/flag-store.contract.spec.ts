@@ -1,0 +1,172 @@
+import { FlagValidationError } from '@rollgate/core';
+import { MemoryFlagStore, NotFoundError, RedisFlagStore, VersionConflictError, type BaseFlagStore } from '@rollgate/redis';
+import { startRedis, type TestRedis } from './support/redis-server';
+import { actor, checkoutTheme, fastPayment, vipAgencies } from './support/flags';
+
+// One contract, two stores: everything a caller relies on must hold for both.
+
+let redis: TestRedis;
+let envCounter = 0;
+const opened: BaseFlagStore[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+});
+
+const factories: [string, () => BaseFlagStore][] = [
+  ['MemoryFlagStore', () => new MemoryFlagStore()],
+  ['RedisFlagStore', () => new RedisFlagStore({ redis: redis.url, env: `contract-${process.pid}-${++envCounter}`, pollIntervalMs: 60_000 })],
+];
+
+describe.each(factories)('%s', (_name, create) => {
+  let store: BaseFlagStore;
+  beforeEach(() => {
+    store = create();
+    opened.push(store);
+  });
+
+  it('starts empty at version 0', async () => {
+    expect(await store.load()).toEqual({ version: 0, flags: {}, evaluators: {}, problems: [] });
+  });
+
+  it('stores flags and evaluators, bumping the version once per write', async () => {
+    const a = await store.putEvaluator('vip-agencies', vipAgencies, actor);
+    const b = await store.putFlag('fast-payment', fastPayment, actor);
+    expect([a.version, b.version]).toEqual([1, 2]);
+    expect(await store.load()).toEqual({ version: 2, flags: { 'fast-payment': fastPayment }, evaluators: { 'vip-agencies': vipAgencies }, problems: [] });
+  });
+
+  it('writes several changes as one version', async () => {
+    const r = await store.apply(
+      [
+        { kind: 'evaluator', key: 'vip-agencies', definition: vipAgencies },
+        { kind: 'flag', key: 'fast-payment', definition: fastPayment },
+        { kind: 'flag', key: 'checkout-theme', definition: checkoutTheme },
+      ],
+      actor,
+    );
+    expect(r).toEqual({ version: 1, flags: ['fast-payment', 'checkout-theme'], evaluators: ['vip-agencies'] });
+    expect(Object.keys((await store.load()).flags).sort()).toEqual(['checkout-theme', 'fast-payment']);
+  });
+
+  it('patches only the named fields', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    await store.patchFlag('checkout-theme', { defaultVariant: 'bold' }, actor);
+    expect((await store.load()).flags['checkout-theme']).toEqual({ ...checkoutTheme, defaultVariant: 'bold' });
+    await expect(store.patchFlag('checkout-theme', { evil: 1 } as never, actor)).rejects.toThrow('cannot patch "evil"');
+    await expect(store.patchFlag('missing', { state: 'DISABLED' }, actor)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('refuses a stale writer with VersionConflictError and writes nothing', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    const err = await store.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: 'bold' }, { ...actor, expectedVersion: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VersionConflictError);
+    expect(err).toMatchObject({ expectedVersion: 0, currentVersion: 1, code: 'ERR_ROLLGATE_VERSION_CONFLICT' });
+    expect(await store.load()).toMatchObject({ version: 1, flags: { 'checkout-theme': checkoutTheme } });
+    expect(await store.audit()).toHaveLength(1);
+  });
+
+  it('refuses an invalid flag with the core path-qualified message, leaving the store untouched', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    const before = await store.load();
+    const err = await store.putFlag('fast-payment', { ...fastPayment, targeting: undefined, defaultVariant: 'nope' }, actor).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FlagValidationError);
+    expect((err as Error).message).toContain('flags.fast-payment.defaultVariant: "nope" is not one of the variants on, off');
+    expect(await store.load()).toEqual(before);
+    expect(await store.audit()).toHaveLength(1);
+  });
+
+  it('refuses prototype-pollution payloads and leaves Object.prototype alone', async () => {
+    const payload = JSON.parse('{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on","__proto__":{"polluted":true}}') as unknown;
+    await expect(store.putFlag('evil', payload, actor)).rejects.toThrow('the key "__proto__" is forbidden');
+    await expect(store.putFlag('__proto__', checkoutTheme, actor)).rejects.toThrow(FlagValidationError);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await store.load()).version).toBe(0);
+  });
+
+  it('refuses removing an evaluator that flags still use', async () => {
+    await store.putEvaluator('vip-agencies', vipAgencies, actor);
+    await store.putFlag('fast-payment', fastPayment, actor);
+    await expect(store.removeEvaluator('vip-agencies', actor)).rejects.toThrow('unknown $ref "vip-agencies"');
+    expect((await store.load()).evaluators).toEqual({ 'vip-agencies': vipAgencies });
+  });
+
+  it('requires an actor', async () => {
+    await expect(store.putFlag('checkout-theme', checkoutTheme, { actor: '' })).rejects.toThrow('options.actor is required');
+  });
+
+  it('audits every change with actor, action, before, after, reason and version, newest first', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, { actor: 'alice', reason: 'launch' });
+    await store.patchFlag('checkout-theme', { state: 'DISABLED' }, { actor: 'bob', reason: 'incident 42' });
+    await store.removeFlag('checkout-theme', { actor: 'carol' });
+    const entries = await store.audit('checkout-theme');
+    expect(entries.map((e) => [e.version, e.actor, e.action, e.reason])).toEqual([
+      [3, 'carol', 'remove', ''],
+      [2, 'bob', 'patch', 'incident 42'],
+      [1, 'alice', 'put', 'launch'],
+    ]);
+    expect(entries[1]!.before).toEqual(checkoutTheme);
+    expect(entries[1]!.after).toEqual({ ...checkoutTheme, state: 'DISABLED' });
+    expect(entries[0]!.after).toBeNull();
+    expect(entries[2]!.before).toBeNull();
+    expect(await store.audit(undefined, { limit: 2 })).toHaveLength(2);
+  });
+
+  it('reverts to the exact definition of an earlier version, as a new audited write', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, actor); // v1
+    await store.patchFlag('checkout-theme', { defaultVariant: 'bold' }, actor); // v2
+    await store.patchFlag('checkout-theme', { state: 'DISABLED' }, actor); // v3
+    const r = await store.revert('checkout-theme', { toVersion: 1 }, { actor: 'ops' });
+    expect(r.version).toBe(4);
+    expect((await store.load()).flags['checkout-theme']).toEqual(checkoutTheme);
+    const [latest] = await store.audit('checkout-theme', { limit: 1 });
+    expect(latest).toMatchObject({ action: 'revert', actor: 'ops', version: 4, reason: 'revert to version 1' });
+  });
+
+  it('reverts the latest change by default, and a creation by removing', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    await store.patchFlag('checkout-theme', { defaultVariant: 'bold' }, actor);
+    await store.revert('checkout-theme', {}, actor);
+    expect((await store.load()).flags['checkout-theme']).toEqual(checkoutTheme);
+    await store.putFlag('new-flag', checkoutTheme, actor);
+    await store.revert('new-flag', { toVersion: 1 }, actor);
+    expect((await store.load()).flags['new-flag']).toBeUndefined();
+    await expect(store.revert('never-existed', {}, actor)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('tells watchers about every write', async () => {
+    const heard: number[] = [];
+    const changed = new Promise<void>((resolve) => {
+      const stop = store.watch({
+        onChange: (v) => {
+          heard.push(v);
+          if (v === 2) {
+            stop();
+            resolve();
+          }
+        },
+      });
+    });
+    // let the Redis subscriber connect before writing (its initial version check announces 0)
+    await new Promise<void>((resolve) => {
+      const stop = store.watch({ onChange: () => (stop(), resolve()) });
+      if (store instanceof MemoryFlagStore) (stop(), resolve());
+    });
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    await store.patchFlag('checkout-theme', { state: 'DISABLED' }, actor);
+    await changed;
+    expect(heard).toContain(2);
+  });
+
+  it('records tracking events', async () => {
+    await store.recordEvent({ name: 'payment-completed', targetingKey: 'u1', time: 1, details: { value: 12.5 } });
+    const events = store instanceof MemoryFlagStore ? store.trackedEvents() : await (store as RedisFlagStore).trackedEvents();
+    expect(events).toEqual([{ name: 'payment-completed', targetingKey: 'u1', time: 1, details: { value: 12.5 } }]);
+  });
+});
