@@ -4,6 +4,12 @@ import type { ValidationIssue } from '@rollgate/core';
 export interface StoredFlagSet {
   /** Monotonic version; 0 for an empty store. */
   version: number;
+  /**
+   * Identity of the store's data lineage, set by the first write. A Redis that lost its data and
+   * was re-seeded restarts its versions under a new epoch, so readers cannot mistake it for the
+   * data they hold. '' for an empty store.
+   */
+  epoch: string;
   /** Flag key → definition as parsed from the store. */
   flags: Record<string, unknown>;
   /** Evaluator name → rule. */
@@ -69,8 +75,8 @@ export interface TrackedEvent {
 
 /** What a store tells its watchers. */
 export interface StoreWatcher {
-  /** A write happened (or a resync found a newer version). `version` is the store's version. */
-  onChange(version: number): void;
+  /** A write happened, or a check found the store at this version and epoch. */
+  onChange(version: number, epoch: string): void;
   /** The store stopped answering (connection lost, commands timing out). */
   onUnavailable?(error: Error): void;
   /** The store answers again; a resync follows through onChange. */

@@ -9,6 +9,8 @@ export interface FlagStoreKeys {
   readonly evaluators: string;
   /** integer bumped by every write */
   readonly version: string;
+  /** random id set by the first write (see StoredFlagSet.epoch) */
+  readonly epoch: string;
   /** stream of audit entries */
   readonly audit: string;
   /** capped stream of `track()` events */
@@ -32,6 +34,7 @@ export function flagStoreKeys(env: string, prefix = 'rollgate'): FlagStoreKeys {
     flags: `${base}:flags`,
     evaluators: `${base}:evaluators`,
     version: `${base}:version`,
+    epoch: `${base}:epoch`,
     audit: `${base}:audit`,
     events: `${base}:events`,
     changes: `${base}:changes`,

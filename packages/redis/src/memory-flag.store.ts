@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { BaseFlagStore } from './base-flag.store';
 import { VersionConflictError } from './errors';
 import type { AuditEntry, FlagChange, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';
@@ -18,6 +19,7 @@ export interface MemoryFlagStoreOptions {
  */
 export class MemoryFlagStore extends BaseFlagStore {
   private version = 0;
+  private epoch = '';
   private readonly flags = new Map<string, string>();
   private readonly evaluators = new Map<string, string>();
   private readonly auditLog: AuditEntry[] = [];
@@ -32,7 +34,10 @@ export class MemoryFlagStore extends BaseFlagStore {
     this.eventsMaxLength = options.eventsMaxLength ?? 10_000;
     for (const [key, def] of Object.entries(options.initial?.flags ?? {})) this.flags.set(key, JSON.stringify(def));
     for (const [key, def] of Object.entries(options.initial?.$evaluators ?? {})) this.evaluators.set(key, JSON.stringify(def));
-    if (this.flags.size + this.evaluators.size > 0) this.version = 1;
+    if (this.flags.size + this.evaluators.size > 0) {
+      this.version = 1;
+      this.epoch = randomUUID();
+    }
   }
 
   async load(): Promise<StoredFlagSet> {
@@ -45,7 +50,7 @@ export class MemoryFlagStore extends BaseFlagStore {
       for (const [k, v] of m) Object.defineProperty(out, k, { value: JSON.parse(v), enumerable: true, configurable: true, writable: true });
       return out;
     };
-    return { version: this.version, flags: parse(this.flags), evaluators: parse(this.evaluators), problems: [] };
+    return { version: this.version, epoch: this.epoch, flags: parse(this.flags), evaluators: parse(this.evaluators), problems: [] };
   }
 
   async apply(changes: readonly FlagChange[], options: WriteOptions): Promise<WriteResult> {
@@ -55,6 +60,8 @@ export class MemoryFlagStore extends BaseFlagStore {
     }
     const entries = planWrite(this.snapshot(), changes, options);
     const version = ++this.version;
+    if (this.epoch === '') this.epoch = randomUUID();
+    const epoch = this.epoch;
     const time = Date.now();
     for (const entry of entries) {
       const map = entry.kind === 'flag' ? this.flags : this.evaluators;
@@ -77,7 +84,7 @@ export class MemoryFlagStore extends BaseFlagStore {
     if (this.auditLog.length > this.auditMaxLength) this.auditLog.splice(0, this.auditLog.length - this.auditMaxLength);
     // announced asynchronously, like a pub/sub message
     queueMicrotask(() => {
-      for (const w of this.watchers) w.onChange(version);
+      for (const w of this.watchers) w.onChange(version, epoch);
     });
     return {
       version,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { BaseFlagStore } from './base-flag.store';
 import { ConfigError, StoreUnavailableError, VersionConflictError } from './errors';
@@ -81,7 +82,7 @@ export class RedisFlagStore extends BaseFlagStore {
   private readonly watchers = new Set<StoreWatcher>();
   private subscriber: Client | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
-  private lastVersion = -1;
+  private lastRevision = '';
   private available = true;
   private closed = false;
   private readonly onClientReady = () => this.markAvailable();
@@ -117,10 +118,10 @@ export class RedisFlagStore extends BaseFlagStore {
   }
 
   async load(): Promise<StoredFlagSet> {
-    const reply = await this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).exec();
+    const reply = await this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).get(this.keys.epoch).exec();
     if (!reply) throw new StoreUnavailableError('Redis aborted the load transaction');
     for (const [err] of reply) if (err) throw err;
-    const [[, rawFlags], [, rawEvaluators], [, rawVersion]] = reply as [unknown, unknown][] as [[null, unknown], [null, unknown], [null, unknown]];
+    const [[, rawFlags], [, rawEvaluators], [, rawVersion], [, rawEpoch]] = reply as [unknown, unknown][] as [[null, unknown], [null, unknown], [null, unknown], [null, unknown]];
     const problems: StoredFlagSet['problems'] = [];
     const decode = (reply: unknown, kind: 'flags' | '$evaluators') => {
       const out: Record<string, unknown> = {};
@@ -135,7 +136,7 @@ export class RedisFlagStore extends BaseFlagStore {
       return out;
     };
     const version = rawVersion === null || rawVersion === undefined ? 0 : Number(rawVersion);
-    return { version, flags: decode(rawFlags, 'flags'), evaluators: decode(rawEvaluators, '$evaluators'), problems };
+    return { version, epoch: typeof rawEpoch === 'string' ? rawEpoch : '', flags: decode(rawFlags, 'flags'), evaluators: decode(rawEvaluators, '$evaluators'), problems };
   }
 
   async apply(changes: readonly FlagChange[], options: WriteOptions): Promise<WriteResult> {
@@ -145,10 +146,10 @@ export class RedisFlagStore extends BaseFlagStore {
         throw new VersionConflictError(options.expectedVersion, current.version);
       }
       const entries = planWrite(current, changes, options);
-      const argv: (string | number)[] = [current.version, this.keys.changes, options.actor, options.reason ?? '', Date.now(), this.auditMaxLength, options.action ?? '', entries.length];
+      const argv: (string | number)[] = [current.version, this.keys.changes, options.actor, options.reason ?? '', Date.now(), this.auditMaxLength, options.action ?? '', entries.length, randomUUID()];
       for (const e of entries) argv.push(e.kind, e.key, e.json ?? '');
       try {
-        const version = await runWrite(this.client, [this.keys.flags, this.keys.evaluators, this.keys.version, this.keys.audit], argv);
+        const version = await runWrite(this.client, [this.keys.flags, this.keys.evaluators, this.keys.version, this.keys.audit, this.keys.epoch], argv);
         return {
           version,
           flags: entries.filter((e) => e.kind === 'flag').map((e) => e.key),
@@ -242,8 +243,10 @@ export class RedisFlagStore extends BaseFlagStore {
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.keys.changes) return;
       try {
-        const version = Number((JSON.parse(message) as { version?: unknown }).version);
-        if (Number.isInteger(version)) this.announce(version);
+        const parsed = JSON.parse(message) as { version?: unknown; epoch?: unknown };
+        const version = Number(parsed.version);
+        if (Number.isInteger(version) && typeof parsed.epoch === 'string') this.announce(version, parsed.epoch);
+        else void this.checkVersion();
       } catch {
         void this.checkVersion(); // unreadable message: ask Redis instead
       }
@@ -274,18 +277,19 @@ export class RedisFlagStore extends BaseFlagStore {
   private async checkVersion(): Promise<void> {
     if (this.closed || this.watchers.size === 0) return;
     try {
-      const raw = await this.client.get(this.keys.version);
+      const [version, epoch] = await this.client.mget(this.keys.version, this.keys.epoch);
       this.markAvailable();
-      this.announce(raw === null ? 0 : Number(raw), true);
+      this.announce(version === null ? 0 : Number(version), epoch ?? '', true);
     } catch (e) {
       this.markUnavailable(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
-  private announce(version: number, fromPoll = false): void {
-    if (version === this.lastVersion && fromPoll) return;
-    this.lastVersion = version;
-    for (const w of this.watchers) w.onChange(version);
+  private announce(version: number, epoch: string, fromPoll = false): void {
+    const revision = `${epoch}:${version}`;
+    if (revision === this.lastRevision && fromPoll) return;
+    this.lastRevision = revision;
+    for (const w of this.watchers) w.onChange(version, epoch);
   }
 
   private markAvailable(): void {

@@ -59,6 +59,7 @@ export class RollgateProvider implements Provider {
   private readonly logger: Pick<Logger, 'warn' | 'error'>;
   private current: FlagSnapshot = FlagSnapshot.empty();
   private version = 0;
+  private epoch = '';
   private syncedAt: number | undefined;
   private storeUnavailable = false;
   private state: 'idle' | 'ready' | 'stale' | 'error' | 'closed' = 'idle';
@@ -89,8 +90,8 @@ export class RollgateProvider implements Provider {
 
   async initialize(): Promise<void> {
     this.unwatch = this.store.watch({
-      onChange: (version) => {
-        if (version !== this.version) this.requestSync();
+      onChange: (version, epoch) => {
+        if (epoch !== this.epoch || version > this.version) this.requestSync();
         else this.syncedAt = Date.now();
       },
       onUnavailable: (error) => this.lostStore(error),
@@ -220,25 +221,30 @@ export class RollgateProvider implements Provider {
     this.storeUnavailable = false;
     clearTimeout(this.graceTimer);
     clearTimeout(this.retryTimer);
-    if (loaded.version < this.version && announce) {
-      if (loaded.version === 0) {
-        // An empty store after we had flags: Redis lost its data (restart without persistence,
-        // failover to an unsynced replica). Keep serving what we had and say so.
-        this.logger.error(`rollgate: flag store version went from ${this.version} to 0 (data lost?); keeping the last known flags`);
-        this.syncedAt = Date.now();
-        this.recover(wasDegraded);
-        return;
-      }
-      this.logger.warn(`rollgate: flag store version went backwards (${this.version} → ${loaded.version}); applying it`);
-    } else if (loaded.version === this.version && announce) {
+    if (loaded.version === 0 && this.version > 0) {
+      // An empty store after we had flags: Redis lost its data (restart without persistence,
+      // failover to an unsynced replica). Keep serving what we had, say so, and take whatever
+      // is written next (it comes with a new epoch).
+      this.logger.error(`rollgate: flag store is empty but we had version ${this.version} (data lost?); keeping the last known flags until it is re-seeded`);
+      this.version = 0;
+      this.epoch = '';
       this.syncedAt = Date.now();
       this.recover(wasDegraded);
       return;
+    }
+    if (loaded.epoch === this.epoch && loaded.version <= this.version && this.syncedAt !== undefined) {
+      this.syncedAt = Date.now(); // nothing newer: a duplicate or late notification
+      this.recover(wasDegraded);
+      return;
+    }
+    if (loaded.epoch !== this.epoch && this.epoch !== '') {
+      this.logger.warn(`rollgate: flag store was replaced (new epoch ${loaded.epoch}); loading it`);
     }
     const next = this.compileKeepingLastGood(loaded);
     const changed = changedFlagKeys(this.current, next);
     this.current = next;
     this.version = loaded.version;
+    this.epoch = loaded.epoch;
     this.syncedAt = Date.now();
     this.recover(wasDegraded);
     if (announce && changed.length > 0) {

@@ -32,14 +32,19 @@ describe.each(factories)('%s', (_name, create) => {
   });
 
   it('starts empty at version 0', async () => {
-    expect(await store.load()).toEqual({ version: 0, flags: {}, evaluators: {}, problems: [] });
+    expect(await store.load()).toEqual({ version: 0, epoch: '', flags: {}, evaluators: {}, problems: [] });
   });
 
   it('stores flags and evaluators, bumping the version once per write', async () => {
     const a = await store.putEvaluator('vip-agencies', vipAgencies, actor);
     const b = await store.putFlag('fast-payment', fastPayment, actor);
     expect([a.version, b.version]).toEqual([1, 2]);
-    expect(await store.load()).toEqual({ version: 2, flags: { 'fast-payment': fastPayment }, evaluators: { 'vip-agencies': vipAgencies }, problems: [] });
+    const loaded = await store.load();
+    expect(loaded).toEqual({ version: 2, epoch: expect.any(String), flags: { 'fast-payment': fastPayment }, evaluators: { 'vip-agencies': vipAgencies }, problems: [] });
+    // the epoch is set by the first write and kept by later ones
+    expect(loaded.epoch).not.toBe('');
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    expect((await store.load()).epoch).toBe(loaded.epoch);
   });
 
   it('writes several changes as one version', async () => {
