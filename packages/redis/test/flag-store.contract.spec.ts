@@ -77,6 +77,26 @@ describe.each(factories)('%s', (_name, create) => {
     expect(await store.audit()).toHaveLength(1);
   });
 
+  it('lets exactly one of several concurrent writers at the same version win', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    const attempts = ['classic', 'bold', 'classic', 'bold', 'bold'].map((v, i) =>
+      store.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: v, metadata: { writer: i } }, { actor: `writer-${i}`, expectedVersion: 1 }),
+    );
+    const settled = await Promise.allSettled(attempts);
+    const won = settled.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const r of settled) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(VersionConflictError);
+    const winner = settled.indexOf(won[0]!);
+    expect(await store.load()).toMatchObject({ version: 2, flags: { 'checkout-theme': { metadata: { writer: winner } } } });
+    expect((await store.audit('checkout-theme')).map((e) => e.actor)).toEqual([`writer-${winner}`, 'test-suite']);
+  });
+
+  it('serialises unpinned concurrent writers without losing any', async () => {
+    const results = await Promise.all(['a', 'b', 'c'].map((k) => store.putFlag(k, checkoutTheme, actor)));
+    expect(results.map((r) => r.version).sort()).toEqual([1, 2, 3]);
+    expect(Object.keys((await store.load()).flags).sort()).toEqual(['a', 'b', 'c']);
+  });
+
   it('refuses an invalid flag with the core path-qualified message, leaving the store untouched', async () => {
     await store.putFlag('checkout-theme', checkoutTheme, actor);
     const before = await store.load();
