@@ -47,7 +47,7 @@ export class MemoryFlagStore extends BaseFlagStore {
   private snapshot(): StoredFlagSet {
     const parse = (m: Map<string, string>) => {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of m) Object.defineProperty(out, k, { value: JSON.parse(v), enumerable: true, configurable: true, writable: true });
+      for (const [k, v] of [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) Object.defineProperty(out, k, { value: JSON.parse(v), enumerable: true, configurable: true, writable: true });
       return out;
     };
     return { version: this.version, epoch: this.epoch, flags: parse(this.flags), evaluators: parse(this.evaluators), problems: [] };

@@ -125,7 +125,8 @@ export class RedisFlagStore extends BaseFlagStore {
     const problems: StoredFlagSet['problems'] = [];
     const decode = (reply: unknown, kind: 'flags' | '$evaluators') => {
       const out: Record<string, unknown> = {};
-      for (const [key, text] of entriesOf(reply)) {
+      // sorted: every instance sees the same order whatever Redis' hash encoding (stable ETags)
+      for (const [key, text] of entriesOf(reply).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         try {
           // defineProperty: a stored key such as "__proto__" stays a plain own property
           Object.defineProperty(out, key, { value: parseJson(text), enumerable: true, configurable: true, writable: true });

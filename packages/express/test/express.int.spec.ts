@@ -1,0 +1,332 @@
+import { createHmac, generateKeyPairSync } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import express, { type Express } from 'express';
+import jwt from 'jsonwebtoken';
+import request from 'supertest';
+import { NOOP_PROVIDER, OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
+import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfeature/ofrep-core';
+import { RedisFlagStore, RollgateProvider } from '@rollgate/redis';
+import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
+import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
+
+// Express adapters end to end: a real redis-server, a real provider, real HTTP.
+
+const SECRET = 'test-secret-that-is-long-enough-32b!';
+const ISSUER = 'https://idp.test/';
+const AUDIENCE = 'booking-api';
+const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+const flags = {
+  'fast-payment': {
+    state: 'ENABLED',
+    variants: { on: true, off: false },
+    defaultVariant: 'off',
+    targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { $ref: 'vip-agencies' }, 'on', 'off'] },
+    metadata: { clientVisible: true, owner: 'payments' },
+  },
+  'checkout-variant': { state: 'ENABLED', variants: { classic: 'classic', fast: 'fast' }, defaultVariant: 'classic', targeting: { if: [{ '==': [{ var: 'tenant' }, 'atlas'] }, 'fast', null] }, metadata: { clientVisible: true } },
+  'admin-tools': { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', 'off'] } },
+};
+const evaluators = { 'vip-agencies': { in: [{ var: 'tenant' }, ['atlas', 'nordic']] } };
+
+/** Signs a payload given as JSON text, byte for byte (jsonwebtoken refuses an own "__proto__" key). */
+function rawToken(payloadJson: string): string {
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+  const body = Buffer.from(payloadJson).toString('base64url');
+  return `${header}.${body}.${createHmac('sha256', SECRET).update(`${header}.${body}`).digest('base64url')}`;
+}
+
+function token(claims: Record<string, unknown>, options: jwt.SignOptions = {}): string {
+  return jwt.sign(claims, SECRET, { algorithm: 'HS256', issuer: ISSUER, audience: AUDIENCE, expiresIn: 300, ...options });
+}
+const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
+const admin = token({ sub: 'ada', roles: ['admin'], tenant: 'internal' });
+const vipAgent = token({ sub: 'bo', roles: ['agent'], tenant: 'atlas' });
+const customer = token({ sub: 'cy', roles: ['customer'], tenant: 'smallco' });
+
+let redis: TestRedis;
+let writer: RedisFlagStore;
+let provider: RollgateProvider;
+let app: Express;
+let router: OfrepRouter;
+let handlerCalls = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const env = `express-${process.pid}`;
+  writer = new RedisFlagStore({ redis: redis.url, env });
+  await writer.apply(
+    [
+      { kind: 'evaluator', key: 'vip-agencies', definition: evaluators['vip-agencies'] },
+      ...Object.entries(flags).map(([key, definition]) => ({ kind: 'flag' as const, key, definition })),
+    ],
+    { actor: 'test' },
+  );
+  provider = new RollgateProvider({ store: { redis: redis.url, env } });
+  await OpenFeature.setProviderAndWait(provider);
+
+  app = express();
+  const jwtOptions = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+  // OFREP first, with its own identity: CORS preflights and the SSE stream carry no Authorization
+  router = ofrep({ provider, identity: { jwt: jwtOptions }, cors: { origins: ['https://app.test'] }, clientAttributes: ['locale'] });
+  app.use(router);
+  app.use(identity({ jwt: jwtOptions }));
+  const handler = (_req: express.Request, res: express.Response) => {
+    handlerCalls++;
+    res.json({ ok: true });
+  };
+  app.post('/payments/fast', requireFeature('fast-payment'), handler);
+  app.post('/hidden', requireFeature('fast-payment', { hide: true }), handler);
+  app.get('/checkout', requireFeature('checkout-variant', { expected: 'fast' }), handler);
+  app.get('/any', requireFeature(['admin-tools', 'fast-payment'], { mode: 'any' }), handler);
+  app.get('/all', requireFeature(['admin-tools', 'fast-payment'], { mode: 'all' }), handler);
+  app.get('/missing-flag', requireFeature('does-not-exist'), handler);
+  app.get('/implicit', async (_req, res) => {
+    // no context passed: the identity comes from the transaction context
+    res.json({ fast: await OpenFeature.getClient().getBooleanValue('fast-payment', false) });
+  });
+});
+
+afterAll(async () => {
+  router.close();
+  await OpenFeature.close();
+  await writer.close();
+  await redis.stop();
+});
+
+beforeEach(() => {
+  handlerCalls = 0;
+});
+
+describe('requireFeature', () => {
+  it('lets pilot users through and refuses everyone else before the handler runs', async () => {
+    await request(app).post('/payments/fast').set(bearer(admin)).expect(200, { ok: true });
+    await request(app).post('/payments/fast').set(bearer(vipAgent)).expect(200);
+    expect(handlerCalls).toBe(2);
+    const denied = await request(app).post('/payments/fast').set(bearer(customer)).expect(403);
+    expect(denied.body).toEqual({ error: 'feature_not_enabled' });
+    await request(app).post('/hidden').set(bearer(customer)).expect(404, { error: 'not_found' });
+    expect(handlerCalls).toBe(2);
+  });
+
+  it('checks the expected value of a string flag, and all/any of several flags', async () => {
+    await request(app).get('/checkout').set(bearer(vipAgent)).expect(200);
+    await request(app).get('/checkout').set(bearer(customer)).expect(403);
+    await request(app).get('/any').set(bearer(vipAgent)).expect(200); // fast-payment on, admin-tools off
+    await request(app).get('/all').set(bearer(vipAgent)).expect(403);
+    await request(app).get('/all').set(bearer(admin)).expect(200);
+    expect(handlerCalls).toBe(3);
+  });
+
+  it('denies a flag that does not exist (fail closed)', async () => {
+    await request(app).get('/missing-flag').set(bearer(admin)).expect(403);
+    expect(handlerCalls).toBe(0);
+  });
+
+  it('follows a flag flipped in Redis on the next request, without a restart', async () => {
+    const changed = new Promise<void>((resolve) => {
+      const h = () => (OpenFeature.removeHandler(ProviderEvents.ConfigurationChanged, h), resolve());
+      OpenFeature.addHandler(ProviderEvents.ConfigurationChanged, h);
+    });
+    await writer.patchFlag('fast-payment', { state: 'DISABLED' }, { actor: 'ops', reason: 'kill switch' });
+    await changed;
+    await request(app).post('/payments/fast').set(bearer(admin)).expect(403);
+    const back = new Promise<void>((resolve) => {
+      const h = () => (OpenFeature.removeHandler(ProviderEvents.ConfigurationChanged, h), resolve());
+      OpenFeature.addHandler(ProviderEvents.ConfigurationChanged, h);
+    });
+    await writer.patchFlag('fast-payment', { state: 'ENABLED' }, { actor: 'ops' });
+    await back;
+    await request(app).post('/payments/fast').set(bearer(admin)).expect(200);
+  });
+
+  it('ignores tenant and role sent by the client in headers, query or body', async () => {
+    await request(app)
+      .post('/payments/fast?tenant=atlas&roles=admin')
+      .set(bearer(customer))
+      .set('X-Tenant', 'atlas')
+      .set('X-Role', 'admin')
+      .send({ tenant: 'atlas', roles: ['admin'], context: { tenant: 'atlas' } })
+      .expect(403);
+    expect(handlerCalls).toBe(0);
+  });
+
+  it('puts the caller in the OpenFeature transaction context for the handler', async () => {
+    await request(app).get('/implicit').set(bearer(vipAgent)).expect(200, { fast: true });
+    await request(app).get('/implicit').set(bearer(customer)).expect(200, { fast: false });
+  });
+});
+
+describe('identity rejects bad tokens with 401 and never runs the handler', () => {
+  const noneToken = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'ada', roles: ['admin'], iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 })).toString('base64url')}.`;
+  const [h, p, s] = admin.split('.');
+  const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), roles: ['admin'], sub: 'cy' })).toString('base64url');
+  const cases: [string, Record<string, string>][] = [
+    ['no Authorization header', {}],
+    ['Basic scheme', { Authorization: 'Basic YWRhOnB3' }],
+    ['garbage', { Authorization: 'Bearer abc' }],
+    ['alg none', { Authorization: `Bearer ${noneToken}` }],
+    ['tampered payload', { Authorization: `Bearer ${h}.${forged}.${s}` }],
+    ['expired', bearer(token({ sub: 'ada', roles: ['admin'] }, { expiresIn: -60 }))],
+    ['no exp', bearer(jwt.sign({ sub: 'ada', roles: ['admin'] }, SECRET, { algorithm: 'HS256', issuer: ISSUER, audience: AUDIENCE }))],
+    ['wrong audience', bearer(token({ sub: 'ada', roles: ['admin'] }, { audience: 'other-api' }))],
+    ['wrong issuer', bearer(token({ sub: 'ada', roles: ['admin'] }, { issuer: 'https://evil.test/' }))],
+    ['wrong secret', bearer(jwt.sign({ sub: 'ada', roles: ['admin'] }, 'another-secret-that-is-32-bytes-long', { algorithm: 'HS256', issuer: ISSUER, audience: AUDIENCE, expiresIn: 300 }))],
+    ['RS256 token against an HS256 verifier', bearer(jwt.sign({ sub: 'ada', roles: ['admin'] }, privateKey, { algorithm: 'RS256', issuer: ISSUER, audience: AUDIENCE, expiresIn: 300 }))],
+    ['no sub', bearer(token({ roles: ['admin'] }))],
+    ['oversized header', { Authorization: `Bearer ${'a'.repeat(9000)}.b.c` }],
+  ];
+  it.each(cases)('%s', async (_name, headers) => {
+    const res = await request(app).post('/payments/fast').set(headers).expect(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer');
+    expect(res.body).toEqual({ error: 'unauthorized' });
+    expect(handlerCalls).toBe(0);
+  });
+
+  it('does not let a __proto__ claim grant a role', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 300;
+    const forged = rawToken(`{"sub":"mallory","tenant":"smallco","iss":"${ISSUER}","aud":"${AUDIENCE}","exp":${exp},"__proto__":{"roles":["admin"],"tenant":"atlas"}}`);
+    await request(app).post('/payments/fast').set(bearer(forged)).expect(403);
+    await request(app).get('/implicit').set(bearer(forged)).expect(200, { fast: false });
+    expect(({} as Record<string, unknown>).roles).toBeUndefined();
+    expect(handlerCalls).toBe(0);
+  });
+
+  it('refuses an HS256 token signed with the RSA public key when the verifier pins RS256', async () => {
+    const rsApp = express();
+    rsApp.use(identity({ jwt: { publicKey: publicPem, algorithms: ['RS256'], issuer: ISSUER, audience: AUDIENCE } }));
+    rsApp.get('/', (_req, res) => {
+      handlerCalls++;
+      res.end();
+    });
+    const confused = jwt.sign({ sub: 'ada', roles: ['admin'] }, 'x'.repeat(40), { algorithm: 'HS256', issuer: ISSUER, audience: AUDIENCE, expiresIn: 300 });
+    // the classic attack signs with the public key PEM as the HMAC secret: craft it by hand
+    const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+    const body = confused.split('.')[1]!;
+    const sig = createHmac('sha256', publicPem).update(`${header}.${body}`).digest('base64url');
+    await request(rsApp).get('/').set(bearer(`${header}.${body}.${sig}`)).expect(401);
+    await request(rsApp).get('/').set(bearer(jwt.sign({ sub: 'ada' }, privateKey, { algorithm: 'RS256', issuer: ISSUER, audience: AUDIENCE, expiresIn: 300 }))).expect(200);
+    expect(handlerCalls).toBe(1);
+  });
+
+  it('refuses unsafe options at start-up with a message naming the option', () => {
+    expect(() => identity({ jwt: { secret: SECRET, algorithms: [] } })).toThrow('jwt.algorithms is required');
+    expect(() => identity({ jwt: { secret: 'short', algorithms: ['HS256'] } })).toThrow('at least 32 bytes');
+    expect(() => identity({ jwt: { secret: SECRET, algorithms: ['HS256', 'RS256'] } })).toThrow('one family');
+    expect(() => identity({ jwt: { secret: SECRET, algorithms: ['RS256'] } })).toThrow('need jwt.publicKey');
+    expect(() => identity({})).toThrow('give options.jwt');
+  });
+});
+
+describe('fail closed', () => {
+  it('answers 503 with Retry-After when the provider is not ready, and 403 with whenUnavailable: deny', async () => {
+    const down = new RollgateProvider({ store: { redis: { port: 1, host: '127.0.0.1', retryStrategy: () => null }, env: 'down' }, initTimeoutMs: 200 });
+    await OpenFeature.setProviderAndWait('down', down).catch(() => undefined);
+    const a = express();
+    a.use(identity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }));
+    a.get('/u', requireFeature('fast-payment', { domain: 'down' }), () => handlerCalls++);
+    a.get('/d', requireFeature('fast-payment', { domain: 'down', whenUnavailable: 'deny' }), () => handlerCalls++);
+    const res = await request(a).get('/u').set(bearer(admin)).expect(503);
+    expect(res.headers['retry-after']).toBe('5');
+    await request(a).get('/d').set(bearer(admin)).expect(403);
+    expect(handlerCalls).toBe(0);
+    await OpenFeature.setProviderAndWait('down', NOOP_PROVIDER); // closes `down`
+  });
+
+  it('answers 401 when requireFeature runs without identity()', async () => {
+    const a = express();
+    a.get('/x', requireFeature('fast-payment'), () => handlerCalls++);
+    await request(a).get('/x').expect(401);
+    expect(handlerCalls).toBe(0);
+  });
+});
+
+describe('OFREP', () => {
+  it('bulk: returns values of client-visible flags only, for the verified caller, never rules', async () => {
+    const res = await request(app)
+      .post('/ofrep/v1/evaluate/flags')
+      .set(bearer(vipAgent))
+      .send({ context: { targetingKey: 'ada', roles: ['admin'], tenant: 'internal', locale: 'fr' } })
+      .expect(200);
+    const body = res.body as BulkEvaluationSuccessResponse;
+    expect(body.flags).toEqual([
+      { key: 'checkout-variant', value: 'fast', variant: 'fast', reason: 'TARGETING_MATCH' },
+      { key: 'fast-payment', value: true, variant: 'on', reason: 'TARGETING_MATCH' },
+    ]);
+    expect(JSON.stringify(body)).not.toContain('atlas'); // no segment lists or rules
+    expect(JSON.stringify(body)).not.toContain('admin-tools'); // server-only flags are invisible
+    expect(res.headers['cache-control']).toBe('private, no-store');
+    expect(res.headers.vary).toContain('Authorization');
+    expect(res.headers.etag).toMatch(/^".+"$/);
+    expect(body.eventStreams).toEqual([{ type: 'sse', endpoint: { requestUri: expect.stringMatching(/^\/ofrep\/v1\/events\?ticket=\d+\.[\w-]+$/) } }]);
+  });
+
+  it('bulk: answers 304 to a matching If-None-Match', async () => {
+    const first = await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+    const again = await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).set('If-None-Match', first.headers.etag!).send({}).expect(304);
+    expect(again.text).toBe('');
+    // another user's values differ, so their ETag does not match
+    await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).set('If-None-Match', first.headers.etag!).send({}).expect(200);
+  });
+
+  it('single: evaluates a visible flag, 404 for server-only or unknown flags', async () => {
+    const ok = await request(app).post('/ofrep/v1/evaluate/flags/fast-payment').set(bearer(customer)).send({ context: {} }).expect(200);
+    expect(ok.body as EvaluationResponse).toEqual({ key: 'fast-payment', value: false, variant: 'off', reason: 'TARGETING_MATCH' });
+    await request(app).post('/ofrep/v1/evaluate/flags/admin-tools').set(bearer(admin)).send({}).expect(404, { key: 'admin-tools', errorCode: 'FLAG_NOT_FOUND', errorDetails: 'flag "admin-tools" not found' });
+  });
+
+  it('refuses unauthenticated, malformed and oversized requests with OFREP error bodies', async () => {
+    await request(app).post('/ofrep/v1/evaluate/flags').send({}).expect(401);
+    await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).set('Content-Type', 'application/json').send('{"context":').expect(400, { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' });
+    await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).send({ context: 'nope' }).expect(400);
+    await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).send({ context: { locale: 'x'.repeat(20_000) } }).expect(413);
+  });
+
+  it('answers CORS preflights for allowed origins only, exposing ETag', async () => {
+    const ok = await request(app).options('/ofrep/v1/evaluate/flags').set('Origin', 'https://app.test').set('Access-Control-Request-Method', 'POST').expect(204);
+    expect(ok.headers['access-control-allow-origin']).toBe('https://app.test');
+    expect(ok.headers['access-control-expose-headers']).toBe('ETag');
+    expect(ok.headers['access-control-allow-headers']).toContain('If-None-Match');
+    const other = await request(app).post('/ofrep/v1/evaluate/flags').set('Origin', 'https://evil.test').set(bearer(admin)).send({});
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('SSE: announces a write with refetchEvaluation, and refuses streams without a valid ticket', async () => {
+    const server = http.createServer(app).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const bulk = await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({});
+      const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri;
+      await request(app).get('/ofrep/v1/events?ticket=123.bad').expect(401);
+
+      const received = new Promise<string>((resolve, reject) => {
+        const req = http.get({ port, host: '127.0.0.1', path: uri }, (res) => {
+          expect(res.statusCode).toBe(200);
+          expect(res.headers['content-type']).toContain('text/event-stream');
+          let text = '';
+          let written = false;
+          res.on('data', (chunk: Buffer) => {
+            text += chunk.toString();
+            if (!written && text.includes(': connected')) {
+              written = true;
+              writer.patchFlag('checkout-variant', { defaultVariant: 'fast' }, { actor: 'ops' }).catch(reject);
+            }
+            const m = /event: message\ndata: (.+)\n\n/.exec(text);
+            if (m) {
+              req.destroy();
+              resolve(m[1]!);
+            }
+          });
+        });
+        req.on('error', reject);
+      });
+      expect(JSON.parse(await received)).toEqual({ type: 'refetchEvaluation', etag: expect.any(String) });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});

@@ -1,0 +1,118 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ProviderEvents, type OpenFeatureEventEmitter } from '@openfeature/server-sdk';
+import { ConfigError } from '@rollgate/redis';
+
+// Server-Sent Events for OFREP ADR-0008: a notification-only stream telling browsers to refetch
+// their bulk evaluation. It carries no flag data; a short-lived signed ticket in the URL (EventSource
+// cannot send an Authorization header) keeps anonymous clients from holding connections.
+
+export interface ChangeStreamOptions {
+  /** Emits ConfigurationChanged / Ready (e.g. `provider.events` of a RollgateProvider). */
+  events: Pick<OpenFeatureEventEmitter, 'addHandler' | 'removeHandler'>;
+  /** Comment line sent this often so proxies keep the connection. @default 25000 */
+  heartbeatMs?: number;
+  /** Concurrent streams per process; more get 429 with Retry-After. @default 1000 */
+  maxStreams?: number;
+  /** How long a ticket from a bulk response stays valid. @default 3600 (seconds) */
+  ticketTtlSec?: number;
+  /** HMAC key for tickets; share it across instances behind one load balancer. @default random per process */
+  ticketSecret?: string | Buffer;
+  /** Reconnect delay suggested to EventSource (`retry:`). @default 3000 */
+  retryMs?: number;
+}
+
+export class ChangeStream {
+  private readonly streams = new Set<ServerResponse>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly maxStreams: number;
+  private readonly ticketTtlSec: number;
+  private readonly secret: Buffer;
+  private readonly retryMs: number;
+  private readonly events: ChangeStreamOptions['events'];
+  private sequence = 0;
+  private closed = false;
+  private readonly onChange = () => this.broadcast();
+
+  constructor(options: ChangeStreamOptions) {
+    if (!options?.events) throw new ConfigError('changeStream: options.events is required (e.g. provider.events)');
+    this.events = options.events;
+    this.maxStreams = options.maxStreams ?? 1000;
+    this.ticketTtlSec = options.ticketTtlSec ?? 3600;
+    this.retryMs = options.retryMs ?? 3000;
+    this.secret = options.ticketSecret !== undefined ? Buffer.from(options.ticketSecret) : randomBytes(32);
+    if (this.secret.length < 32) throw new ConfigError('changeStream: ticketSecret must be at least 32 bytes');
+    this.events.addHandler(ProviderEvents.ConfigurationChanged, this.onChange);
+    this.events.addHandler(ProviderEvents.Ready, this.onChange); // back from an outage: flags may differ
+    this.heartbeat = setInterval(() => this.write(': ping\n\n'), options.heartbeatMs ?? 25_000);
+    this.heartbeat.unref();
+  }
+
+  /** Open streams (for metrics and tests). */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** A ticket to put in the stream URL of a bulk response. */
+  issueTicket(now = Date.now()): string {
+    const exp = Math.floor(now / 1000) + this.ticketTtlSec;
+    return `${exp}.${this.sign(String(exp))}`;
+  }
+
+  verifyTicket(ticket: unknown, now = Date.now()): boolean {
+    if (typeof ticket !== 'string' || ticket.length > 128) return false;
+    const [exp, sig] = ticket.split('.');
+    if (!exp || !sig || !/^\d+$/.test(exp) || Number(exp) * 1000 < now) return false;
+    const expected = Buffer.from(this.sign(exp));
+    const given = Buffer.from(sig);
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  }
+
+  /** Serves one SSE connection until the client goes away or the stream is closed. */
+  handle(req: IncomingMessage, res: ServerResponse, ticket: unknown): void {
+    if (this.closed || !this.verifyTicket(ticket)) {
+      res.writeHead(401, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }).end('{"errorDetails":"invalid or expired stream ticket"}');
+      return;
+    }
+    if (this.streams.size >= this.maxStreams) {
+      res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '30' }).end('{"errorDetails":"too many open streams"}');
+      return;
+    }
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
+    });
+    res.write(`retry: ${this.retryMs}\n: connected\n\n`);
+    this.streams.add(res);
+    const drop = () => this.streams.delete(res);
+    req.on('close', drop);
+    res.on('close', drop);
+  }
+
+  /** Tells every open stream to refetch. */
+  broadcast(): void {
+    const data = JSON.stringify({ type: 'refetchEvaluation', etag: `change-${++this.sequence}` });
+    this.write(`event: message\ndata: ${data}\n\n`);
+  }
+
+  /** Ends every stream and stops listening; nothing is left running. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    this.events.removeHandler(ProviderEvents.ConfigurationChanged, this.onChange);
+    this.events.removeHandler(ProviderEvents.Ready, this.onChange);
+    for (const res of this.streams) res.end();
+    this.streams.clear();
+  }
+
+  private write(chunk: string): void {
+    for (const res of this.streams) res.write(chunk);
+  }
+
+  private sign(payload: string): string {
+    return createHmac('sha256', this.secret).update(`rollgate-sse:${payload}`).digest('base64url');
+  }
+}

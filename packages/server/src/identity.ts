@@ -1,0 +1,210 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import jwt, { type Algorithm, type JwtPayload } from 'jsonwebtoken';
+import { RollgateError, type EvaluationContext } from '@rollgate/core';
+import { ConfigError } from '@rollgate/redis';
+
+/** Which claims become which evaluation-context attributes. Nothing else is ever copied. */
+export interface ClaimMapping {
+  /** Claim holding the subject, copied to `targetingKey`. @default 'sub' */
+  targetingKey?: string;
+  /** Claim holding the roles (a string or an array of strings), copied to `roles` (always an array). @default 'roles' */
+  roles?: string;
+  /** Claim holding the tenant, copied to `tenant`. @default 'tenant' */
+  tenant?: string;
+  /** Further claims copied under their own name when they are primitives or arrays of primitives. @default [] */
+  attributes?: readonly string[];
+}
+
+export interface JwtVerifyOptions {
+  /** HMAC secret (HS* algorithms), at least 32 bytes. Exactly one of secret / publicKey. */
+  secret?: string | Buffer;
+  /** PEM public key or KeyObject (RS*, PS*, ES* algorithms). */
+  publicKey?: string | Buffer | KeyObject;
+  /** Accepted algorithms, all of one family (e.g. ['RS256']). Required: never taken from the token. */
+  algorithms: Algorithm[];
+  /** Required `iss`, when given. */
+  issuer?: string | string[];
+  /** Required `aud`, when given. */
+  audience?: string | RegExp | (string | RegExp)[];
+  /** Allowed clock skew in seconds for exp / nbf. @default 5 */
+  clockTolerance?: number;
+  /** Oldest accepted token age (needs `iat`), e.g. '12h'. */
+  maxAge?: string | number;
+}
+
+export interface IdentityOptions {
+  /** Verify `Authorization: Bearer <jwt>` with these settings. */
+  jwt?: JwtVerifyOptions;
+  /**
+   * Or take the identity your own auth already established (e.g. `req => req.user` after
+   * passport). Return the claims object, or undefined when the request is not authenticated.
+   * Used before `jwt` when both are given.
+   */
+  getIdentity?: (request: never) => unknown;
+  /** Claim → context mapping. */
+  claims?: ClaimMapping;
+  /** Longest accepted Authorization header, checked before parsing. @default 8192 */
+  maxHeaderLength?: number;
+}
+
+/** The verified caller: subject plus the allow-listed evaluation context (frozen). */
+export interface Identity {
+  readonly subject: string;
+  readonly context: Readonly<EvaluationContext>;
+}
+
+/** The request carries no acceptable identity. Always answered with 401; never says which check failed to the client. */
+export class IdentityError extends RollgateError {
+  readonly code = 'ERR_ROLLGATE_IDENTITY';
+  readonly status = 401;
+}
+
+const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
+const RESERVED = new Set(['targetingKey', 'roles', 'tenant']);
+const FAMILY: Record<string, string> = { HS: 'hmac', RS: 'rsa', PS: 'rsa', ES: 'ec' };
+const MAX_STRING = 1024;
+const MAX_ARRAY = 256;
+const MAX_SUBJECT = 256;
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
+
+interface ResolvedMapping {
+  targetingKey: string;
+  roles: string;
+  tenant: string;
+  attributes: readonly string[];
+}
+
+/** Checks the options once, at start-up, and returns a function that resolves a request's identity. */
+export function createIdentityResolver(options: IdentityOptions): (request: { headers: IncomingHttpHeaders }) => Promise<Identity> {
+  if (!options || (!options.jwt && !options.getIdentity)) {
+    throw new ConfigError('identity: give options.jwt (verify a Bearer token) or options.getIdentity (use your auth, e.g. req => req.user)');
+  }
+  const mapping = resolveMapping(options.claims);
+  const maxHeaderLength = options.maxHeaderLength ?? 8192;
+  const verify = options.jwt ? createVerifier(options.jwt) : undefined;
+  const getIdentity = options.getIdentity as ((request: unknown) => unknown) | undefined;
+
+  return async (request) => {
+    if (getIdentity) {
+      const claims = await getIdentity(request);
+      if (claims !== undefined && claims !== null) return identityFromClaims(claims, mapping);
+      if (!verify) throw new IdentityError('not authenticated');
+    }
+    const header = request.headers.authorization;
+    if (typeof header !== 'string' || header.length === 0) throw new IdentityError('missing bearer token');
+    if (header.length > maxHeaderLength) throw new IdentityError('authorization header too long');
+    const match = BEARER.exec(header);
+    if (!match) throw new IdentityError('malformed authorization header');
+    return identityFromClaims(verify!(match[1]!), mapping);
+  };
+}
+
+function resolveMapping(claims: ClaimMapping | undefined): ResolvedMapping {
+  const m: ResolvedMapping = {
+    targetingKey: claims?.targetingKey ?? 'sub',
+    roles: claims?.roles ?? 'roles',
+    tenant: claims?.tenant ?? 'tenant',
+    attributes: [...(claims?.attributes ?? [])],
+  };
+  for (const name of [m.targetingKey, m.roles, m.tenant, ...m.attributes]) {
+    if (typeof name !== 'string' || name === '' || FORBIDDEN.has(name)) throw new ConfigError(`identity: claims mapping names an invalid claim ${JSON.stringify(name)}`);
+  }
+  for (const name of m.attributes) {
+    if (RESERVED.has(name)) throw new ConfigError(`identity: claims.attributes may not include "${name}"; it is set by the mapping itself`);
+  }
+  return m;
+}
+
+function createVerifier(options: JwtVerifyOptions): (token: string) => JwtPayload {
+  const algorithms = options.algorithms;
+  if (!Array.isArray(algorithms) || algorithms.length === 0) {
+    throw new ConfigError('identity: jwt.algorithms is required (e.g. ["RS256"]); the algorithm is never taken from the token');
+  }
+  const families = new Set(algorithms.map((a) => FAMILY[String(a).slice(0, 2)]));
+  if (families.has(undefined) || families.size !== 1) {
+    throw new ConfigError(`identity: jwt.algorithms must all be of one family (HS*, RS*/PS* or ES*), got ${algorithms.join(', ')}`);
+  }
+  const hmac = families.has('hmac');
+  if ((options.secret === undefined) === (options.publicKey === undefined)) {
+    throw new ConfigError('identity: give exactly one of jwt.secret (HS*) or jwt.publicKey (RS*/PS*/ES*)');
+  }
+  if (hmac !== (options.secret !== undefined)) {
+    throw new ConfigError(hmac ? 'identity: HS* algorithms need jwt.secret' : 'identity: RS*/PS*/ES* algorithms need jwt.publicKey, not a secret');
+  }
+  let key: string | Buffer | KeyObject;
+  if (hmac) {
+    const secret = options.secret!;
+    if (Buffer.byteLength(secret) < 32) throw new ConfigError('identity: jwt.secret must be at least 32 bytes of random data');
+    key = createSecretKey(typeof secret === 'string' ? Buffer.from(secret) : secret);
+  } else {
+    key = options.publicKey!;
+  }
+  const verifyOptions: jwt.VerifyOptions = {
+    algorithms,
+    clockTolerance: options.clockTolerance ?? 5,
+    ...(options.issuer !== undefined ? { issuer: options.issuer as jwt.VerifyOptions['issuer'] } : {}),
+    ...(options.audience !== undefined ? { audience: options.audience as jwt.VerifyOptions['audience'] } : {}),
+    ...(options.maxAge !== undefined ? { maxAge: options.maxAge } : {}),
+  };
+  return (token) => {
+    let payload: string | JwtPayload;
+    try {
+      payload = jwt.verify(token, key, verifyOptions);
+    } catch (e) {
+      throw new IdentityError(`token rejected: ${(e as Error).name}`);
+    }
+    // jsonwebtoken 9 accepts string payloads and tokens without exp: we do not
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new IdentityError('token payload is not an object');
+    if (typeof payload.exp !== 'number') throw new IdentityError('token has no exp');
+    return payload;
+  };
+}
+
+function own(claims: object, name: string): unknown {
+  return Object.prototype.hasOwnProperty.call(claims, name) ? (claims as Record<string, unknown>)[name] : undefined;
+}
+
+function primitive(value: unknown): string | number | boolean | undefined {
+  if (typeof value === 'string') return value.length <= MAX_STRING ? value : undefined;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'boolean') return value;
+  return undefined;
+}
+
+/**
+ * Builds the evaluation context from claims through the allow-list: a fresh object with only the
+ * mapped names, primitive values of bounded size. Never a copy of the payload.
+ */
+export function identityFromClaims(claims: unknown, mapping: ResolvedMapping): Identity {
+  if (claims === null || typeof claims !== 'object') throw new IdentityError('identity is not an object');
+  const subject = own(claims, mapping.targetingKey);
+  if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT) {
+    throw new IdentityError(`identity has no usable "${mapping.targetingKey}" claim`);
+  }
+  const context: EvaluationContext = { targetingKey: subject };
+  const rawRoles = own(claims, mapping.roles);
+  const roles = (Array.isArray(rawRoles) ? rawRoles : rawRoles === undefined ? [] : [rawRoles])
+    .slice(0, MAX_ARRAY)
+    .filter((r): r is string => typeof r === 'string' && r.length <= MAX_STRING);
+  context.roles = roles;
+  const tenant = own(claims, mapping.tenant);
+  if (typeof tenant === 'string' && tenant.length <= MAX_STRING) context.tenant = tenant;
+  for (const name of mapping.attributes) {
+    const value = own(claims, name);
+    if (Array.isArray(value)) {
+      const items = value.slice(0, MAX_ARRAY).map(primitive).filter((v) => v !== undefined);
+      context[name] = items;
+    } else {
+      const v = primitive(value);
+      if (v !== undefined) context[name] = v;
+    }
+  }
+  return Object.freeze({ subject, context: Object.freeze(context) });
+}
+
+/** @internal exposed for the adapters' option checks */
+export function identityAttributeNames(claims: ClaimMapping | undefined): string[] {
+  const m = resolveMapping(claims);
+  return ['targetingKey', 'roles', 'tenant', ...m.attributes];
+}

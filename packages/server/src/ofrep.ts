@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import type { EvaluationContext, EvaluationResult, FlagDefinition, FlagSnapshot } from '@rollgate/core';
+import { ConfigError } from '@rollgate/redis';
+
+// OFREP (OpenFeature Remote Evaluation Protocol) evaluation, independent of any HTTP framework:
+// the adapters turn requests into calls here and the returned {status, headers, body} into responses.
+
+export interface OfrepOptions {
+  /** Where the current flags are read (e.g. a RollgateProvider, whose `snapshot` swaps on change). */
+  source: { readonly snapshot: FlagSnapshot };
+  /**
+   * Which flags browsers may see. Server-only flags never appear, not even by name.
+   * @default flags whose metadata has `clientVisible: true`
+   */
+  clientVisible?: (flagKey: string, definition: Readonly<FlagDefinition>) => boolean;
+  /**
+   * Context attributes a client may add (e.g. ['locale', 'appVersion']). Identity attributes
+   * (targetingKey, roles, tenant and mapped claims) can never be set by the client. @default []
+   */
+  clientAttributes?: readonly string[];
+  /** Names the identity sets, refused in clientAttributes. @default ['targetingKey', 'roles', 'tenant'] */
+  identityAttributes?: readonly string[];
+  /** Flag metadata keys returned to clients; the rest stays on the server. @default [] */
+  exposedMetadata?: readonly string[];
+}
+
+export interface OfrepResponse {
+  status: number;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+type OfrepFlag =
+  | { key: string; value?: unknown; reason: string; variant?: string; metadata?: Record<string, string | number | boolean> }
+  | { key: string; errorCode: string; errorDetails?: string };
+
+const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
+const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store', Vary: 'Authorization' };
+const MAX_CLIENT_STRING = 256;
+
+function defaultVisible(_key: string, definition: Readonly<FlagDefinition>): boolean {
+  return definition.metadata?.clientVisible === true;
+}
+
+export class OfrepEvaluator {
+  private readonly source: { readonly snapshot: FlagSnapshot };
+  private readonly visible: (flagKey: string, definition: Readonly<FlagDefinition>) => boolean;
+  private readonly clientAttributes: ReadonlySet<string>;
+  private readonly exposedMetadata: readonly string[];
+
+  constructor(options: OfrepOptions) {
+    if (!options?.source) throw new ConfigError('ofrep: options.source is required (e.g. your RollgateProvider)');
+    this.source = options.source;
+    this.visible = options.clientVisible ?? defaultVisible;
+    const identity = new Set(options.identityAttributes ?? ['targetingKey', 'roles', 'tenant']);
+    for (const name of options.clientAttributes ?? []) {
+      if (identity.has(name) || FORBIDDEN.has(name) || name.startsWith('$')) {
+        throw new ConfigError(`ofrep: clientAttributes may not include "${name}": it is set from the verified identity only`);
+      }
+    }
+    this.clientAttributes = new Set(options.clientAttributes ?? []);
+    this.exposedMetadata = [...(options.exposedMetadata ?? [])];
+  }
+
+  /** `POST /ofrep/v1/evaluate/flags`: every client-visible flag, values only, with an ETag. */
+  bulk(identity: Readonly<EvaluationContext>, body: unknown, ifNoneMatch: string | undefined): OfrepResponse {
+    const ctx = this.context(identity, body);
+    if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
+    const snapshot = this.source.snapshot;
+    const keys = snapshot.keys().filter((k) => this.visible(k, snapshot.definition(k)!));
+    const flags = snapshot.evaluateAll(ctx.context, { keys }).map((r) => this.toOfrep(r));
+    const etag = `"${createHash('sha256').update(JSON.stringify(flags)).digest('base64url').slice(0, 32)}"`;
+    const headers = { ...JSON_HEADERS, ETag: etag };
+    if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) {
+      return { status: 304, headers };
+    }
+    return { status: 200, headers, body: { flags } };
+  }
+
+  /** `POST /ofrep/v1/evaluate/flags/{key}`: one client-visible flag. */
+  single(flagKey: string, identity: Readonly<EvaluationContext>, body: unknown): OfrepResponse {
+    const ctx = this.context(identity, body);
+    if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { key: flagKey, errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
+    const snapshot = this.source.snapshot;
+    const definition = snapshot.definition(flagKey);
+    if (definition === undefined || !this.visible(flagKey, definition)) {
+      return { status: 404, headers: JSON_HEADERS, body: { key: flagKey, errorCode: 'FLAG_NOT_FOUND', errorDetails: `flag "${flagKey}" not found` } };
+    }
+    const flag = this.toOfrep(snapshot.evaluate(flagKey, ctx.context));
+    return { status: 'errorCode' in flag ? 400 : 200, headers: JSON_HEADERS, body: flag };
+  }
+
+  /** Identity first; then only allow-listed, primitive client attributes. */
+  private context(identity: Readonly<EvaluationContext>, body: unknown): { context: EvaluationContext } | { error: string } {
+    if (body === undefined || body === null) return { context: identity };
+    if (typeof body !== 'object' || Array.isArray(body)) return { error: 'the request body must be a JSON object' };
+    const sent = Object.prototype.hasOwnProperty.call(body, 'context') ? (body as { context: unknown }).context : undefined;
+    if (sent === undefined || sent === null) return { context: identity };
+    if (typeof sent !== 'object' || Array.isArray(sent)) return { error: '"context" must be an object' };
+    const context: EvaluationContext = {};
+    for (const name of this.clientAttributes) {
+      if (!Object.prototype.hasOwnProperty.call(sent, name)) continue;
+      const value = (sent as Record<string, unknown>)[name];
+      if ((typeof value === 'string' && value.length <= MAX_CLIENT_STRING) || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) {
+        context[name] = value;
+      }
+    }
+    // identity last: it always wins
+    for (const [name, value] of Object.entries(identity)) context[name] = value;
+    return { context };
+  }
+
+  private toOfrep(r: EvaluationResult): OfrepFlag {
+    if (r.reason === 'ERROR') {
+      const code = r.errorCode === 'FLAG_NOT_FOUND' || r.errorCode === 'PARSE_ERROR' || r.errorCode === 'TARGETING_KEY_MISSING' || r.errorCode === 'INVALID_CONTEXT' ? r.errorCode : 'GENERAL';
+      // the server's message may name rules or segments: clients get the code only
+      return { key: r.flagKey, errorCode: code, errorDetails: 'the flag could not be evaluated' };
+    }
+    const flag: OfrepFlag = { key: r.flagKey, reason: r.reason };
+    // no value = "use your code default" (OFREP ADR-0006): DISABLED, or no variant applies
+    if (r.value !== undefined) flag.value = r.value;
+    if (r.variant !== undefined) flag.variant = r.variant;
+    if (this.exposedMetadata.length > 0) {
+      const metadata: Record<string, string | number | boolean> = {};
+      for (const k of this.exposedMetadata) if (Object.prototype.hasOwnProperty.call(r.flagMetadata, k)) metadata[k] = r.flagMetadata[k]!;
+      flag.metadata = metadata;
+    }
+    return flag;
+  }
+}
