@@ -226,9 +226,12 @@ const compileVar: Builder = (raw, path, scope) => {
 };
 
 /** `missing` semantics (json-logic-engine): only an absent (undefined) value is missing. */
-function isAbsent(data: unknown, key: unknown): boolean {
+function isAbsent(data: unknown, key: unknown, scope: Scope, env: Env): boolean {
   const segments = String(key).split('.');
-  return segments.some((s) => FORBIDDEN_SEGMENTS.has(s)) || lookup(data, segments) === undefined;
+  if (segments.some((s) => FORBIDDEN_SEGMENTS.has(s))) return true;
+  // at the root, `$flagd.*` is present exactly where `var` finds it
+  if (!scope.inIterator && segments[0] === '$flagd') return lookup({ $flagd: flagdProperties(env) }, segments) === undefined;
+  return lookup(data, segments) === undefined;
 }
 
 const compileMissing: Builder = (raw, path, scope) => {
@@ -238,7 +241,7 @@ const compileMissing: Builder = (raw, path, scope) => {
       let keys = args.map((a) => a.fn(d, env));
       if (keys.length === 1 && Array.isArray(keys[0])) keys = keys[0] as unknown[];
       const data = scope.inIterator ? d : env.ctx;
-      return keys.filter((k) => isAbsent(data, k));
+      return keys.filter((k) => isAbsent(data, k, scope, env));
     },
   };
 };
@@ -252,7 +255,7 @@ const compileMissingSome: Builder = (raw, path, scope) => {
       const keys = args[1]!.fn(d, env);
       const list = Array.isArray(keys) ? keys : [keys];
       const data = scope.inIterator ? d : env.ctx;
-      const absent = list.filter((k) => isAbsent(data, k));
+      const absent = list.filter((k) => isAbsent(data, k, scope, env));
       return list.length - absent.length >= need ? [] : absent;
     },
   };

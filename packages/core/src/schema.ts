@@ -47,7 +47,7 @@ let compiled: { flag: ValidateFunction; flagSet: ValidateFunction } | undefined;
 /** Validators are compiled on first use, so importing the package costs nothing. */
 export function validators(): { flag: ValidateFunction; flagSet: ValidateFunction } {
   if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
     compiled = { flag: ajv.compile(flagSchema), flagSet: ajv.compile(flagSetSchema) };
   }
   return compiled;

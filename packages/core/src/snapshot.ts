@@ -143,7 +143,8 @@ export class FlagSnapshot {
         variant = String(picked); // flagd: true selects the variant named "true"
         reason = env.split ? 'SPLIT' : 'TARGETING_MATCH';
       } else {
-        return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting returned ${JSON.stringify(picked)}, not a variant name`, flag.metadata);
+        const what = Array.isArray(picked) ? 'an array' : typeof picked === 'object' ? 'an object' : `a ${typeof picked}`;
+        return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting returned ${what}, not a variant name`, flag.metadata);
       }
     }
     if (variant === undefined) return { flagKey, value: fallback, reason: 'DEFAULT', flagMetadata: flag.metadata };
@@ -225,7 +226,8 @@ function compileFlag(flag: ValidFlag): CompiledFlag & { errorPath?: string } {
     parseError,
     errorPath,
     metadata: flag.metadata,
-    fingerprint: JSON.stringify([def.state, def.variants, def.defaultVariant ?? null, flag.targeting ?? null, flag.metadata]),
+    // a flag that cannot be evaluated (PARSE_ERROR) must not look like one without targeting
+    fingerprint: JSON.stringify([def.state, def.variants, def.defaultVariant ?? null, flag.targeting ?? null, flag.metadata, parseError ?? null]),
   };
 }
 

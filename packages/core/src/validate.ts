@@ -135,7 +135,7 @@ export function validateFlagSet(input: unknown, limits: FlagSetLimits): Validate
       continue;
     }
     try {
-      evaluators[name] = cleanCopy(evaluatorsIn[name], path, 0, limits.maxDepth);
+      evaluators[name] = deepFreeze(cleanCopy(evaluatorsIn[name], path, 0, limits.maxDepth));
     } catch (e) {
       if (!(e instanceof Rejection)) throw e;
       issues.push({ path: e.path, message: e.message, effect: 'excluded' });
@@ -209,11 +209,19 @@ function validateFlag(
 }
 
 const MAX_REF_DEPTH = 16;
+/**
+ * Most JSON nodes a flag's targeting may have once every `$ref` is substituted. Refs can nest, so
+ * a tiny input could otherwise expand exponentially ("billion laughs").
+ */
+const MAX_EXPANDED_NODES = 100_000;
 
 /** Replaces `{"$ref": "name"}` with the evaluator's rule, recursively (evaluators may use others). */
-function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>, depth: number): JsonValue {
+function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>, depth: number, budget = { nodes: 0 }): JsonValue {
+  if (++budget.nodes > MAX_EXPANDED_NODES) {
+    throw new Rejection('', `targeting expands to more than ${MAX_EXPANDED_NODES} nodes once $refs are substituted`);
+  }
   if (rule === null || typeof rule !== 'object') return rule;
-  if (Array.isArray(rule)) return rule.map((r) => resolveRefs(r, evaluators, depth));
+  if (Array.isArray(rule)) return rule.map((r) => resolveRefs(r, evaluators, depth, budget));
   const keys = Object.keys(rule);
   if (keys.length === 1 && keys[0] === '$ref') {
     const name = rule.$ref;
@@ -223,10 +231,10 @@ function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonVa
       throw new Rejection('', `unknown $ref "${name}"; $evaluators has ${known.length ? known.join(', ') : 'none'}`);
     }
     if (depth >= MAX_REF_DEPTH) throw new Rejection('', `$ref "${name}" nests more than ${MAX_REF_DEPTH} levels (a cycle?)`);
-    return resolveRefs(evaluators[name]!, evaluators, depth + 1);
+    return resolveRefs(evaluators[name]!, evaluators, depth + 1, budget);
   }
   const out: JsonObject = {};
-  for (const k of keys) out[k] = resolveRefs(rule[k] as JsonValue, evaluators, depth);
+  for (const k of keys) out[k] = resolveRefs(rule[k] as JsonValue, evaluators, depth, budget);
   return out;
 }
 
