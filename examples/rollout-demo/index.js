@@ -1,0 +1,96 @@
+'use strict';
+// Rollgate in one terminal: pilot groups, a percentage ramp 20% → 50% → 100%, and a kill switch,
+// heard live by a provider that evaluates from memory. Run with `npm start` from the repo root.
+const { readFileSync } = require('node:fs');
+const { join } = require('node:path');
+const { OpenFeature, ProviderEvents } = require('@openfeature/server-sdk');
+const { Redis } = require('ioredis');
+const { MemoryFlagStore, RedisFlagStore, RollgateProvider } = require('@rollgate/redis');
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+const flagSet = JSON.parse(readFileSync(join(__dirname, 'flags.json'), 'utf8'));
+
+const users = [
+  { targetingKey: 'ada', roles: ['admin'], tenant: 'internal' },
+  { targetingKey: 'bo', roles: ['agent'], tenant: 'atlas-travel' }, // a VIP agency
+  ...Array.from({ length: 1000 }, (_, i) => ({ targetingKey: `customer-${i}`, roles: ['customer'], tenant: `agency-${i % 40}` })),
+];
+
+async function redisReachable() {
+  const probe = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+async function main() {
+  const useRedis = await redisReachable();
+  const store = useRedis ? new RedisFlagStore({ redis: REDIS_URL, env: 'demo' }) : new MemoryFlagStore();
+  console.log(useRedis ? `store: Redis at ${REDIS_URL} (namespace rollgate:{demo})` : `store: embedded in-memory (no Redis at ${REDIS_URL})`);
+
+  // One write path: validated, versioned, audited, published.
+  await store.apply(
+    [
+      { kind: 'evaluator', key: 'vip-agencies', definition: flagSet.$evaluators['vip-agencies'] },
+      { kind: 'flag', key: 'fast-payment', definition: flagSet.flags['fast-payment'] },
+    ],
+    { actor: 'demo', reason: 'seed from examples/rollout-demo/flags.json' },
+  );
+
+  const provider = new RollgateProvider({ store });
+  await OpenFeature.setProviderAndWait(provider);
+  const client = OpenFeature.getClient();
+  let changed;
+  client.addHandler(ProviderEvents.ConfigurationChanged, (e) => changed?.(e));
+  const nextChange = () => new Promise((resolve) => (changed = resolve));
+
+  const report = async (label) => {
+    const details = await Promise.all(users.map((u) => client.getBooleanDetails('fast-payment', false, u)));
+    const customers = details.slice(2);
+    const on = customers.filter((d) => d.value).length;
+    console.log(
+      `${label.padEnd(34)} admin ada: ${details[0].value ? 'ON ' : 'off'}  VIP agent bo: ${details[1].value ? 'ON ' : 'off'}  ` +
+        `customers: ${String(on).padStart(4)}/1000 on (${(on / 10).toFixed(1)}%)  [${details[2].reason}]`,
+    );
+  };
+
+  const change = async (label, patch, reason) => {
+    const heard = nextChange();
+    const started = process.hrtime.bigint();
+    const { version } = await store.patchFlag('fast-payment', patch, { actor: 'demo', reason });
+    const event = await heard;
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    console.log(`  v${version}: ${reason} — heard by the provider in ${ms.toFixed(1)} ms (flagsChanged: ${event.flagsChanged.join(', ')})`);
+    await report(label);
+  };
+
+  const ramp = (on) => ({
+    targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { $ref: 'vip-agencies' }, 'on', { fractional: [['on', on], ['off', 100 - on]] }] },
+  });
+
+  await report('pilot: admins + VIP agencies + 20%');
+  await change('ramp to 50%', ramp(50), 'metrics good for a week: 50%');
+  await change('ramp to 100%', ramp(100), 'all clear: 100%');
+  await change('kill switch', { state: 'DISABLED' }, 'error rate spike: kill switch');
+  await change('re-enabled at 20%', { state: 'ENABLED', ...ramp(20) }, 'fix deployed: back to 20%');
+
+  const audit = await store.audit('fast-payment', { limit: 3 });
+  console.log('\naudit (newest first):');
+  for (const e of audit) console.log(`  v${e.version} ${new Date(e.time).toISOString()} ${e.actor} ${e.action}: ${e.reason}`);
+
+  await OpenFeature.close();
+  await store.close(); // the provider closes only what it created; this store is ours
+  console.log('\nNext: see README.md (quick starts) and docs/.');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
