@@ -2,3 +2,4 @@ export { identity, type IdentityMiddlewareOptions } from './identity.middleware'
 export { requireFeature, type RequireFeatureOptions } from './require-feature.middleware';
 export { ofrep, type OfrepRouter, type OfrepRouterOptions } from './ofrep.router';
 export { getRequestIdentity } from './request-identity';
+export { adminRouter, type AdminRouterOptions } from './admin.router';

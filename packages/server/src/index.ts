@@ -6,3 +6,5 @@ export { OfrepEvaluator } from './ofrep';
 export type { OfrepOptions, OfrepResponse } from './ofrep';
 export { ChangeStream } from './change-stream';
 export type { ChangeStreamOptions } from './change-stream';
+export { AdminApi } from './admin-api';
+export type { AdminApiOptions, AdminRequest, AdminResponse } from './admin-api';

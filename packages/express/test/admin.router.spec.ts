@@ -1,0 +1,100 @@
+import express, { type Express } from 'express';
+import jwt from 'jsonwebtoken';
+import request from 'supertest';
+import { MemoryFlagStore } from '@rollgate/redis';
+import { adminRouter } from '@rollgate/express';
+
+// The admin API over the same write path as the CLI (the store contract suite covers Redis):
+// authorization, If-Match versions, validation errors, prototype-pollution payloads.
+
+const SECRET = 'admin-test-secret-that-is-32-bytes!!';
+const jwtOptions = { secret: SECRET, algorithms: ['HS256' as const] };
+const sign = (claims: Record<string, unknown>) => jwt.sign(claims, SECRET, { algorithm: 'HS256', expiresIn: 300 });
+const flagAdmin = { Authorization: `Bearer ${sign({ sub: 'alice', roles: ['flag-admin'] })}` };
+const agent = { Authorization: `Bearer ${sign({ sub: 'bob', roles: ['agent'] })}` };
+const theme = { state: 'ENABLED', variants: { classic: 'classic', bold: 'bold' }, defaultVariant: 'classic' };
+
+let store: MemoryFlagStore;
+let app: Express;
+
+beforeEach(async () => {
+  store = new MemoryFlagStore();
+  await store.putFlag('checkout-theme', theme, { actor: 'seed' });
+  app = express();
+  app.use(adminRouter({ store, identity: { jwt: jwtOptions }, authorize: (who) => (who.context.roles as string[]).includes('flag-admin') }));
+});
+
+it('refuses to be created without an authorize callback', () => {
+  expect(() => adminRouter({ store } as never)).toThrow('options.authorize(identity) is required');
+});
+
+it('answers 401 without a token and 403 for callers authorize() rejects, changing nothing', async () => {
+  await request(app).get('/rollgate/admin/flags').expect(401);
+  await request(app).put('/rollgate/admin/flags/checkout-theme').set(agent).set('If-Match', '"1"').send(theme).expect(403, { error: 'forbidden' });
+  const throwing = express().use(adminRouter({ store, identity: { jwt: jwtOptions }, authorize: () => { throw new Error('db down'); } }));
+  await request(throwing).delete('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '1').expect(403);
+  expect((await store.load()).version).toBe(1);
+});
+
+it('reads flags with their version as ETag, and writes with If-Match, attributed to the caller', async () => {
+  const got = await request(app).get('/rollgate/admin/flags/checkout-theme').set(flagAdmin).expect(200);
+  expect(got.body).toEqual({ version: 1, key: 'checkout-theme', definition: theme });
+  expect(got.headers.etag).toBe('"1"');
+  const put = await request(app)
+    .patch('/rollgate/admin/flags/checkout-theme')
+    .set(flagAdmin)
+    .set('If-Match', got.headers.etag!)
+    .set('Rollgate-Reason', 'bold for the sale')
+    .send({ defaultVariant: 'bold' })
+    .expect(200, { version: 2 });
+  expect(put.headers.etag).toBe('"2"');
+  const [entry] = await store.audit('checkout-theme', { limit: 1 });
+  expect(entry).toMatchObject({ actor: 'alice', action: 'patch', reason: 'bold for the sale', version: 2 });
+  const list = await request(app).get('/rollgate/admin/flags').set(flagAdmin).expect(200);
+  expect(list.body.flags['checkout-theme'].defaultVariant).toBe('bold');
+});
+
+it('answers 409 to a stale If-Match and 428 without one, writing nothing', async () => {
+  await store.patchFlag('checkout-theme', { defaultVariant: 'bold' }, { actor: 'someone-else' }); // now v2
+  const stale = await request(app).put('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '"1"').send(theme).expect(409);
+  expect(stale.body).toMatchObject({ error: 'version_conflict', currentVersion: 2 });
+  await request(app).put('/rollgate/admin/flags/checkout-theme').set(flagAdmin).send(theme).expect(428);
+  expect((await store.load()).flags['checkout-theme']).toMatchObject({ defaultVariant: 'bold' });
+});
+
+it('answers 400 with the path-qualified message for invalid input, writing nothing', async () => {
+  const res = await request(app)
+    .put('/rollgate/admin/flags/fast-payment')
+    .set(flagAdmin)
+    .set('If-Match', '1')
+    .send({ state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'nope' })
+    .expect(400);
+  expect(res.body.issues).toEqual(['flags.fast-payment.defaultVariant: "nope" is not one of the variants on, off']);
+  await request(app).put('/rollgate/admin/flags/x').set(flagAdmin).set('If-Match', '1').set('Content-Type', 'application/json').send('{"state":').expect(400);
+  expect((await store.load()).version).toBe(1);
+});
+
+it('refuses prototype-pollution payloads', async () => {
+  const body = '{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on","__proto__":{"polluted":true}}';
+  const res = await request(app).put('/rollgate/admin/flags/evil').set(flagAdmin).set('If-Match', '1').set('Content-Type', 'application/json').send(body).expect(400);
+  expect(res.body.message).toContain('the key "__proto__" is forbidden');
+  await request(app).patch('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '1').set('Content-Type', 'application/json').send('{"__proto__":{"polluted":true}}').expect(400);
+  await request(app).put('/rollgate/admin/evaluators/constructor').set(flagAdmin).set('If-Match', '1').send({ in: [1, [1]] }).expect(400);
+  expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  expect((await store.load()).version).toBe(1);
+});
+
+it('manages evaluators, shows the audit and reverts', async () => {
+  await request(app).put('/rollgate/admin/evaluators/vip').set(flagAdmin).set('If-Match', '1').send({ in: [{ var: 'tenant' }, ['atlas']] }).expect(200, { version: 2 });
+  await request(app).get('/rollgate/admin/evaluators/vip').set(flagAdmin).expect(200);
+  await request(app).delete('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '2').expect(200, { version: 3 });
+  await request(app).get('/rollgate/admin/flags/checkout-theme').set(flagAdmin).expect(404);
+  await request(app).post('/rollgate/admin/revert').set(flagAdmin).set('If-Match', '3').send({ key: 'checkout-theme', toVersion: 1 }).expect(200, { version: 4 });
+  expect((await store.load()).flags['checkout-theme']).toEqual(theme);
+  const audit = await request(app).get('/rollgate/admin/audit?key=checkout-theme&limit=2').set(flagAdmin).expect(200);
+  expect(audit.body.entries.map((e: { action: string; actor: string }) => [e.action, e.actor])).toEqual([
+    ['revert', 'alice'],
+    ['remove', 'alice'],
+  ]);
+  await request(app).get('/rollgate/admin/audit?limit=5000').set(flagAdmin).expect(400);
+});
