@@ -313,6 +313,12 @@ function positive(name: string, value: number): number {
 }
 
 async function quit(client: Client): Promise<void> {
+  if (client.status === 'end') return;
+  // QUIT on a connection that is not up would queue it and wait for a reconnect
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
   try {
     await client.quit();
   } catch {
