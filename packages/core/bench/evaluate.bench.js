@@ -26,7 +26,7 @@ const POOL_SIZE = 1024; // power of two: index with `i & POOL_MASK`
 const POOL_MASK = POOL_SIZE - 1;
 const BULK_FLAGS = 200;
 const FLAG_KEY = 'fast-payment';
-const DOC_PATH = path.resolve(__dirname, '../../../docs/benchmarks.md');
+const { writeSection, DOC_PATH } = require('../../../bench/doc-section');
 const SECTION = '## Core evaluation engine';
 
 // A full GC between timed batches (see runAll); `node --expose-gc` is not needed.
@@ -386,16 +386,7 @@ function verdict(a, b) {
 }
 
 function writeDoc(markdown) {
-  let doc = fs.existsSync(DOC_PATH) ? fs.readFileSync(DOC_PATH, 'utf8') : '# Benchmarks\n';
-  const start = doc.indexOf(SECTION);
-  if (start === -1) {
-    doc = `${doc.trimEnd()}\n\n${markdown}\n`;
-  } else {
-    const next = doc.indexOf('\n## ', start + SECTION.length);
-    doc = doc.slice(0, start) + markdown + (next === -1 ? '\n' : `\n${doc.slice(next + 1)}`);
-  }
-  fs.mkdirSync(path.dirname(DOC_PATH), { recursive: true });
-  fs.writeFileSync(DOC_PATH, doc);
+  writeSection(SECTION, markdown);
 }
 
 // ---- main -----------------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+'use strict';
+// Express guard overhead and OFREP bulk latency, with autocannon on loopback (run by `npm run bench`).
+//  - hello world behind identity() only (baseline) vs identity() + requireFeature('fast-payment');
+//  - OFREP bulk evaluation of 200 client-visible flags.
+// Each server runs in its own process so autocannon does not share its event loop. The two guard
+// variants are measured in alternating rounds so they share the machine's noise.
+const { fork } = require('node:child_process');
+const autocannon = require('autocannon');
+const jwt = require('jsonwebtoken');
+const { writeSection, machine } = require('../../../bench/doc-section');
+
+const SECRET = 'bench-secret-that-is-at-least-32-bytes';
+const SECTION = '## Express guard and OFREP';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const BULK_FLAGS = 200;
+
+const flag = (visible) => ({
+  state: 'ENABLED',
+  variants: { on: true, off: false },
+  defaultVariant: 'off',
+  targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { in: [{ var: 'tenant' }, ['atlas', 'nordic', 'blue']] }, 'on', { fractional: [['on', 20], ['off', 80]] }] },
+  metadata: { clientVisible: visible },
+});
+
+async function server(mode) {
+  const express = require('express');
+  const { OpenFeature } = require('@openfeature/server-sdk');
+  const { MemoryFlagStore, RollgateProvider } = require('@rollgate/redis');
+  const { identity, requireFeature, ofrep } = require('../dist');
+  const flags = { 'fast-payment': flag(true) };
+  for (let i = 0; i < BULK_FLAGS - 1; i++) flags[`flag-${i}`] = flag(true);
+  const provider = new RollgateProvider({ store: new MemoryFlagStore({ initial: { flags } }) });
+  await OpenFeature.setProviderAndWait(provider);
+  const app = express();
+  const jwtOptions = { secret: SECRET, algorithms: ['HS256'] };
+  if (mode === 'ofrep') app.use(ofrep({ provider, identity: { jwt: jwtOptions }, stream: false }));
+  app.use(identity({ jwt: jwtOptions }));
+  const hello = (_req, res) => res.json({ hello: 'world' });
+  if (mode === 'guard') app.get('/', requireFeature('fast-payment'), hello);
+  else app.get('/', hello);
+  const s = app.listen(0, '127.0.0.1', () => process.send({ port: s.address().port }));
+}
+
+function start(mode) {
+  const proc = fork(__filename, ['server', mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve) => proc.on('message', (m) => resolve({ proc, port: m.port })));
+}
+
+function run(port, opts) {
+  const base = { url: `http://127.0.0.1:${port}${opts.path ?? ''}`, connections: 20 };
+  if (opts.amount === undefined) base.duration = SECONDS;
+  return autocannon({ ...base, ...opts });
+}
+
+async function main() {
+  const token = jwt.sign({ sub: 'bo', roles: ['agent'], tenant: 'atlas' }, SECRET, { algorithm: 'HS256', expiresIn: '1h' });
+  const headers = { authorization: `Bearer ${token}` };
+  const base = await start('identity');
+  const guard = await start('guard');
+  const ofrep = await start('ofrep');
+  try {
+    // check both answer 200 (the agent is in a VIP tenant), so the guard path is the allow path
+    for (const { port } of [base, guard]) {
+      const r = await run(port, { headers, amount: 50 });
+      if (r.non2xx !== 0) throw new Error(`server on ${port} answered non-2xx: ${r.non2xx}`);
+    }
+    const ratios = [];
+    const rows = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const a = await run(base.port, { headers });
+      const b = await run(guard.port, { headers });
+      ratios.push(b.requests.average / a.requests.average);
+      rows.push([a.requests.average, b.requests.average, a.latency.p50, b.latency.p50, a.latency.p99, b.latency.p99]);
+    }
+    ratios.sort((x, y) => x - y);
+    const ratio = ratios[Math.floor(ratios.length / 2)];
+    const bulk = await run(ofrep.port, { method: 'POST', path: '/ofrep/v1/evaluate/flags', headers: { ...headers, 'content-type': 'application/json' }, body: '{"context":{}}', connections: 1 });
+    if (bulk.non2xx !== 0) throw new Error('OFREP bulk answered non-2xx');
+    const mid = rows[Math.floor(rows.length / 2)];
+    const md = `${SECTION}
+
+${machine()}. autocannon 9, 20 connections, ${SECONDS} s per run, ${ROUNDS} alternating rounds; each
+server in its own process; identity from an HS256 JWT; the caller passes the guard (VIP tenant).
+The machine is shared and noisy: the ratio measured in the same round is what counts.
+
+| server | req/s (middle round) | p50 ms | p99 ms |
+|---|---:|---:|---:|
+| hello world + \`identity()\` (baseline) | ${Math.round(mid[0])} | ${mid[2]} | ${mid[4]} |
+| hello world + \`identity()\` + \`requireFeature('fast-payment')\` | ${Math.round(mid[1])} | ${mid[3]} | ${mid[5]} |
+
+Throughput ratio guard / baseline (median of rounds: ${ratios.map((r) => r.toFixed(3)).join(', ')}): **${ratio.toFixed(3)}** — bar ≥ 0.9: **${ratio >= 0.9 ? 'met' : 'NOT met'}**.
+
+OFREP bulk evaluation of ${BULK_FLAGS} client-visible flags (\`POST /ofrep/v1/evaluate/flags\`, one connection, JWT
+verified per request): p50 **${bulk.latency.p50} ms** (autocannon rounds to whole ms; mean ${bulk.latency.average.toFixed(2)} ms), p99 ${bulk.latency.p99} ms, ${Math.round(bulk.requests.average)} req/s — bar p50 < 1 ms: **${bulk.latency.p50 < 1 ? 'met' : 'NOT met'}**.
+
+Reproduce: \`npm run bench\` (\`BENCH_ROUNDS\`, \`BENCH_SECONDS\` to change the length).
+`;
+    console.log(md);
+    writeSection(SECTION, md);
+  } finally {
+    for (const s of [base, guard, ofrep]) s.proc.kill();
+  }
+}
+
+if (process.argv[2] === 'server') server(process.argv[3]);
+else main().then(() => process.exit(0), (e) => (console.error(e), process.exit(1)));
