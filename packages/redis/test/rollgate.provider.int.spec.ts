@@ -177,11 +177,26 @@ it('closes only what it created', async () => {
   expect(mine.status).toBe('ready');
 });
 
+it('hears a change published while its subscriber was disconnected (CLIENT KILL TYPE pubsub), through the resync on reconnect', async () => {
+  const env = nextEnv();
+  const writer = await seededWriter(env);
+  const { client } = await connect('pubsub-kill', { store: storeOptions(env) }); // no polling: 60 s
+  const heard = nextEvent(client, ProviderEvents.ConfigurationChanged);
+  await admin.client('KILL', 'TYPE', 'pubsub');
+  // written while the subscriber reconnects: the PUBLISH inside the write may reach nobody
+  await writer.patchFlag('checkout-theme', { defaultVariant: 'bold' }, actor);
+  expect((await heard).flagsChanged).toEqual(['checkout-theme']);
+  expect(await client.getStringValue('checkout-theme', 'x')).toBe('bold');
+});
+
 describe('when Redis fails', () => {
   let own: TestRedis;
-  afterEach(async () => {
-    await own?.stop();
-  });
+  // each test's own server, stopped in the shared afterEach after the providers are closed
+  const startOwn = async (port?: number) => {
+    own = await startRedis(port);
+    cleanups.unshift(() => own.stop());
+    return own;
+  };
 
   it('fails initialize within the bound when Redis is down, serves defaults, and becomes READY by itself when Redis appears', async () => {
     const port = await freePort();
@@ -194,7 +209,7 @@ describe('when Redis fails', () => {
     expect(await client.getBooleanValue('fast-payment', false, { role: 'admin' })).toBe(false);
 
     const ready = nextEvent(client, ProviderEvents.Ready);
-    own = await startRedis(port);
+    await startOwn(port);
     const writer = new RedisFlagStore({ redis: own.url, env: 'down' });
     cleanups.push(() => writer.close());
     await writer.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: 'bold' }, actor);
@@ -203,8 +218,34 @@ describe('when Redis fails', () => {
     expect(await client.getStringValue('checkout-theme', 'x')).toBe('bold');
   });
 
+  it('never waits past commandTimeout when Redis hangs (SIGSTOP): STALE, evaluations from the snapshot, READY after SIGCONT', async () => {
+    await startOwn();
+    const env = 'hang';
+    const seed = new RedisFlagStore({ redis: own.url, env });
+    await seed.putFlag('checkout-theme', checkoutTheme, actor);
+    await seed.close();
+    const storeOpts = { redis: { port: own.port, host: '127.0.0.1', commandTimeout: 300 }, env, pollIntervalMs: 100 };
+    const { client } = await connect('hang', { store: storeOpts, staleGraceMs: 60_000 });
+    const probe = new RedisFlagStore({ redis: { port: own.port, host: '127.0.0.1', commandTimeout: 300 }, env });
+    cleanups.push(() => probe.close());
+    await probe.load();
+    const stale = nextEvent(client, ProviderEvents.Stale);
+    own.pause();
+    const started = Date.now();
+    await expect(probe.load()).rejects.toThrow('Command timed out');
+    expect(Date.now() - started).toBeLessThan(1000);
+    await stale;
+    const evalStarted = Date.now();
+    expect(await client.getStringDetails('checkout-theme', 'x')).toMatchObject({ value: 'classic', reason: 'STATIC' });
+    expect(Date.now() - evalStarted).toBeLessThan(50);
+    const ready = nextEvent(client, ProviderEvents.Ready);
+    own.resume();
+    await ready;
+    expect(client.providerStatus).toBe(ProviderStatus.READY);
+  });
+
   it('serves the last snapshot when Redis dies: STALE, then ERROR after the grace period, then READY with a resync', async () => {
-    own = await startRedis();
+    await startOwn();
     const env = 'outage';
     const writer = new RedisFlagStore({ redis: own.url, env });
     await writer.putFlag('checkout-theme', checkoutTheme, actor);

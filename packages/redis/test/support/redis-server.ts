@@ -12,6 +12,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Start it again on the same port (empty: no persistence). */
   start(): Promise<void>;
+  /** SIGSTOP: the server hangs with its TCP connections open. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -65,5 +69,13 @@ export async function startRedis(port?: number): Promise<TestRedis> {
   };
 
   await start();
-  return { port: p, url: `redis://127.0.0.1:${p}`, kill, start, stop: kill };
+  const signal = (sig: NodeJS.Signals) => {
+    if (!proc) throw new Error('redis-server is not running');
+    proc.kill(sig);
+  };
+  const stop = async () => {
+    if (proc && proc.signalCode === null && proc.exitCode === null) proc.kill('SIGCONT'); // a paused server must wake to die
+    await kill();
+  };
+  return { port: p, url: `redis://127.0.0.1:${p}`, kill, start, stop, pause: () => signal('SIGSTOP'), resume: () => signal('SIGCONT') };
 }
