@@ -1,0 +1,65 @@
+import { FlagValidationError, RollgateError } from '@rollgate/core';
+import { ConfigError, NotFoundError, StoreUnavailableError, VersionConflictError } from '@rollgate/redis';
+import { EditRefusedError, FileValidationError, MissingError, UsageError } from './errors';
+
+/** Exit codes a script can rely on. Documented in README.md, docs/cli.md and `rollgate --help`. */
+export const EXIT = Object.freeze({
+  ok: 0,
+  unexpected: 1,
+  usage: 2,
+  validation: 3,
+  conflict: 4,
+  notFound: 5,
+  unavailable: 6,
+});
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0  ok
+  1  unexpected error
+  2  usage error: bad command, argument or option (nothing written)
+  3  validation error: the change was refused as invalid, or the definition has no shape
+     this command can edit (nothing written)
+  4  version conflict: the store changed since it was read (nothing written); re-run
+  5  not found: no such flag, evaluator or audit entry
+  6  Redis unreachable: connection refused, timed out or not authorized
+
+Data goes to stdout, messages to stderr. With --json, stdout carries one JSON document
+(\`watch\`: one JSON object per line) and stderr one JSON object per message.`;
+
+const UNREACHABLE = /Command timed out|Connection is closed|Reached the max retries per request|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|NOAUTH|WRONGPASS|NOPERM|max number of clients/i;
+
+/** Whether an error means Redis could not be used at all (exit 6), as opposed to a bug. */
+export function isUnreachable(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return true;
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'MaxRetriesPerRequestError') return true;
+  const code = (error as { code?: unknown }).code;
+  return UNREACHABLE.test(error.message) || (typeof code === 'string' && UNREACHABLE.test(code));
+}
+
+export interface ErrorReport {
+  exitCode: number;
+  /** Stable code (`ERR_ROLLGATE_…`); `ERR_ROLLGATE_UNEXPECTED` for anything else. */
+  code: string;
+  message: string;
+  issues?: readonly unknown[];
+}
+
+/** Maps any error to the exit code and message the CLI reports. */
+export function reportOf(error: unknown): ErrorReport {
+  if (error instanceof UsageError || error instanceof ConfigError) return { exitCode: EXIT.usage, code: error.code, message: error.message };
+  if (error instanceof FileValidationError) return { exitCode: EXIT.validation, code: error.code, message: error.message, issues: error.issues };
+  if (error instanceof FlagValidationError) return { exitCode: EXIT.validation, code: error.code, message: error.message, issues: error.issues };
+  if (error instanceof EditRefusedError) return { exitCode: EXIT.validation, code: error.code, message: error.message };
+  if (error instanceof VersionConflictError) {
+    return { exitCode: EXIT.conflict, code: error.code, message: `${error.message} (nothing was written)` };
+  }
+  if (error instanceof NotFoundError || error instanceof MissingError) return { exitCode: EXIT.notFound, code: error.code, message: error.message };
+  if (isUnreachable(error)) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { exitCode: EXIT.unavailable, code: 'ERR_ROLLGATE_STORE_UNAVAILABLE', message: `Redis is unreachable: ${message}` };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { exitCode: EXIT.unexpected, code: error instanceof RollgateError ? error.code : 'ERR_ROLLGATE_UNEXPECTED', message: `unexpected error: ${message}` };
+}

@@ -1,0 +1,15 @@
+export { createProgram, runCli, processDependencies, DEFAULT_REDIS_URL } from './program';
+export type { CliDependencies, GlobalOptions } from './context';
+export type { CliIo } from './output';
+export { EXIT, reportOf } from './exit-codes';
+export type { ErrorReport } from './exit-codes';
+export { EditRefusedError, FileValidationError, MissingError, UsageError } from './errors';
+export type { FileIssue } from './errors';
+export { setRollout, parsePercent, describeSplit, bucketingKeyFor, defaultRolloutVariant } from './rollout';
+export type { RolloutOptions, RolloutResult, SplitBuckets } from './rollout';
+export { addToSegment, removeFromSegment, readSegment, segmentRule, segmentShapeProblem } from './segment';
+export type { Segment, SegmentEdit } from './segment';
+export { diffFlagSets } from './diff';
+export type { FlagSetChange, FlagSetDiff } from './diff';
+export { parseFlagFile, toFlagdDocument, FLAGD_SCHEMA } from './flag-file';
+export type { FlagFile } from './flag-file';

@@ -1,0 +1,603 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { flagStoreKeys, RedisFlagStore } from '@rollgate/redis';
+import { freePort, startRedis, type TestRedis } from '../../redis/test/support/redis-server';
+import { buildCli, runBin, spawnBin, type CliRun } from './support/cli';
+
+// The real `rollgate` bin, run as a child process against a throwaway redis-server; one --env
+// per test. Tests run several processes each, on machines that may be busy: a generous timeout.
+
+jest.setTimeout(30_000);
+
+const fastPayment = {
+  state: 'ENABLED',
+  variants: { on: true, off: false },
+  defaultVariant: 'off',
+  targeting: { if: [{ '==': [{ var: 'role' }, 'admin'] }, 'on', { $ref: 'vip-agencies' }, 'on', { fractional: [['on', 20], ['off', 80]] }] },
+};
+const vipAgencies = { in: [{ var: 'tenant' }, ['acme', 'globex']] };
+const checkoutTheme = { state: 'ENABLED', variants: { classic: 'classic', bold: 'bold' }, defaultVariant: 'classic' };
+const flagSet = { $schema: 'https://flagd.dev/schema/v0/flags.json', $evaluators: { 'vip-agencies': vipAgencies }, flags: { 'fast-payment': fastPayment, 'checkout-theme': checkoutTheme } };
+
+let redis: TestRedis;
+let admin: Redis;
+let dir: string;
+let envCounter = 0;
+const stores: RedisFlagStore[] = [];
+
+beforeAll(async () => {
+  buildCli();
+  redis = await startRedis();
+  admin = new Redis(redis.url);
+  dir = mkdtempSync(join(tmpdir(), 'rollgate-cli-'));
+}, 120_000);
+afterAll(async () => {
+  admin.disconnect();
+  await redis.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+});
+
+function newEnv(): string {
+  return `cli-${process.pid}-${++envCounter}`;
+}
+
+/** `rollgate --redis … --env <env> --actor tester <args>` */
+function cli(env: string, ...args: string[]): Promise<CliRun> {
+  return runBin(['--redis', redis.url, '--env', env, '--actor', 'tester', ...args]);
+}
+
+/** The JSON a successful run printed (fails the test, showing stderr, otherwise). */
+function json<T = Record<string, unknown>>(run: CliRun): T {
+  if (run.code !== 0) throw new Error(`rollgate exited ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as T;
+}
+
+function store(env: string): RedisFlagStore {
+  const s = new RedisFlagStore({ redis: redis.url, env, pollIntervalMs: 60_000 });
+  stores.push(s);
+  return s;
+}
+
+async function seed(env: string): Promise<RedisFlagStore> {
+  const s = store(env);
+  await s.apply(
+    [
+      { kind: 'evaluator', key: 'vip-agencies', definition: vipAgencies },
+      { kind: 'flag', key: 'fast-payment', definition: fastPayment },
+      { kind: 'flag', key: 'checkout-theme', definition: checkoutTheme },
+    ],
+    { actor: 'seed' },
+  );
+  return s;
+}
+
+function file(name: string, content: unknown): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
+  return path;
+}
+
+describe('help and usage (the real bin; every command is covered in program.spec.ts)', () => {
+  it('documents the exit codes in --help, and has --help on subcommands', async () => {
+    const [root, rollout] = await Promise.all([runBin(['--help']), runBin(['rollout', '--help'])]);
+    expect(root.code).toBe(0);
+    for (const line of ['0  ok', '1  unexpected error', '2  usage error', '3  validation error', '4  version conflict', '5  not found', '6  Redis unreachable']) expect(root.stdout).toContain(line);
+    expect(root.stdout).toMatch(/--redis <url>[\s\S]*env: REDIS_URL/);
+    expect(rollout).toMatchObject({ code: 0, stderr: '' });
+    expect(rollout.stdout).toContain('Usage: rollgate rollout [options] <key> <percent>');
+  });
+
+  it('exits 2 on usage errors, with a message on stderr and nothing on stdout', async () => {
+    const cases = [[], ['rollout', 'fast-payment', '150'], ['flags', 'push', join(dir, 'does-not-exist.json')]];
+    const runs = await Promise.all(cases.map((c) => runBin(['--redis', redis.url, ...c])));
+    runs.forEach((run, i) => {
+      expect({ args: cases[i], code: run.code, stdout: run.stdout }).toEqual({ args: cases[i], code: 2, stdout: '' });
+      expect(run.stderr).not.toBe('');
+    });
+    expect(runs[1]!.stderr).toContain('percent must be a whole number from 0 to 100');
+    expect(runs[2]!.stderr).toContain('no such file');
+  });
+});
+
+describe('flags', () => {
+  it('push writes every flag and evaluator in one audited version and reports it as JSON', async () => {
+    const env = newEnv();
+    const run = await cli(env, 'flags', 'push', file(`${env}.json`, flagSet), '--reason', 'initial import', '--json');
+    const out = json(run);
+    expect(out).toEqual({
+      env,
+      file: expect.stringContaining(`${env}.json`),
+      prune: false,
+      previousVersion: 0,
+      written: true,
+      version: 1,
+      changes: [
+        { kind: 'evaluator', key: 'vip-agencies', change: 'added', before: null, after: vipAgencies },
+        { kind: 'flag', key: 'checkout-theme', change: 'added', before: null, after: checkoutTheme },
+        { kind: 'flag', key: 'fast-payment', change: 'added', before: null, after: fastPayment },
+      ],
+      onlyInStore: [],
+    });
+    expect(await store(env).load()).toMatchObject({ version: 1, flags: { 'fast-payment': fastPayment, 'checkout-theme': checkoutTheme }, evaluators: { 'vip-agencies': vipAgencies } });
+    const audit = await store(env).audit();
+    expect(audit.map((e) => [e.version, e.actor, e.action, e.reason])).toEqual([
+      [1, 'tester', 'push', 'initial import'],
+      [1, 'tester', 'push', 'initial import'],
+      [1, 'tester', 'push', 'initial import'],
+    ]);
+  });
+
+  it('refuses an invalid file with exit 3 and file:line messages, writing nothing', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const before = await s.load();
+    const bad = file(
+      `${env}-bad.json`,
+      [
+        '{',
+        '  "flags": {',
+        '    "checkout-theme": { "state": "DISABLED", "variants": { "classic": "classic" }, "defaultVariant": "classic" },',
+        '    "fast-payment": {',
+        '      "state": "ENABLED",',
+        '      "variants": { "on": true, "off": false },',
+        '      "defaultVariant": "maybe"',
+        '    },',
+        '    "uses-missing": { "state": "ENABLED", "variants": { "on": true }, "targeting": { "$ref": "nope" } }',
+        '  }',
+        '}',
+      ].join('\n'),
+    );
+    const human = await cli(env, 'flags', 'push', bad);
+    expect(human.code).toBe(3);
+    expect(human.stdout).toBe('');
+    expect(human.stderr).toContain(`${bad}:7: flags.fast-payment.defaultVariant: "maybe" is not one of the variants on, off`);
+    expect(human.stderr).toContain(`${bad}:9: flags.uses-missing.targeting: unknown $ref "nope"`);
+    expect(human.stderr).toContain('nothing was written');
+
+    const machine = await cli(env, 'flags', 'push', bad, '--json');
+    expect(machine.code).toBe(3);
+    expect(JSON.parse(machine.stderr)).toEqual({
+      error: {
+        exitCode: 3,
+        code: 'ERR_ROLLGATE_FLAG_VALIDATION',
+        message: expect.stringContaining('is invalid, nothing was written'),
+        issues: [
+          { path: 'flags.fast-payment.defaultVariant', message: '"maybe" is not one of the variants on, off', line: 7 },
+          { path: 'flags.uses-missing.targeting', message: expect.stringContaining('unknown $ref "nope"'), line: 9 },
+        ],
+      },
+    });
+
+    const broken = await cli(env, 'flags', 'push', file(`${env}-broken.json`, '{\n  "flags": {\n    "a": ,\n  }\n}'));
+    expect(broken.code).toBe(3);
+    expect(broken.stderr).toContain('-broken.json:3:10: not valid JSON: unexpected ",", expected a value');
+
+    expect(await s.load()).toEqual(before); // nothing written: same version, same definitions
+    expect(await s.audit()).toHaveLength(3);
+  });
+
+  it('push keeps store-only entries unless --prune; --dry-run and diff write nothing', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const next = { flags: { 'fast-payment': { ...fastPayment, state: 'DISABLED' }, 'new-flag': checkoutTheme }, $evaluators: { 'vip-agencies': vipAgencies } };
+    const path = file(`${env}.json`, next);
+
+    const diff = json(await cli(env, 'flags', 'diff', path, '--json'));
+    expect(diff).toEqual({
+      env,
+      version: 1,
+      file: path,
+      prune: false,
+      changes: [
+        { kind: 'flag', key: 'fast-payment', change: 'changed', before: fastPayment, after: next.flags['fast-payment'] },
+        { kind: 'flag', key: 'new-flag', change: 'added', before: null, after: checkoutTheme },
+      ],
+      onlyInStore: [{ kind: 'flag', key: 'checkout-theme' }],
+    });
+    const humanDiff = await cli(env, 'flags', 'diff', path, '--prune');
+    expect(humanDiff.stdout.trim().split('\n')).toEqual(['~ flag fast-payment: state "ENABLED" → "DISABLED"', '+ flag new-flag', '- flag checkout-theme']);
+
+    const dry = json(await cli(env, 'flags', 'push', path, '--prune', '--dry-run', '--json'));
+    expect(dry).toMatchObject({ written: false, version: 1, previousVersion: 1 });
+    expect((await s.load()).version).toBe(1);
+
+    const kept = await cli(env, 'flags', 'push', path);
+    expect(kept.code).toBe(0);
+    expect(kept.stderr).toContain('in the store but not in the file, kept (use --prune to remove them): flag checkout-theme');
+    expect(Object.keys((await s.load()).flags).sort()).toEqual(['checkout-theme', 'fast-payment', 'new-flag']);
+
+    const pruned = json(await cli(env, 'flags', 'push', path, '--prune', '--json'));
+    expect(pruned).toMatchObject({ written: true, previousVersion: 2, version: 3, changes: [{ kind: 'flag', key: 'checkout-theme', change: 'removed', after: null }] });
+    const after = await s.load();
+    expect(after.flags).toEqual(next.flags);
+    expect(after.evaluators).toEqual(next.$evaluators);
+
+    const again = json(await cli(env, 'flags', 'push', path, '--prune', '--json'));
+    expect(again).toMatchObject({ written: false, version: 3, changes: [] });
+  });
+
+  it('push --expected-version refuses a stale version with exit 4, writing nothing', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const run = await cli(env, 'flags', 'push', file(`${env}.json`, { flags: { x: checkoutTheme } }), '--expected-version', '0');
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain('flag store is at version 1, not the expected 0');
+    expect((await s.load()).version).toBe(1);
+  });
+
+  it('pull exports flagd JSON to stdout or a file; pushing it back changes nothing', async () => {
+    const env = newEnv();
+    await seed(env);
+    const stdout = await cli(env, 'flags', 'pull');
+    expect(stdout.code).toBe(0);
+    const doc = JSON.parse(stdout.stdout) as Record<string, unknown>;
+    expect(doc).toEqual({ $schema: 'https://flagd.dev/schema/v0/flags.json', $evaluators: { 'vip-agencies': vipAgencies }, flags: { 'checkout-theme': checkoutTheme, 'fast-payment': fastPayment } });
+    expect(Object.keys(doc)).toEqual(['$schema', '$evaluators', 'flags']);
+    expect(Object.keys(doc.flags as object)).toEqual(['checkout-theme', 'fast-payment']);
+
+    const path = join(dir, `${env}-pulled.json`);
+    const toFile = json(await cli(env, 'flags', 'pull', path, '--json'));
+    expect(toFile).toEqual({ env, version: 1, file: path, flags: 2, evaluators: 1 });
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(doc);
+
+    const back = json(await cli(env, 'flags', 'push', path, '--prune', '--json'));
+    expect(back).toMatchObject({ written: false, version: 1, changes: [], onlyInStore: [] });
+  });
+
+  it('list and get: JSON shapes, human table, not found exits 5', async () => {
+    const env = newEnv();
+    await seed(env);
+    // global options may also follow the command
+    const list = json(await runBin(['flags', 'list', '--redis', redis.url, '--env', env, '--json']));
+    expect(list).toEqual({
+      env,
+      version: 1,
+      flags: [
+        { key: 'checkout-theme', state: 'ENABLED', defaultVariant: 'classic', variants: ['classic', 'bold'], targeting: 'static', split: null, valid: true },
+        {
+          key: 'fast-payment',
+          state: 'ENABLED',
+          defaultVariant: 'off',
+          variants: ['on', 'off'],
+          targeting: 'rules',
+          split: { path: 'targeting.if[4]', buckets: [['on', 20], ['off', 80]], by: null },
+          valid: true,
+        },
+      ],
+      evaluators: ['vip-agencies'],
+      issues: [],
+    });
+    const table = await cli(env, 'flags', 'list');
+    expect(table.stdout.split('\n')[0]).toMatch(/^KEY\s+STATE\s+DEFAULT\s+VARIANTS\s+TARGETING$/);
+    expect(table.stdout).toMatch(/fast-payment\s+ENABLED\s+off\s+on, off\s+rules, split on 20% \/ off 80%/);
+
+    expect(json(await cli(env, 'flags', 'get', 'fast-payment', '--json'))).toEqual({ env, version: 1, key: 'fast-payment', definition: fastPayment });
+    expect(JSON.parse((await cli(env, 'flags', 'get', 'checkout-theme')).stdout)).toEqual(checkoutTheme);
+    const missing = await cli(env, 'flags', 'get', 'nope', '--json');
+    expect(missing.code).toBe(5);
+    expect(missing.stdout).toBe('');
+    expect(JSON.parse(missing.stderr)).toEqual({ error: { exitCode: 5, code: 'ERR_ROLLGATE_NOT_FOUND', message: expect.stringContaining('flag "nope" does not exist') } });
+  });
+});
+
+describe('kill switch', () => {
+  it('disable and enable patch only the state, audited; a no-op writes nothing', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const off = json(await cli(env, 'disable', 'fast-payment', '--reason', 'incident 42', '--json'));
+    expect(off).toEqual({ env, key: 'fast-payment', state: 'DISABLED', previousVersion: 1, changed: true, version: 2 });
+    expect((await s.load()).flags['fast-payment']).toEqual({ ...fastPayment, state: 'DISABLED' });
+
+    const again = json(await cli(env, 'disable', 'fast-payment', '--json'));
+    expect(again).toEqual({ env, key: 'fast-payment', state: 'DISABLED', previousVersion: 2, changed: false, version: 2 });
+
+    const on = await cli(env, 'enable', 'fast-payment');
+    expect(on).toMatchObject({ code: 0, stdout: 'fast-payment: DISABLED → ENABLED (version 3)\n' });
+    expect((await s.load()).flags['fast-payment']).toEqual(fastPayment);
+    const [latest, previous] = await s.audit('fast-payment', { limit: 2 });
+    expect(latest).toMatchObject({ version: 3, action: 'enable', actor: 'tester' });
+    expect(previous).toMatchObject({ version: 2, action: 'disable', actor: 'tester', reason: 'incident 42' });
+
+    expect((await cli(env, 'disable', 'nope')).code).toBe(5);
+  });
+});
+
+describe('rollout', () => {
+  it('edits the split in the else branch, keeping the pilot rules', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const out = json(await cli(env, 'rollout', 'fast-payment', '50', '--reason', 'ramp', '--json'));
+    expect(out).toEqual({
+      env,
+      key: 'fast-payment',
+      percent: 50,
+      variant: 'on',
+      by: null,
+      bucketingKey: null,
+      path: 'targeting.if[4]',
+      created: false,
+      before: [['on', 20], ['off', 80]],
+      after: [['on', 50], ['off', 50]],
+      previousVersion: 1,
+      written: true,
+      version: 2,
+    });
+    const expected = { ...fastPayment, targeting: { if: [...fastPayment.targeting.if.slice(0, 4), { fractional: [['on', 50], ['off', 50]] }] } };
+    expect((await s.load()).flags['fast-payment']).toEqual(expected);
+    expect((await s.audit('fast-payment', { limit: 1 }))[0]).toMatchObject({ action: 'rollout', actor: 'tester', reason: 'ramp', version: 2 });
+
+    const same = json(await cli(env, 'rollout', 'fast-payment', '50%', '--json'));
+    expect(same).toMatchObject({ written: false, version: 2 });
+  });
+
+  it('creates the canonical split with --variant and --by on a flag without targeting', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const run = await cli(env, 'rollout', 'checkout-theme', '10', '--variant', 'bold', '--by', 'tenant');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('checkout-theme: none → bold 10% / classic 90% by tenant at targeting (created) (version 2)\n');
+    expect((await s.load()).flags['checkout-theme']).toEqual({
+      ...checkoutTheme,
+      targeting: { fractional: [{ cat: [{ var: '$flagd.flagKey' }, { var: 'tenant' }] }, ['bold', 10], ['classic', 90]] },
+    });
+  });
+
+  it('refuses targeting with no split at its tail (exit 3), and an unknown variant (exit 2), writing nothing', async () => {
+    const env = newEnv();
+    const s = store(env);
+    await s.putFlag('admins-only', { ...fastPayment, targeting: { if: [{ '==': [{ var: 'role' }, 'admin'] }, 'on', 'off'] } }, { actor: 'seed' });
+    const refused = await cli(env, 'rollout', 'admins-only', '10');
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('flag "admins-only": nothing to roll out: its targeting has no percentage split ("fractional") at the tail');
+    expect(refused.stderr).toContain('rollgate flags push');
+    expect((await cli(env, 'rollout', 'admins-only', '10', '--variant', 'maybe')).code).toBe(2);
+    expect((await cli(env, 'rollout', 'nope', '10')).code).toBe(5);
+    expect((await s.load()).version).toBe(1);
+  });
+
+  it('two concurrent rollouts pinned to the same version: one wins, the other exits 4, no lost update', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const [a, b] = await Promise.all([cli(env, 'rollout', 'fast-payment', '30', '--expected-version', '1', '--json'), cli(env, 'rollout', 'fast-payment', '70', '--expected-version', '1', '--json')]);
+    expect([a.code, b.code].sort()).toEqual([0, 4]);
+    const [winner, loser] = a.code === 0 ? [a, b] : [b, a];
+    const won = JSON.parse(winner.stdout) as { percent: number; version: number };
+    expect(won.version).toBe(2);
+    expect(loser.stdout).toBe('');
+    expect(JSON.parse(loser.stderr)).toMatchObject({ error: { exitCode: 4, code: 'ERR_ROLLGATE_VERSION_CONFLICT' } });
+    const final = await s.load();
+    expect(final.version).toBe(2);
+    expect(final.flags['fast-payment']).toEqual({ ...fastPayment, targeting: { if: [...fastPayment.targeting.if.slice(0, 4), { fractional: [['on', won.percent], ['off', 100 - won.percent]] }] } });
+  });
+
+  it('parallel unpinned rollouts: every success built on the previous write, losers exit 4', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const runs: CliRun[] = [];
+    for (let round = 0; round < 3; round++) {
+      runs.push(...(await Promise.all([cli(env, 'rollout', 'fast-payment', String(10 + round)), cli(env, 'rollout', 'fast-payment', String(60 + round))])));
+    }
+    for (const r of runs) expect([0, 4]).toContain(r.code);
+    const entries = (await s.audit('fast-payment', { limit: 100 })).filter((e) => e.action === 'rollout').reverse();
+    expect(entries).toHaveLength(runs.filter((r) => r.code === 0).length);
+    // no lost update: each write's "before" is exactly the previous write's "after"
+    let previous: unknown = fastPayment;
+    for (const e of entries) {
+      expect(e.before).toEqual(previous);
+      previous = e.after;
+    }
+    expect((await s.load()).flags['fast-payment']).toEqual(previous);
+  });
+});
+
+describe('segment', () => {
+  it('adds (creating), lists and removes values; refuses other shapes and attributes', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const added = json(await cli(env, 'segment', 'add', 'vip-agencies', 'tenant', 'initech', 'acme', '--reason', 'pilot wave 2', '--json'));
+    expect(added).toEqual({
+      env,
+      evaluator: 'vip-agencies',
+      attribute: 'tenant',
+      added: ['initech'],
+      unchanged: ['acme'],
+      created: false,
+      values: ['acme', 'globex', 'initech'],
+      previousVersion: 1,
+      written: true,
+      version: 2,
+    });
+    expect((await s.load()).evaluators['vip-agencies']).toEqual({ in: [{ var: 'tenant' }, ['acme', 'globex', 'initech']] });
+
+    const created = json(await cli(env, 'segment', 'add', 'beta-users', 'email', 'a@x.io', '--json'));
+    expect(created).toMatchObject({ created: true, added: ['a@x.io'], version: 3 });
+
+    const list = json(await cli(env, 'segment', 'list', '--json'));
+    expect(list).toEqual({
+      env,
+      version: 3,
+      segments: [
+        { evaluator: 'beta-users', attribute: 'email', values: ['a@x.io'], usedBy: [] },
+        { evaluator: 'vip-agencies', attribute: 'tenant', values: ['acme', 'globex', 'initech'], usedBy: ['fast-payment'] },
+      ],
+      others: [],
+    });
+    expect((await cli(env, 'segment', 'list', 'vip-agencies')).stdout).toBe('acme\nglobex\ninitech\n');
+
+    const removed = json(await cli(env, 'segment', 'remove', 'vip-agencies', 'tenant', 'acme', '--json'));
+    expect(removed).toMatchObject({ removed: ['acme'], values: ['globex', 'initech'], written: true, version: 4 });
+    const noop = json(await cli(env, 'segment', 'remove', 'vip-agencies', 'tenant', 'acme', '--json'));
+    expect(noop).toMatchObject({ removed: [], unchanged: ['acme'], written: false, version: 4 });
+
+    expect((await cli(env, 'segment', 'add', 'vip-agencies', 'org', 'x')).code).toBe(3);
+    await s.putEvaluator('admins', { '==': [{ var: 'role' }, 'admin'] }, { actor: 'seed' });
+    const other = await cli(env, 'segment', 'add', 'admins', 'role', 'ops');
+    expect(other.code).toBe(3);
+    expect(other.stderr).toContain('evaluator "admins" is not a value list this command can edit');
+    expect((await cli(env, 'segment', 'remove', 'nope', 'tenant', 'x')).code).toBe(5);
+    expect((await cli(env, 'segment', 'list', 'nope')).code).toBe(5);
+    expect((await s.audit('vip-agencies', { limit: 1 }))[0]).toMatchObject({ kind: 'evaluator', action: 'segment-remove', actor: 'tester' });
+    expect((await s.load()).version).toBe(5);
+  });
+});
+
+describe('audit and revert', () => {
+  it('audit shows actor, action, change and reason, newest first', async () => {
+    const env = newEnv();
+    await seed(env);
+    await runBin(['--redis', redis.url, '--env', env, '--actor', 'alice', '--reason', 'incident 42', 'disable', 'fast-payment']);
+    const out = json<{ env: string; entries: Record<string, unknown>[] }>(await cli(env, 'audit', 'fast-payment', '--json'));
+    expect(out.env).toBe(env);
+    expect(out.entries).toEqual([
+      { id: expect.any(String), version: 2, time: expect.any(Number), actor: 'alice', action: 'disable', kind: 'flag', key: 'fast-payment', before: fastPayment, after: { ...fastPayment, state: 'DISABLED' }, reason: 'incident 42' },
+      { id: expect.any(String), version: 1, time: expect.any(Number), actor: 'seed', action: 'put', kind: 'flag', key: 'fast-payment', before: null, after: fastPayment, reason: '' },
+    ]);
+    const human = await cli(env, 'audit', '--limit', '2');
+    const lines = human.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^VERSION\s+TIME\s+ACTOR\s+ACTION\s+KEY\s+CHANGE\s+REASON$/);
+    expect(lines[1]).toMatch(/^2\s+\S+Z\s+alice\s+disable\s+fast-payment\s+state "ENABLED" → "DISABLED"\s+incident 42$/);
+  });
+
+  it('revert restores the exact earlier definition, as a new audited version', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const keys = flagStoreKeys(env);
+    const original = await admin.hget(keys.flags, 'fast-payment');
+    expect((await cli(env, 'rollout', 'fast-payment', '60')).code).toBe(0); // v2
+    expect((await cli(env, 'disable', 'fast-payment')).code).toBe(0); // v3
+    const out = json(await cli(env, 'revert', 'fast-payment', '--to', '1', '--json'));
+    expect(out).toEqual({ env, key: 'fast-payment', kind: 'flag', toVersion: 1, previousVersion: 3, version: 4, definition: fastPayment });
+    expect(await admin.hget(keys.flags, 'fast-payment')).toBe(original); // byte for byte
+    expect((await s.audit('fast-payment', { limit: 1 }))[0]).toMatchObject({ action: 'revert', actor: 'tester', reason: 'revert to version 1', version: 4 });
+
+    const undo = await cli(env, 'revert', 'fast-payment', '--reason', 'oops');
+    expect(undo.code).toBe(0);
+    expect((await s.load()).flags['fast-payment']).toEqual({ ...fastPayment, state: 'DISABLED', targeting: { if: [...fastPayment.targeting.if.slice(0, 4), { fractional: [['on', 60], ['off', 40]] }] } });
+    expect((await s.audit('fast-payment', { limit: 1 }))[0]).toMatchObject({ reason: 'oops', version: 5 });
+
+    const evaluator = await cli(env, 'revert', 'vip-agencies', '--evaluator', '--to', '0');
+    expect(evaluator.code).toBe(3); // fast-payment still uses it: removing it is refused by validation
+    expect(evaluator.stderr).toContain('unknown $ref "vip-agencies"');
+    expect((await cli(env, 'revert', 'never-existed')).code).toBe(5);
+    expect((await s.load()).version).toBe(5);
+  });
+});
+
+describe('explain', () => {
+  it('prints the steps and the summary of the deciding rule', async () => {
+    const env = newEnv();
+    await seed(env);
+    const out = json<{ result: Record<string, unknown>; steps: { path: string; note: string }[]; summary: string }>(
+      await cli(env, 'explain', 'fast-payment', '--context', '{"targetingKey": "u-1", "tenant": "acme"}', '--json'),
+    );
+    expect(out).toMatchObject({ env, version: 1, key: 'fast-payment', context: { targetingKey: 'u-1', tenant: 'acme' }, result: { value: true, variant: 'on', reason: 'TARGETING_MATCH' } });
+    expect(out.steps.map((s) => [s.path, s.note])).toEqual([
+      ['targeting.if[0]', 'condition 1 did not match'],
+      ['targeting.if[2]', 'condition 2 matched'],
+    ]);
+    expect(out.summary).toBe('condition 2 matched: variant "on" (true)');
+
+    const human = await cli(env, 'explain', 'fast-payment', '--context', '{"targetingKey": "u-1"}');
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('targeting.if[4]: no condition matched: else branch');
+    expect(human.stdout).toMatch(/percentage split on "fast-paymentu-1": bucket \d+ of 100/);
+    expect(human.stdout).toMatch(/=> variant "(on|off)" \((true|false)\), reason SPLIT/);
+    expect((await cli(env, 'explain', 'nope')).code).toBe(5);
+  });
+});
+
+describe('watch', () => {
+  it('prints a change made by another process, and exits 0 on SIGINT', async () => {
+    const env = newEnv();
+    await seed(env);
+    const watch = spawnBin(['--redis', redis.url, '--env', env, '--json', 'watch']);
+    try {
+      await watch.waitFor('stderr', '"status":"watching"');
+      expect(JSON.parse(watch.stderr().trim().split('\n')[0]!)).toEqual({ status: 'watching', env, version: 1 });
+      expect((await runBin(['--redis', redis.url, '--env', env, '--actor', 'bob', '--reason', 'incident', 'disable', 'fast-payment'])).code).toBe(0);
+      await watch.waitFor('stdout', '\n');
+      const line = JSON.parse(watch.stdout().split('\n')[0]!) as Record<string, unknown>;
+      expect(line).toEqual({
+        version: 2,
+        epoch: expect.any(String),
+        time: expect.any(String),
+        flags: ['fast-payment'],
+        evaluators: [],
+        writes: [{ version: 2, actor: 'bob', action: 'disable', kind: 'flag', key: 'fast-payment', reason: 'incident' }],
+      });
+    } finally {
+      expect(await watch.stop('SIGINT')).toBe(0);
+    }
+  });
+
+  it('prints human-readable lines, and exits 0 on SIGTERM', async () => {
+    const env = newEnv();
+    await seed(env);
+    const watch = spawnBin(['--redis', redis.url, '--env', env, 'watch']);
+    try {
+      await watch.waitFor('stderr', `watching env "${env}" from version 1`);
+      expect((await cli(env, 'segment', 'add', 'vip-agencies', 'tenant', 'initech')).code).toBe(0);
+      await watch.waitFor('stdout', '\n');
+      expect(watch.stdout()).toMatch(/^version 2 {2}\S+ {2}flags: fast-payment {2}evaluators: vip-agencies {2}— segment-add by tester\n$/);
+    } finally {
+      expect(await watch.stop('SIGTERM')).toBe(0);
+    }
+  });
+});
+
+describe('failures', () => {
+  it('exits 1 on an unexpected error (a Redis key of the wrong type), with the message', async () => {
+    const env = newEnv();
+    await admin.set(flagStoreKeys(env).flags, 'not a hash');
+    const run = await cli(env, 'flags', 'list');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('rollgate: unexpected error: WRONGTYPE');
+  });
+});
+
+describe('Redis unreachable', () => {
+  let silent: Server;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    // accepts connections and never answers: a stuck Redis
+    silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+    await once(silent, 'close');
+  });
+
+  it('exits 6 promptly when Redis refuses connections or does not answer', async () => {
+    const closed = `redis://127.0.0.1:${await freePort()}`;
+    const stuck = `redis://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    const [refused, refusedJson, hung, hungWrite] = await Promise.all([
+      runBin(['--redis', closed, 'flags', 'list']),
+      runBin(['flags', 'list', '--json'], { env: { REDIS_URL: closed } }),
+      runBin(['--redis', stuck, 'flags', 'list']),
+      runBin(['--redis', stuck, '--actor', 'x', 'disable', 'fast-payment']),
+    ]);
+    for (const run of [refused, refusedJson, hung, hungWrite]) {
+      expect(run.code).toBe(6);
+      expect(run.stdout).toBe('');
+      expect(run.ms).toBeLessThan(5000);
+    }
+    expect(refused.stderr).toContain('rollgate: Redis is unreachable');
+    expect(JSON.parse(refusedJson.stderr)).toMatchObject({ error: { exitCode: 6, code: 'ERR_ROLLGATE_STORE_UNAVAILABLE' } });
+    expect(hung.stderr).toContain('Redis is unreachable: Command timed out');
+  });
+});
