@@ -1,0 +1,3 @@
+export { RollgateWebProvider } from './rollgate-web.provider';
+export type { RollgateWebProviderOptions, EventSourceConstructor, EventSourceLike, FetchLike, HeaderEntries } from './options';
+export { WebConfigError } from './errors';

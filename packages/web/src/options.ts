@@ -1,0 +1,151 @@
+import type { FlagValue, Logger } from '@openfeature/web-sdk';
+import { WebConfigError } from './errors';
+
+/** The part of the WHATWG `EventSource` the provider uses (browsers' own, or the `eventsource` package in Node). */
+export interface EventSourceLike {
+  readonly readyState: number;
+  addEventListener(type: 'open' | 'error', listener: (event: Event) => void): void;
+  addEventListener(type: 'message', listener: (event: MessageEvent) => void): void;
+  close(): void;
+}
+export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
+/** Headers as an object or as pairs; values that are `undefined` are left out. */
+export type HeaderEntries = Record<string, string | undefined> | ReadonlyArray<readonly [string, string]>;
+
+export interface RollgateWebProviderOptions {
+  /**
+   * Origin (and path prefix) of the server that mounts the OFREP router: requests go to
+   * `${baseUrl}/ofrep/v1/...`. @default `location.origin` in a browser (required elsewhere)
+   */
+  baseUrl?: string;
+  /**
+   * Called before every request, so a short-lived token is always fresh, e.g.
+   * `() => ({ Authorization: \`Bearer ${await auth.getAccessToken()}\` })`. @default none
+   */
+  headersFactory?: () => HeaderEntries | Promise<HeaderEntries>;
+  /**
+   * `fetch` credentials mode. `'include'` sends cookies to another origin (cookie-session apps
+   * whose API is on a different host); the SSE stream then opens with `withCredentials`.
+   * @default 'same-origin' (what `fetch` does)
+   */
+  credentials?: RequestCredentials;
+  /**
+   * Server-rendered values for the first paint, e.g. `{ 'fast-payment': true }`. With them,
+   * `initialize()` resolves at once and flags resolve with reason `CACHED` until the first
+   * response arrives; then ConfigurationChanged lists the keys whose value differed. @default none
+   */
+  bootstrap?: Readonly<Record<string, FlagValue>>;
+  /**
+   * How changes are heard. `'sse'`: the server's `eventStreams` (falls back to polling while the
+   * stream is down, if `pollInterval` > 0); `'polling'`: only `pollInterval`; `'none'`: only on
+   * context change and when the page becomes visible again. @default 'sse'
+   */
+  changeDetection?: 'sse' | 'polling' | 'none';
+  /** Poll every this many ms (0 = never). With SSE, used only while the stream is down. @default 0 */
+  pollInterval?: number;
+  /** Close the stream after the page has been hidden this long; reopen (and refetch) when it is shown. @default the server's value, else 120 */
+  inactivityDelaySec?: number;
+  /** Give up on one request after this long. @default 10000 */
+  timeoutMs?: number;
+  /** Delay before the first attempt to reopen a stream the server refused or lost; doubles up to `maxReconnectDelayMs`, with jitter. @default 1000 */
+  reconnectDelayMs?: number;
+  /** @default 30000 */
+  maxReconnectDelayMs?: number;
+  /** Refetch when the page becomes visible (OFREP ADR-0010). @default true */
+  refetchOnVisible?: boolean;
+  /** `fetch` to use (tests, instrumentation). @default globalThis.fetch */
+  fetchImplementation?: FetchLike;
+  /** EventSource to use; inject the `eventsource` package where there is none (Node < 22). @default globalThis.EventSource */
+  eventSource?: EventSourceConstructor;
+  logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  baseUrl: string;
+  headersFactory: (() => HeaderEntries | Promise<HeaderEntries>) | undefined;
+  credentials: RequestCredentials | undefined;
+  bootstrap: Readonly<Record<string, FlagValue>> | undefined;
+  changeDetection: 'sse' | 'polling' | 'none';
+  pollInterval: number;
+  inactivityDelaySec: number | undefined;
+  timeoutMs: number;
+  reconnectDelayMs: number;
+  maxReconnectDelayMs: number;
+  refetchOnVisible: boolean;
+  fetch: FetchLike;
+  eventSource: EventSourceConstructor | undefined;
+  logger: Logger | undefined;
+}
+
+const CREDENTIALS = ['omit', 'same-origin', 'include'];
+const CHANGE_DETECTION = ['sse', 'polling', 'none'];
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new WebConfigError(`options.${name} must be a number >= 0, got ${String(value)}`);
+  return value;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const n = nonNegative(name, value, fallback);
+  if (n === 0) throw new WebConfigError(`options.${name} must be > 0`);
+  return n;
+}
+
+/** Checks the options once, at construction, and fills in the defaults. */
+export function resolveOptions(options: RollgateWebProviderOptions = {}): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new WebConfigError('options must be an object');
+  const location = (globalThis as { location?: { origin?: string } }).location;
+  const rawBase = options.baseUrl ?? (location?.origin && location.origin !== 'null' ? location.origin : undefined);
+  if (rawBase === undefined) throw new WebConfigError('options.baseUrl is required outside a browser (e.g. "http://localhost:3000", the server that mounts ofrep())');
+  let baseUrl: string;
+  try {
+    baseUrl = new URL(rawBase).href.replace(/\/+$/, '');
+  } catch {
+    throw new WebConfigError(`options.baseUrl must be an absolute URL such as "https://app.example.com", got "${rawBase}"`);
+  }
+  if (!/^https?:$/.test(new URL(baseUrl).protocol)) throw new WebConfigError(`options.baseUrl must be http(s), got "${rawBase}"`);
+  if (options.headersFactory !== undefined && typeof options.headersFactory !== 'function') throw new WebConfigError('options.headersFactory must be a function returning headers');
+  if (options.credentials !== undefined && !CREDENTIALS.includes(options.credentials)) throw new WebConfigError(`options.credentials must be one of ${CREDENTIALS.join(', ')}, got "${String(options.credentials)}"`);
+  if (options.changeDetection !== undefined && !CHANGE_DETECTION.includes(options.changeDetection)) throw new WebConfigError(`options.changeDetection must be one of ${CHANGE_DETECTION.join(', ')}, got "${String(options.changeDetection)}"`);
+  if (options.bootstrap !== undefined) {
+    if (typeof options.bootstrap !== 'object' || options.bootstrap === null || Array.isArray(options.bootstrap)) throw new WebConfigError('options.bootstrap must be an object of flag key → value');
+    for (const [key, value] of Object.entries(options.bootstrap)) {
+      if (value === undefined || value === null || typeof value === 'function') throw new WebConfigError(`options.bootstrap["${key}"] must be a boolean, string, number or object, got ${String(value)}`);
+    }
+  }
+  const fetchImpl = options.fetchImplementation ?? (typeof globalThis.fetch === 'function' ? globalThis.fetch.bind(globalThis) : undefined);
+  if (!fetchImpl) throw new WebConfigError('no fetch: pass options.fetchImplementation');
+  const credentials = options.credentials;
+  const reconnectDelayMs = nonNegative('reconnectDelayMs', options.reconnectDelayMs, 1000);
+  const maxReconnectDelayMs = nonNegative('maxReconnectDelayMs', options.maxReconnectDelayMs, 30_000);
+  if (maxReconnectDelayMs < reconnectDelayMs) throw new WebConfigError(`options.maxReconnectDelayMs (${maxReconnectDelayMs}) must be >= options.reconnectDelayMs (${reconnectDelayMs})`);
+  const inactivity = options.inactivityDelaySec;
+  if (inactivity !== undefined && (typeof inactivity !== 'number' || !(inactivity > 0))) throw new WebConfigError(`options.inactivityDelaySec must be a number > 0, got ${String(inactivity)}`);
+  return {
+    baseUrl,
+    headersFactory: options.headersFactory,
+    credentials,
+    bootstrap: options.bootstrap,
+    changeDetection: options.changeDetection ?? 'sse',
+    pollInterval: nonNegative('pollInterval', options.pollInterval, 0),
+    inactivityDelaySec: inactivity,
+    timeoutMs: positive('timeoutMs', options.timeoutMs, 10_000),
+    reconnectDelayMs,
+    maxReconnectDelayMs,
+    refetchOnVisible: options.refetchOnVisible ?? true,
+    fetch: credentials ? (input, init) => fetchImpl(input, { ...init, credentials }) : fetchImpl,
+    eventSource: options.eventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource,
+    logger: options.logger,
+  };
+}
+
+/** Normalises what `headersFactory` returned into pairs for `Headers`. */
+export function headerPairs(entries: HeaderEntries | undefined | null): [string, string][] {
+  if (!entries) return [];
+  if (Array.isArray(entries)) return entries.map(([k, v]) => [k, v]);
+  return Object.entries(entries as Record<string, string | undefined>).filter((e): e is [string, string] => typeof e[1] === 'string');
+}

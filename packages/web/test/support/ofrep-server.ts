@@ -1,0 +1,117 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import jwt from 'jsonwebtoken';
+import { RedisFlagStore, RollgateProvider } from '@rollgate/redis';
+import { ofrep, type OfrepRouter } from '@rollgate/express';
+import { startRedis, type TestRedis } from '../../../redis/test/support/redis-server';
+
+// A real OFREP server for the provider tests: redis-server + RollgateProvider + the Express
+// router, on an ephemeral port. `restart()` replaces the HTTP server and router as a new process
+// would (a new random SSE ticket secret), on the same port.
+
+export const SECRET = 'web-test-secret-that-is-32-bytes-long!';
+
+export const flagSet = {
+  $evaluators: { 'vip-agencies': { in: [{ var: 'tenant' }, ['atlas-travel', 'nordic-trips']] } },
+  flags: {
+    'fast-payment': {
+      state: 'ENABLED',
+      variants: { on: true, off: false },
+      defaultVariant: 'off',
+      targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { $ref: 'vip-agencies' }, 'on', 'off'] },
+      metadata: { clientVisible: true },
+    },
+    'checkout-variant': {
+      state: 'ENABLED',
+      variants: { classic: 'classic', fast: 'fast' },
+      defaultVariant: 'classic',
+      metadata: { clientVisible: true },
+    },
+    'banner-text': { state: 'ENABLED', variants: { hello: 'Hello', hi: 'Hi' }, defaultVariant: 'hello', metadata: { clientVisible: true } },
+    'admin-tools': { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' }, // server-only
+  },
+} as const;
+
+export const users = {
+  ada: { roles: ['admin'], tenant: 'internal' },
+  bo: { roles: ['agent'], tenant: 'atlas-travel' },
+  carol: { roles: ['customer'], tenant: 'smallco' },
+} as const;
+
+export function tokenFor(user: keyof typeof users, expiresIn = 300): string {
+  return jwt.sign({ sub: user, ...users[user] }, SECRET, { algorithm: 'HS256', expiresIn });
+}
+
+export interface OfrepTestServer {
+  readonly baseUrl: string;
+  readonly writer: RedisFlagStore;
+  /** Requests the server saw: method, path (no query), If-None-Match, status. */
+  readonly requests: { method: string; path: string; ifNoneMatch: string | undefined; status: number }[];
+  stop(): Promise<void>;
+  /** Stops the HTTP server (dropping every connection); `start()` brings a new one up on the same port. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startOfrepServer(name: string, options: { ticketSecret?: string } = {}): Promise<OfrepTestServer> {
+  const redis: TestRedis = await startRedis();
+  const env = `web-${name}-${process.pid}`;
+  const writer = new RedisFlagStore({ redis: redis.url, env });
+  await writer.apply(
+    [
+      { kind: 'evaluator', key: 'vip-agencies', definition: flagSet.$evaluators['vip-agencies'] },
+      ...Object.entries(flagSet.flags).map(([key, definition]) => ({ kind: 'flag' as const, key, definition: structuredClone(definition) as never })),
+    ],
+    { actor: 'test' },
+  );
+  const provider = new RollgateProvider({ store: { redis: redis.url, env } });
+  await provider.initialize();
+
+  const requests: OfrepTestServer['requests'] = [];
+  let server: http.Server | undefined;
+  let router: OfrepRouter | undefined;
+  let port = 0;
+
+  const start = async () => {
+    router = ofrep({ provider, identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } }, clientAttributes: ['locale'], stream: { retryMs: 100, heartbeatMs: 60_000, ...options } });
+    const app = express();
+    app.use((req, res, next) => {
+      res.on('finish', () => requests.push({ method: req.method, path: req.path, ifNoneMatch: req.headers['if-none-match'], status: res.statusCode }));
+      next();
+    });
+    app.use(router);
+    const s = http.createServer(app);
+    s.listen(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      s.once('listening', resolve);
+      s.once('error', reject);
+    });
+    port = (s.address() as AddressInfo).port;
+    server = s;
+  };
+
+  const stop = async () => {
+    const s = server;
+    server = undefined;
+    router?.close();
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  };
+
+  await start();
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    writer,
+    requests,
+    start,
+    stop,
+    close: async () => {
+      await stop();
+      await provider.onClose();
+      await writer.close();
+      await redis.stop();
+    },
+  };
+}
