@@ -2,7 +2,7 @@ import type { Config } from 'jest';
 
 // One project per package so `jest --selectProjects core` works; @rollgate/* maps to the
 // sources, so tests never run against stale build output.
-const packages = ['core', 'redis', 'server', 'express', 'cli', 'web'];
+const packages = ['core', 'redis', 'server', 'express', 'cli', 'nest', 'web'];
 
 const config: Config = {
   projects: packages.map((name) => ({

@@ -1,0 +1,11 @@
+export { RollgateModule } from './rollgate.module';
+export type { RollgateLogger, RollgateModuleAsyncOptions, RollgateModuleOptions, RollgateOfrepOptions } from './rollgate-module-options';
+export { RequireFeature } from './require-feature.decorator';
+export type { RequireFeatureOptions } from './require-feature.decorator';
+export { RequireFeatureGuard } from './require-feature.guard';
+export { FeatureValue } from './feature-value.decorator';
+export { InjectFeatureClient } from './feature-client.decorator';
+export { FeatureDeniedException, FeatureUnavailableException, IdentityRequiredException } from './feature-denied.exception';
+export type { FeatureRefusal } from './feature-denied.exception';
+export { getRequestIdentity } from './request-identity';
+export { FEATURE_CLIENT, ROLLGATE_MODULE_OPTIONS, ROLLGATE_PROVIDER, ROLLGATE_STORE } from './tokens';

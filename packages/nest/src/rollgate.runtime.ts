@@ -1,0 +1,163 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Logger, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
+import { AsyncLocalStorageTransactionContextPropagator, NOOP_PROVIDER, OpenFeature, type Client, type Provider } from '@openfeature/server-sdk';
+import { ConfigError, RedisFlagStore, RollgateProvider, type FlagStore, type RedisFlagStoreOptions } from '@rollgate/redis';
+import { ChangeStream, OfrepEvaluator, createIdentityResolver, identityAttributeNames, type Identity, type OfrepOptions } from '@rollgate/server';
+import { checkOfrepAgainstRegistration, isFlagStore, parseBodyLimit, validateModuleOptions, type OfrepRegistration, type RollgateLogger, type RollgateModuleOptions } from './rollgate-module-options';
+import { identifyOnce } from './request-identity';
+
+/** What the OFREP controller needs, built once at start-up. */
+export interface OfrepRuntime {
+  readonly evaluator: OfrepEvaluator;
+  readonly stream: ChangeStream | undefined;
+  readonly origins: ReadonlySet<string>;
+  readonly bodyLimit: number;
+}
+
+type Request = { headers: IncomingHttpHeaders };
+
+const runtimes = new WeakMap<object, RollgateRuntime>();
+
+/**
+ * The module's state: identity resolution, the registered provider and what the module opened.
+ * Created by an async factory, so the app waits (boundedly) for the provider before serving.
+ */
+export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
+  readonly client: Client;
+  readonly ofrep: OfrepRuntime | undefined;
+  private readonly clients = new Map<string | undefined, Client>();
+  private readonly resolveIdentity: (request: Request) => Promise<Identity>;
+  private closed = false;
+
+  private constructor(
+    readonly provider: Provider,
+    readonly store: FlagStore | undefined,
+    readonly domain: string | undefined,
+    readonly logger: RollgateLogger,
+    readonly transactionContext: boolean,
+    private readonly ownsProvider: boolean,
+    private readonly ownsStore: boolean,
+    options: RollgateModuleOptions,
+  ) {
+    this.resolveIdentity = createIdentityResolver(options);
+    this.client = this.clientFor(domain);
+    this.ofrep = options.ofrep ? createOfrep(provider, options) : undefined;
+  }
+
+  /** Validates the options, creates what is needed, registers the provider and waits (boundedly) for it. */
+  static async start(options: RollgateModuleOptions, ofrep: OfrepRegistration | undefined): Promise<RollgateRuntime> {
+    validateModuleOptions(options);
+    checkOfrepAgainstRegistration(options, ofrep);
+    const effective: RollgateModuleOptions = ofrep && !options.ofrep ? { ...options, ofrep: {} } : options;
+    const logger = effective.logger ?? new Logger('Rollgate');
+    const readyTimeoutMs = effective.readyTimeoutMs ?? 5000;
+
+    let store: FlagStore | undefined;
+    let ownsStore = false;
+    let provider: Provider;
+    if (effective.provider) {
+      provider = effective.provider;
+    } else if (isFlagStore(effective.store)) {
+      store = effective.store;
+      provider = new RollgateProvider({ ...effective.providerOptions, store, initTimeoutMs: readyTimeoutMs });
+    } else {
+      store = new RedisFlagStore(effective.store as RedisFlagStoreOptions);
+      ownsStore = true;
+      provider = new RollgateProvider({ ...effective.providerOptions, store, initTimeoutMs: readyTimeoutMs });
+    }
+    const ownsProvider = !effective.provider;
+
+    let runtime: RollgateRuntime;
+    try {
+      runtime = new RollgateRuntime(provider, store, effective.domain, logger, effective.transactionContext !== false, ownsProvider, ownsStore, effective);
+    } catch (e) {
+      if (ownsStore) await store!.close();
+      throw e;
+    }
+    if (runtime.transactionContext) OpenFeature.setTransactionContextPropagator(new AsyncLocalStorageTransactionContextPropagator());
+    await runtime.register(readyTimeoutMs);
+    return runtime;
+  }
+
+  /** The runtime of the app that is handling this request (set by the module's interceptor). */
+  static of(request: object): RollgateRuntime | undefined {
+    return runtimes.get(request);
+  }
+
+  attach(request: object): void {
+    runtimes.set(request, this);
+  }
+
+  /** The caller of this request, resolved once (getIdentity, then a verified Bearer JWT). Rejects with IdentityError. */
+  identify(request: object): Promise<Identity> {
+    return identifyOnce(request, () => this.resolveIdentity(request as Request));
+  }
+
+  clientFor(domain: string | undefined): Client {
+    let client = this.clients.get(domain);
+    if (!client) {
+      client = domain === undefined ? OpenFeature.getClient() : OpenFeature.getClient(domain);
+      this.clients.set(domain, client);
+    }
+    return client;
+  }
+
+  /** Ends the SSE streams first: the HTTP server cannot close while they are open. */
+  onModuleDestroy(): void {
+    this.ofrep?.stream?.close();
+  }
+
+  /** Closes the provider and store if the module created them; leaves yours alone. */
+  async onApplicationShutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.ofrep?.stream?.close();
+    if (this.ownsProvider) {
+      const registered = this.domain === undefined ? OpenFeature.getProvider() : OpenFeature.getProvider(this.domain);
+      if (registered === this.provider) {
+        // unbind first so nothing evaluates against a closed provider
+        const unbind = this.domain === undefined ? OpenFeature.setProviderAndWait(NOOP_PROVIDER) : OpenFeature.setProviderAndWait(this.domain, NOOP_PROVIDER);
+        await unbind.catch(() => undefined);
+      }
+      await this.provider.onClose?.();
+    }
+    if (this.ownsStore) await this.store!.close();
+  }
+
+  private async register(readyTimeoutMs: number): Promise<void> {
+    const ready = this.domain === undefined ? OpenFeature.setProviderAndWait(this.provider) : OpenFeature.setProviderAndWait(this.domain, this.provider);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not ready within ${readyTimeoutMs} ms`)), readyTimeoutMs);
+    });
+    try {
+      await Promise.race([ready, timeout]);
+    } catch (e) {
+      ready.catch(() => undefined);
+      this.logger.warn(
+        `rollgate: flag provider "${this.provider.metadata?.name ?? 'unknown'}" is not ready (${(e as Error)?.message ?? String(e)}); ` +
+          'the app starts anyway and @RequireFeature answers 503 until it is',
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function createOfrep(provider: Provider, options: RollgateModuleOptions): OfrepRuntime {
+  const source = provider as Partial<Pick<RollgateProvider, 'snapshot' | 'events'>>;
+  if (!source.events || !('snapshot' in source)) {
+    throw new ConfigError('RollgateModule: ofrep needs a RollgateProvider (flags are served from its snapshot); give `store`, or a RollgateProvider as `provider`');
+  }
+  const ofrep = options.ofrep!;
+  const evaluatorOptions: OfrepOptions = {
+    source: source as Pick<RollgateProvider, 'snapshot'>,
+    clientAttributes: ofrep.clientAttributes ?? [],
+    identityAttributes: identityAttributeNames(options.claims),
+    exposedMetadata: ofrep.exposedMetadata ?? [],
+  };
+  if (ofrep.clientVisible) evaluatorOptions.clientVisible = ofrep.clientVisible;
+  const evaluator = new OfrepEvaluator(evaluatorOptions);
+  const stream = ofrep.stream === false ? undefined : new ChangeStream({ ...(ofrep.stream ?? {}), events: source.events });
+  return { evaluator, stream, origins: new Set(ofrep.cors?.origins ?? []), bodyLimit: parseBodyLimit(ofrep.bodyLimit) };
+}

@@ -1,0 +1,90 @@
+import jwt from 'jsonwebtoken';
+import { ProviderEvents } from '@openfeature/server-sdk';
+import type { RollgateProvider } from '@rollgate/redis';
+import { RedisFlagStore } from '@rollgate/redis';
+
+// Flags, users and tokens shared by the Nest tests (the same pilot scenario as the Express tests).
+
+export const SECRET = 'test-secret-that-is-long-enough-32b!';
+export const ISSUER = 'https://idp.test/';
+export const AUDIENCE = 'booking-api';
+export const jwtOptions = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+
+export const flags = {
+  'fast-payment': {
+    state: 'ENABLED',
+    variants: { on: true, off: false },
+    defaultVariant: 'off',
+    targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { $ref: 'vip-agencies' }, 'on', 'off'] },
+    metadata: { clientVisible: true, owner: 'payments' },
+  },
+  'checkout-variant': {
+    state: 'ENABLED',
+    variants: { classic: 'classic', fast: 'fast' },
+    defaultVariant: 'classic',
+    targeting: { if: [{ '==': [{ var: 'tenant' }, 'atlas'] }, 'fast', null] },
+    metadata: { clientVisible: true },
+  },
+  'admin-tools': { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', 'off'] } },
+  'max-seats': { state: 'ENABLED', variants: { few: 2, many: 9 }, defaultVariant: 'few', targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'many', null] } },
+};
+export const evaluators = { 'vip-agencies': { in: [{ var: 'tenant' }, ['atlas', 'nordic']] } };
+
+export function token(claims: Record<string, unknown>, options: jwt.SignOptions = {}): string {
+  return jwt.sign(claims, SECRET, { algorithm: 'HS256', issuer: ISSUER, audience: AUDIENCE, expiresIn: 300, ...options });
+}
+export const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
+
+export const users = {
+  admin: { sub: 'ada', roles: ['admin'], tenant: 'internal' },
+  vipAgent: { sub: 'bo', roles: ['agent'], tenant: 'atlas' },
+  customer: { sub: 'cy', roles: ['customer'], tenant: 'smallco' },
+};
+export const admin = token(users.admin);
+export const vipAgent = token(users.vipAgent);
+export const customer = token(users.customer);
+
+/** Writes the flag set into a fresh environment and returns the writer (close it in afterAll). */
+export async function seed(redisUrl: string, env: string): Promise<RedisFlagStore> {
+  const writer = new RedisFlagStore({ redis: redisUrl, env });
+  await writer.apply(
+    [
+      { kind: 'evaluator', key: 'vip-agencies', definition: evaluators['vip-agencies'] },
+      ...Object.entries(flags).map(([key, definition]) => ({ kind: 'flag' as const, key, definition })),
+    ],
+    { actor: 'test' },
+  );
+  return writer;
+}
+
+/** Resolves on the provider's next event of this kind. */
+export function nextEvent(provider: RollgateProvider, event: ProviderEvents.ConfigurationChanged | ProviderEvents.Ready | ProviderEvents.Stale): Promise<void> {
+  return new Promise((resolve) => {
+    const handler = () => {
+      provider.events.removeHandler(event, handler);
+      resolve();
+    };
+    provider.events.addHandler(event, handler);
+  });
+}
+
+/** Resolves once `ready()` holds, checked now and after each Ready / ConfigurationChanged of the provider. */
+export function until(provider: RollgateProvider, ready: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!ready()) return;
+      provider.events.removeHandler(ProviderEvents.Ready, check);
+      provider.events.removeHandler(ProviderEvents.ConfigurationChanged, check);
+      resolve();
+    };
+    provider.events.addHandler(ProviderEvents.Ready, check);
+    provider.events.addHandler(ProviderEvents.ConfigurationChanged, check);
+    check();
+  });
+}
+
+/** A logger that keeps what it is told, for assertions and a quiet test run. */
+export function recordingLogger(): { warn(m: string): void; debug(m: string): void; lines: string[] } {
+  const lines: string[] = [];
+  return { lines, warn: (m) => lines.push(`warn ${m}`), debug: (m) => lines.push(`debug ${m}`) };
+}
