@@ -182,7 +182,7 @@ it('hears a change published while its subscriber was disconnected (CLIENT KILL 
   const writer = await seededWriter(env);
   const { client } = await connect('pubsub-kill', { store: storeOptions(env) }); // no polling: 60 s
   const heard = nextEvent(client, ProviderEvents.ConfigurationChanged);
-  await admin.client('KILL', 'TYPE', 'pubsub');
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
   // written while the subscriber reconnects: the PUBLISH inside the write may reach nobody
   await writer.patchFlag('checkout-theme', { defaultVariant: 'bold' }, actor);
   expect((await heard).flagsChanged).toEqual(['checkout-theme']);
