@@ -26,7 +26,12 @@ export interface OfrepRouter extends Router {
 const ERROR_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store' };
 
 function send(res: Response, out: OfrepResponse): void {
-  res.status(out.status).set(out.headers);
+  res.status(out.status);
+  // Vary is merged (CORS may already have set Origin), every other header is set
+  for (const [name, value] of Object.entries(out.headers)) {
+    if (name.toLowerCase() === 'vary') res.vary(value);
+    else res.set(name, value);
+  }
   if (out.body === undefined) res.end();
   else res.send(JSON.stringify(out.body));
 }
@@ -37,14 +42,15 @@ function send(res: Response, out: OfrepResponse): void {
  */
 export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   if (!options?.provider) throw new ConfigError('ofrep: options.provider is required (your RollgateProvider)');
+  const stream = options.stream === false ? undefined : new ChangeStream({ ...(options.stream ?? {}), events: options.provider.events });
   const evaluator = new OfrepEvaluator({
     source: options.provider,
+    ...(stream ? { etagSalt: () => stream.etagSalt() } : {}),
     ...(options.clientVisible ? { clientVisible: options.clientVisible } : {}),
     clientAttributes: options.clientAttributes ?? [],
     identityAttributes: identityAttributeNames(options.identity?.claims),
     exposedMetadata: options.exposedMetadata ?? [],
   });
-  const stream = options.stream === false ? undefined : new ChangeStream({ ...(options.stream ?? {}), events: options.provider.events });
   const origins = new Set(options.cors?.origins ?? []);
   const router = Router() as OfrepRouter;
   router.close = () => stream?.close();

@@ -271,6 +271,23 @@ describe('OFREP', () => {
     await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).set('If-None-Match', first.headers.etag!).send({}).expect(200);
   });
 
+  it('bulk: a restarted server (new stream ticket key) answers 200 with a fresh stream URL, not 304', async () => {
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+    const secret = 's'.repeat(32);
+    const routers = [ofrep({ provider, identity: { jwt: jwtOpts } }), ofrep({ provider, identity: { jwt: jwtOpts }, stream: { ticketSecret: secret } }), ofrep({ provider, identity: { jwt: jwtOpts }, stream: { ticketSecret: secret } })];
+    const [restarted, sharedA, sharedB] = routers.map((r) => express().use(r)) as [Express, Express, Express];
+    try {
+      const first = await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+      const after = await request(restarted).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).set('If-None-Match', first.headers.etag!).send({}).expect(200);
+      expect((after.body as BulkEvaluationSuccessResponse).eventStreams).toHaveLength(1);
+      // instances sharing a ticket key (behind one load balancer) agree on the ETag
+      const a = await request(sharedA).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+      await request(sharedB).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).set('If-None-Match', a.headers.etag!).send({}).expect(304);
+    } finally {
+      for (const r of routers) r.close();
+    }
+  });
+
   it('single: evaluates a visible flag, 404 for server-only or unknown flags', async () => {
     const ok = await request(app).post('/ofrep/v1/evaluate/flags/fast-payment').set(bearer(customer)).send({ context: {} }).expect(200);
     expect(ok.body as EvaluationResponse).toEqual({ key: 'fast-payment', value: false, variant: 'off', reason: 'TARGETING_MATCH' });
@@ -289,6 +306,8 @@ describe('OFREP', () => {
     expect(ok.headers['access-control-allow-origin']).toBe('https://app.test');
     expect(ok.headers['access-control-expose-headers']).toBe('ETag');
     expect(ok.headers['access-control-allow-headers']).toContain('If-None-Match');
+    const allowed = await request(app).post('/ofrep/v1/evaluate/flags').set('Origin', 'https://app.test').set(bearer(admin)).send({}).expect(200);
+    expect(allowed.headers.vary).toBe('Origin, Authorization');
     const other = await request(app).post('/ofrep/v1/evaluate/flags').set('Origin', 'https://evil.test').set(bearer(admin)).send({});
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });

@@ -157,7 +157,8 @@ function createOfrep(provider: Provider, options: RollgateModuleOptions): OfrepR
     exposedMetadata: ofrep.exposedMetadata ?? [],
   };
   if (ofrep.clientVisible) evaluatorOptions.clientVisible = ofrep.clientVisible;
-  const evaluator = new OfrepEvaluator(evaluatorOptions);
   const stream = ofrep.stream === false ? undefined : new ChangeStream({ ...(ofrep.stream ?? {}), events: source.events });
+  if (stream) evaluatorOptions.etagSalt = () => stream.etagSalt();
+  const evaluator = new OfrepEvaluator(evaluatorOptions);
   return { evaluator, stream, origins: new Set(ofrep.cors?.origins ?? []), bodyLimit: parseBodyLimit(ofrep.bodyLimit) };
 }

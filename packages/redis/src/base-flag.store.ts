@@ -53,8 +53,9 @@ export abstract class BaseFlagStore implements FlagStore {
     if (definition === null && !exists) throw new NotFoundError(`${kind} "${key}" already does not exist at the current version`);
     return this.apply([{ kind, key, definition } as FlagChange], {
       action: 'revert',
-      expectedVersion: current.version,
       ...options,
+      // the revert is computed from `current`: it must apply to exactly that version
+      expectedVersion: options.expectedVersion ?? current.version,
       reason: options.reason ?? (revertOptions.toVersion !== undefined ? `revert to version ${revertOptions.toVersion}` : 'revert the latest change'),
     });
   }

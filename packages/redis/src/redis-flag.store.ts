@@ -39,6 +39,9 @@ export const SAFE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
   commandTimeout: 1000,
   maxRetriesPerRequest: 1,
   enableReadyCheck: true,
+  // how long disconnect() waits for a socket to close; ioredis keeps this 2 s timer even when
+  // the socket is already gone, which held processes open after close()
+  disconnectTimeout: 100,
   retryStrategy: (times: number) => Math.min(2 ** times * 50, 2000) + Math.floor(Math.random() * 100),
 });
 
@@ -227,8 +230,9 @@ export class RedisFlagStore extends BaseFlagStore {
     if (this.closed) return;
     this.closed = true;
     await this.stopWatching();
-    this.client.off('error', this.onClientError);
     if (this.ownsClient) await quit(this.client);
+    // only now: quitting a broken connection may still emit 'error', which needs a listener
+    this.client.off('error', this.onClientError);
   }
 
   // ---- change detection: pub/sub on a dedicated connection, plus resync on ready and polling ----
@@ -270,7 +274,7 @@ export class RedisFlagStore extends BaseFlagStore {
       sub.removeAllListeners('message');
       sub.removeAllListeners('ready');
       await quit(sub);
-      sub.off('error', this.onClientError);
+      sub.off('error', this.onClientError); // after quit, for the same reason as in close()
     }
   }
 

@@ -31,6 +31,7 @@ export class ChangeStream {
   private readonly retryMs: number;
   private readonly events: ChangeStreamOptions['events'];
   private sequence = 0;
+  private readonly keyId: string;
   private closed = false;
   private readonly onChange = () => this.broadcast();
 
@@ -42,6 +43,7 @@ export class ChangeStream {
     this.retryMs = options.retryMs ?? 3000;
     this.secret = options.ticketSecret !== undefined ? Buffer.from(options.ticketSecret) : randomBytes(32);
     if (this.secret.length < 32) throw new ConfigError('changeStream: ticketSecret must be at least 32 bytes');
+    this.keyId = this.sign('key-id').slice(0, 12);
     this.events.addHandler(ProviderEvents.ConfigurationChanged, this.onChange);
     this.events.addHandler(ProviderEvents.Ready, this.onChange); // back from an outage: flags may differ
     this.heartbeat = setInterval(() => this.write(': ping\n\n'), options.heartbeatMs ?? 25_000);
@@ -66,6 +68,16 @@ export class ChangeStream {
     const expected = Buffer.from(this.sign(exp));
     const given = Buffer.from(sig);
     return expected.length === given.length && timingSafeEqual(expected, given);
+  }
+
+  /**
+   * Changes when tickets would change meaning: per ticket key, and every half ticket lifetime
+   * (a ticket handed out with a response stays valid at least half a lifetime after its ETag
+   * stops matching, so a revalidating client always has a working stream URL).
+   */
+  etagSalt(now = Date.now()): string {
+    const window = Math.floor(now / 1000 / Math.max(1, this.ticketTtlSec / 2));
+    return `${this.keyId}.${window}`;
   }
 
   /** Serves one SSE connection until the client goes away or the stream is closed. */

@@ -22,6 +22,12 @@ export interface OfrepOptions {
   identityAttributes?: readonly string[];
   /** Flag metadata keys returned to clients; the rest stays on the server. @default [] */
   exposedMetadata?: readonly string[];
+  /**
+   * Mixed into the bulk ETag. The SSE stream's `etagSalt()` goes here, so that a restarted
+   * server (new ticket key) or an ageing ticket changes the ETag: a client revalidating gets a 200
+   * with a fresh stream URL instead of a 304 that keeps a dead one.
+   */
+  etagSalt?: () => string;
 }
 
 export interface OfrepResponse {
@@ -47,6 +53,7 @@ export class OfrepEvaluator {
   private readonly visible: (flagKey: string, definition: Readonly<FlagDefinition>) => boolean;
   private readonly clientAttributes: ReadonlySet<string>;
   private readonly exposedMetadata: readonly string[];
+  private readonly etagSalt: () => string;
 
   constructor(options: OfrepOptions) {
     if (!options?.source) throw new ConfigError('ofrep: options.source is required (e.g. your RollgateProvider)');
@@ -60,6 +67,7 @@ export class OfrepEvaluator {
     }
     this.clientAttributes = new Set(options.clientAttributes ?? []);
     this.exposedMetadata = [...(options.exposedMetadata ?? [])];
+    this.etagSalt = options.etagSalt ?? (() => '');
   }
 
   /** `POST /ofrep/v1/evaluate/flags`: every client-visible flag, values only, with an ETag. */
@@ -69,7 +77,7 @@ export class OfrepEvaluator {
     const snapshot = this.source.snapshot;
     const keys = snapshot.keys().filter((k) => this.visible(k, snapshot.definition(k)!));
     const flags = snapshot.evaluateAll(ctx.context, { keys }).map((r) => this.toOfrep(r));
-    const etag = `"${createHash('sha256').update(JSON.stringify(flags)).digest('base64url').slice(0, 32)}"`;
+    const etag = `"${createHash('sha256').update(this.etagSalt()).update(JSON.stringify(flags)).digest('base64url').slice(0, 32)}"`;
     const headers = { ...JSON_HEADERS, ETag: etag };
     if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) {
       return { status: 304, headers };
