@@ -21,6 +21,8 @@ export interface OfrepRouterOptions extends Pick<OfrepOptions, 'clientVisible' |
 export interface OfrepRouter extends Router {
   /** Ends open SSE streams and stops listening to the provider (call on shutdown). */
   close(): void;
+  /** SSE streams open now (for metrics and readiness checks). */
+  openStreams(): number;
 }
 
 const ERROR_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store' };
@@ -54,6 +56,7 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   const origins = new Set(options.cors?.origins ?? []);
   const router = Router() as OfrepRouter;
   router.close = () => stream?.close();
+  router.openStreams = () => stream?.size ?? 0;
 
   router.use('/ofrep/v1', (req: Request, res: Response, next: NextFunction) => {
     const origin = req.headers.origin;
