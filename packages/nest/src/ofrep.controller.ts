@@ -1,8 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { Controller, Get, Inject, Optional, Options, Post, Req, Res, VERSION_NEUTRAL, type OnModuleInit, type Type } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ConfigError } from '@rollgate/redis';
 import { IdentityError, type Identity, type OfrepResponse } from '@rollgate/server';
+import { readJsonBody, type ExpressRequest, type ExpressResponse } from './http-body';
 import type { OfrepRegistration } from './rollgate-module-options';
 import type { OfrepRuntime, RollgateRuntime } from './rollgate.runtime';
 import { ROLLGATE_RUNTIME } from './tokens';
@@ -10,20 +11,6 @@ import { ROLLGATE_RUNTIME } from './tokens';
 // OFREP over Nest's Express platform, answering exactly as @rollgate/express's ofrep() router:
 // bulk + single evaluation of client-visible flags for the verified caller, ETag/304, SSE
 // change stream with a ticket, OFREP error bodies, CORS for listed origins, a body size limit.
-
-/** The Express request/response as far as used here (no dependency on express' types). */
-type ExpressRequest = IncomingMessage & {
-  originalUrl?: string;
-  params?: Record<string, string>;
-  query?: Record<string, unknown>;
-  body?: unknown;
-  rawBody?: Buffer;
-  _body?: boolean;
-};
-type ExpressResponse = ServerResponse & {
-  status(code: number): ExpressResponse;
-  send(body?: unknown): ExpressResponse;
-};
 
 const ERROR_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store' };
 const EVALUATE_PATH = /\/ofrep\/v1\/evaluate\/flags(?:\/[^/]+)?\/?$/;
@@ -51,74 +38,8 @@ function send(res: ExpressResponse, out: OfrepResponse): void {
 
 const tooLarge: OfrepResponse = { status: 413, headers: ERROR_HEADERS, body: { errorDetails: 'request body too large' } };
 const notJson: OfrepResponse = { status: 400, headers: ERROR_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' } };
+const refusals = { tooLarge, notJson };
 
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number.parseInt(req.headers['content-length'] ?? '', 10));
-}
-
-/** JSON as express.json({ strict: true, type: () => true }) reads it: empty body → {}, only objects/arrays. */
-type BodyRead = { ok: true; body: unknown } | { ok: false; response: OfrepResponse };
-const refuse = (response: OfrepResponse): BodyRead => ({ ok: false, response });
-
-function parseJson(text: string): BodyRead {
-  const trimmed = text.replace(/^\uFEFF/, '').trim();
-  if (trimmed === '') return { ok: true, body: {} };
-  if (trimmed[0] !== '{' && trimmed[0] !== '[') return refuse(notJson);
-  try {
-    return { ok: true, body: JSON.parse(trimmed) as unknown };
-  } catch {
-    return refuse(notJson);
-  }
-}
-
-/**
- * The JSON body with a size limit. When the app's body parser already read it (Nest registers
- * one by default, limit 100kb), the limit is checked against what was read.
- */
-function readBody(req: ExpressRequest, res: ServerResponse, limit: number): Promise<BodyRead> {
-  const declared = Number.parseInt(req.headers['content-length'] ?? '', 10);
-  if (declared > limit) return Promise.resolve(refuse(tooLarge));
-  if (req._body === true || req.readableEnded) {
-    if (req.body === undefined) return Promise.resolve({ ok: true, body: undefined });
-    const size = Buffer.isBuffer(req.rawBody) ? req.rawBody.length : Buffer.byteLength(JSON.stringify(req.body) ?? '');
-    if (size > limit) return Promise.resolve(refuse(tooLarge));
-    // read by another parser (e.g. urlencoded): it was not JSON
-    if (!/^application\/([\w.+-]+\+)?json\b/i.test(req.headers['content-type'] ?? '')) return Promise.resolve(refuse(notJson));
-    return Promise.resolve({ ok: true, body: req.body });
-  }
-  if (!hasBody(req)) return Promise.resolve({ ok: true, body: undefined });
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        req.pause();
-        res.setHeader('Connection', 'close'); // the rest of the body is never read
-        resolve(refuse(tooLarge));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(parseJson(Buffer.concat(chunks).toString('utf8')));
-    };
-    const onError = () => {
-      cleanup();
-      resolve(refuse(notJson));
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
-}
 
 /**
  * The OFREP endpoints. Registered by RollgateModule when `ofrep` is set, under `ofrep.path`
@@ -163,7 +84,7 @@ export class OfrepController implements OnModuleInit {
     this.cors(req, res);
     const who = await this.caller(req, res);
     if (!who) return;
-    const read = await readBody(req, res, this.ofrep.bodyLimit);
+    const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusals);
     if (!read.ok) return send(res, read.response);
     const out = this.ofrep.evaluator.bulk(who.context, read.body, req.headers['if-none-match']);
     const stream = this.ofrep.stream;
@@ -179,7 +100,7 @@ export class OfrepController implements OnModuleInit {
     this.cors(req, res);
     const who = await this.caller(req, res);
     if (!who) return;
-    const read = await readBody(req, res, this.ofrep.bodyLimit);
+    const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusals);
     if (!read.ok) return send(res, read.response);
     send(res, this.ofrep.evaluator.single(String(req.params?.key), who.context, read.body));
   }

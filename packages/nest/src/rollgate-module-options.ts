@@ -1,7 +1,7 @@
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common';
 import type { Provider } from '@openfeature/server-sdk';
 import { ConfigError, type FlagStore, type RedisFlagStoreOptions, type RollgateProviderOptions } from '@rollgate/redis';
-import type { ChangeStreamOptions, IdentityOptions, OfrepOptions } from '@rollgate/server';
+import type { ChangeStreamOptions, Identity, IdentityOptions, OfrepOptions } from '@rollgate/server';
 
 /** The OFREP controller: bulk + single evaluation and the SSE change stream, as `@rollgate/express`'s `ofrep()`. */
 export interface RollgateOfrepOptions extends Pick<OfrepOptions, 'clientVisible' | 'clientAttributes' | 'exposedMetadata'> {
@@ -17,6 +17,24 @@ export interface RollgateOfrepOptions extends Pick<OfrepOptions, 'clientVisible'
    * Class decorators applied to the controller, e.g. your own `@Public()` so that a global auth
    * guard lets the SSE stream through (EventSource sends no Authorization; its ticket is its credential).
    */
+  decorators?: readonly ClassDecorator[];
+}
+
+/**
+ * The admin API controller (opt-in): the routes and answers of `@rollgate/express`'s
+ * `adminRouter()`, over the module's store and its one write path.
+ */
+export interface RollgateAdminOptions {
+  /**
+   * Who may use the admin API. Required: without it the module refuses to start. Return true
+   * to allow, e.g. `who => who.context.roles.includes('flag-admin')`; a throwing callback denies.
+   */
+  authorize: (identity: Identity) => boolean | Promise<boolean>;
+  /** Prefix of the routes, under Nest's global prefix: `${path}/rollgate/admin/...`. @default '' */
+  path?: string;
+  /** Largest JSON body accepted, in bytes or as '256kb' / '1mb'. @default '256kb' (Nest's own JSON parser stops at 100kb unless you raise it) */
+  bodyLimit?: number | string;
+  /** Class decorators applied to the controller, e.g. your own auth guard or `@ApiExcludeController()`. */
   decorators?: readonly ClassDecorator[];
 }
 
@@ -53,6 +71,8 @@ export interface RollgateModuleOptions extends IdentityOptions {
   transactionContext?: boolean;
   /** Serve OFREP (bulk, single, SSE) from a controller. @default off */
   ofrep?: RollgateOfrepOptions;
+  /** Serve the admin API (flags, evaluators, audit, revert) from a controller. Needs `store`. @default off */
+  admin?: RollgateAdminOptions;
   logger?: RollgateLogger;
 }
 
@@ -67,13 +87,20 @@ export interface RollgateModuleAsyncOptions extends Pick<ModuleMetadata, 'import
    * given here; the rest of the OFREP options come from the factory's `ofrep`. @default off
    */
   ofrep?: boolean | Pick<RollgateOfrepOptions, 'path' | 'decorators'>;
+  /**
+   * Registers the admin API controller (fixed when the module is defined, like `ofrep`). The
+   * factory's options must then contain `admin: { authorize }`. @default off
+   */
+  admin?: boolean | Pick<RollgateAdminOptions, 'path' | 'decorators'>;
 }
 
-/** The controller's static part (route prefix and class decorators). */
-export interface OfrepRegistration {
+/** A controller's static part (route prefix and class decorators). */
+export interface ControllerRegistration {
   path: string;
   decorators: readonly ClassDecorator[];
 }
+export type OfrepRegistration = ControllerRegistration;
+export type AdminRegistration = ControllerRegistration;
 
 const DOCS = 'see docs/nest.md';
 
@@ -86,8 +113,8 @@ export function isFlagStore(value: unknown): value is FlagStore {
 }
 
 /** Bytes from 16384, '16kb', '1mb' or '512b'. */
-export function parseBodyLimit(limit: number | string | undefined): number {
-  if (limit === undefined) return 16 * 1024;
+export function parseBodyLimit(limit: number | string | undefined, option = 'ofrep.bodyLimit', defaultBytes = 16 * 1024): number {
+  if (limit === undefined) return defaultBytes;
   if (typeof limit === 'number') {
     if (Number.isInteger(limit) && limit > 0) return limit;
   } else {
@@ -97,7 +124,7 @@ export function parseBodyLimit(limit: number | string | undefined): number {
       if (n > 0) return n;
     }
   }
-  return fail(`ofrep.bodyLimit must be a positive number of bytes or a size such as '16kb', got ${JSON.stringify(limit)}`);
+  return fail(`${option} must be a positive number of bytes or a size such as '16kb', got ${JSON.stringify(limit)}`);
 }
 
 /** Checks the options once, when the module is defined (forRoot) or its factory has run (forRootAsync). */
@@ -136,17 +163,41 @@ export function validateModuleOptions(options: RollgateModuleOptions): void {
       fail('ofrep.decorators must be an array of class decorators');
     }
   }
+  const admin = options.admin;
+  if (admin !== undefined) {
+    if (!admin || typeof admin !== 'object') fail('admin must be an object: { authorize(identity), path? }');
+    if (typeof admin.authorize !== 'function') {
+      fail('admin.authorize(identity) is required; without it nobody may change flags (e.g. who => who.context.roles.includes(\'flag-admin\'))');
+    }
+    if (!hasStore) fail('admin needs `store`: it writes through the store\'s one write path (an existing `provider` gives it none)');
+    if (admin.path !== undefined && typeof admin.path !== 'string') fail('admin.path must be a string');
+    parseBodyLimit(admin.bodyLimit, 'admin.bodyLimit', ADMIN_BODY_LIMIT);
+    if (admin.decorators !== undefined && (!Array.isArray(admin.decorators) || admin.decorators.some((d) => typeof d !== 'function'))) {
+      fail('admin.decorators must be an array of class decorators');
+    }
+  }
 }
 
+/** The admin API's default body limit, as `@rollgate/express`'s adminRouter. */
+export const ADMIN_BODY_LIMIT = 256 * 1024;
+
 export function ofrepRegistration(ofrep: boolean | Pick<RollgateOfrepOptions, 'path' | 'decorators'> | undefined): OfrepRegistration | undefined {
-  if (ofrep === undefined || ofrep === false) return undefined;
-  const given = ofrep === true ? {} : ofrep;
-  if (typeof given !== 'object' || given === null) fail('forRootAsync: ofrep must be true or { path?, decorators? }');
-  if (given.path !== undefined && typeof given.path !== 'string') fail('ofrep.path must be a string');
-  if (given.decorators !== undefined && (!Array.isArray(given.decorators) || given.decorators.some((d) => typeof d !== 'function'))) {
-    fail('ofrep.decorators must be an array of class decorators');
+  return controllerRegistration('ofrep', ofrep);
+}
+
+export function adminRegistration(admin: boolean | Pick<RollgateAdminOptions, 'path' | 'decorators'> | undefined): AdminRegistration | undefined {
+  return controllerRegistration('admin', admin);
+}
+
+function controllerRegistration(name: 'ofrep' | 'admin', given: boolean | { path?: string; decorators?: readonly ClassDecorator[] } | undefined): ControllerRegistration | undefined {
+  if (given === undefined || given === false) return undefined;
+  const value = given === true ? {} : given;
+  if (typeof value !== 'object' || value === null) fail(`forRootAsync: ${name} must be true or { path?, decorators? }`);
+  if (value.path !== undefined && typeof value.path !== 'string') fail(`${name}.path must be a string`);
+  if (value.decorators !== undefined && (!Array.isArray(value.decorators) || value.decorators.some((d) => typeof d !== 'function'))) {
+    fail(`${name}.decorators must be an array of class decorators`);
   }
-  return { path: given.path ?? '', decorators: [...(given.decorators ?? [])] };
+  return { path: value.path ?? '', decorators: [...(value.decorators ?? [])] };
 }
 
 /** forRootAsync: the factory's `ofrep` must agree with what was registered when the module was defined. */
@@ -156,5 +207,18 @@ export function checkOfrepAgainstRegistration(options: RollgateModuleOptions, re
   }
   if (registered && options.ofrep?.path !== undefined && (options.ofrep.path ?? '') !== registered.path) {
     fail(`ofrep.path from the factory (${JSON.stringify(options.ofrep.path)}) differs from forRootAsync's ofrep.path (${JSON.stringify(registered.path)}); give it in forRootAsync only`);
+  }
+}
+
+/** forRootAsync: the factory's `admin` must agree with what was registered when the module was defined. */
+export function checkAdminAgainstRegistration(options: RollgateModuleOptions, registered: AdminRegistration | undefined): void {
+  if (options.admin !== undefined && !registered) {
+    fail('the options contain `admin`, but the admin controller is registered when the module is defined: add `admin: true` (or `{ path }`) to forRootAsync({ ... }) itself');
+  }
+  if (registered && options.admin === undefined) {
+    fail('forRootAsync registers the admin API, but the factory returned no `admin: { authorize(identity) }`; without it nobody may change flags');
+  }
+  if (registered && options.admin?.path !== undefined && options.admin.path !== registered.path) {
+    fail(`admin.path from the factory (${JSON.stringify(options.admin.path)}) differs from forRootAsync's admin.path (${JSON.stringify(registered.path)}); give it in forRootAsync only`);
   }
 }

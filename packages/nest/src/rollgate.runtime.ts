@@ -1,9 +1,20 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Logger, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { AsyncLocalStorageTransactionContextPropagator, NOOP_PROVIDER, OpenFeature, type Client, type Provider } from '@openfeature/server-sdk';
-import { ConfigError, RedisFlagStore, RollgateProvider, type FlagStore, type RedisFlagStoreOptions } from '@rollgate/redis';
-import { ChangeStream, OfrepEvaluator, createIdentityResolver, identityAttributeNames, type Identity, type OfrepOptions } from '@rollgate/server';
-import { checkOfrepAgainstRegistration, isFlagStore, parseBodyLimit, validateModuleOptions, type OfrepRegistration, type RollgateLogger, type RollgateModuleOptions } from './rollgate-module-options';
+import { ConfigError, RedisFlagStore, RollgateProvider, type BaseFlagStore, type FlagStore, type RedisFlagStoreOptions } from '@rollgate/redis';
+import { AdminApi, ChangeStream, OfrepEvaluator, createIdentityResolver, identityAttributeNames, type Identity, type OfrepOptions } from '@rollgate/server';
+import {
+  ADMIN_BODY_LIMIT,
+  checkAdminAgainstRegistration,
+  checkOfrepAgainstRegistration,
+  isFlagStore,
+  parseBodyLimit,
+  validateModuleOptions,
+  type AdminRegistration,
+  type OfrepRegistration,
+  type RollgateLogger,
+  type RollgateModuleOptions,
+} from './rollgate-module-options';
 import { identifyOnce } from './request-identity';
 
 /** What the OFREP controller needs, built once at start-up. */
@@ -11,6 +22,12 @@ export interface OfrepRuntime {
   readonly evaluator: OfrepEvaluator;
   readonly stream: ChangeStream | undefined;
   readonly origins: ReadonlySet<string>;
+  readonly bodyLimit: number;
+}
+
+/** What the admin controller needs, built once at start-up. */
+export interface AdminRuntime {
+  readonly api: AdminApi;
   readonly bodyLimit: number;
 }
 
@@ -25,6 +42,7 @@ const runtimes = new WeakMap<object, RollgateRuntime>();
 export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
   readonly client: Client;
   readonly ofrep: OfrepRuntime | undefined;
+  readonly admin: AdminRuntime | undefined;
   private readonly clients = new Map<string | undefined, Client>();
   private readonly resolveIdentity: (request: Request) => Promise<Identity>;
   private closed = false;
@@ -42,12 +60,14 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
     this.resolveIdentity = createIdentityResolver(options);
     this.client = this.clientFor(domain);
     this.ofrep = options.ofrep ? createOfrep(provider, options) : undefined;
+    this.admin = options.admin ? createAdmin(store, options) : undefined;
   }
 
   /** Validates the options, creates what is needed, registers the provider and waits (boundedly) for it. */
-  static async start(options: RollgateModuleOptions, ofrep: OfrepRegistration | undefined): Promise<RollgateRuntime> {
+  static async start(options: RollgateModuleOptions, ofrep: OfrepRegistration | undefined, admin?: AdminRegistration): Promise<RollgateRuntime> {
     validateModuleOptions(options);
     checkOfrepAgainstRegistration(options, ofrep);
+    checkAdminAgainstRegistration(options, admin);
     const effective: RollgateModuleOptions = ofrep && !options.ofrep ? { ...options, ofrep: {} } : options;
     const logger = effective.logger ?? new Logger('Rollgate');
     const readyTimeoutMs = effective.readyTimeoutMs ?? 5000;
@@ -161,4 +181,13 @@ function createOfrep(provider: Provider, options: RollgateModuleOptions): OfrepR
   if (stream) evaluatorOptions.etagSalt = () => stream.etagSalt();
   const evaluator = new OfrepEvaluator(evaluatorOptions);
   return { evaluator, stream, origins: new Set(ofrep.cors?.origins ?? []), bodyLimit: parseBodyLimit(ofrep.bodyLimit) };
+}
+
+function createAdmin(store: FlagStore | undefined, options: RollgateModuleOptions): AdminRuntime {
+  const admin = options.admin!;
+  const writable = store as Partial<BaseFlagStore> | undefined;
+  if (!writable || typeof writable.apply !== 'function' || typeof writable.patchFlag !== 'function' || typeof writable.revert !== 'function' || typeof writable.audit !== 'function') {
+    throw new ConfigError('RollgateModule: admin needs a store with the write path (RedisFlagStore options, a RedisFlagStore or a MemoryFlagStore) (see docs/nest.md)');
+  }
+  return { api: new AdminApi({ store: writable as BaseFlagStore, authorize: admin.authorize }), bodyLimit: parseBodyLimit(admin.bodyLimit, 'admin.bodyLimit', ADMIN_BODY_LIMIT) };
 }
