@@ -13,7 +13,7 @@ const jwt = require('jsonwebtoken');
 const { OpenFeature } = require('@openfeature/server-sdk');
 const { MemoryFlagStore, RedisFlagStore, RollgateProvider } = require('@rollgate/redis');
 const { identity, ofrep, requireFeature } = require('@rollgate/express');
-const flagSet = require('../rollout-demo/flags.json');
+const flagSet = require('../booking-api/flags.json');
 
 // DEMO ONLY: a hard-coded HMAC key. Real apps verify tokens from their identity provider (RS256).
 const DEMO_SECRET = 'demo-only-secret-never-use-in-production!';
@@ -26,7 +26,7 @@ const DEMO_USERS = {
 
 /**
  * @param {{ redisUrl?: string, env?: string, port?: number, host?: string, staticDir?: string, ticketSecret?: string }} [options]
- *   redisUrl: flags in Redis (seeded from examples/rollout-demo/flags.json when the flag is missing);
+ *   redisUrl: flags in Redis (seeded from examples/booking-api/flags.json when the flag is missing);
  *   without it, an in-memory store. staticDir: the `vite build` output. @default ./dist
  */
 async function startServer(options = {}) {
@@ -38,7 +38,7 @@ async function startServer(options = {}) {
         { kind: 'evaluator', key: 'vip-agencies', definition: flagSet.$evaluators['vip-agencies'] },
         { kind: 'flag', key: 'fast-payment', definition: flagSet.flags['fast-payment'] },
       ],
-      { actor: 'booking-web', reason: 'seed from examples/rollout-demo/flags.json' },
+      { actor: 'booking-web', reason: 'seed from examples/booking-api/flags.json' },
     );
   }
   // requireFeature evaluates through the OpenFeature server SDK; the OFREP router reads the same provider.

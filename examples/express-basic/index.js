@@ -8,7 +8,7 @@ const jwt = require('jsonwebtoken');
 const { OpenFeature } = require('@openfeature/server-sdk');
 const { MemoryFlagStore, RollgateProvider } = require('@rollgate/redis');
 const { identity, ofrep, requireFeature } = require('@rollgate/express');
-const flagSet = require('../rollout-demo/flags.json');
+const flagSet = require('../booking-api/flags.json');
 
 // DEMO ONLY: a hard-coded HMAC key. Real apps verify tokens from their identity provider (RS256).
 const DEMO_SECRET = 'demo-only-secret-never-use-in-production!';

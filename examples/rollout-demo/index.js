@@ -1,6 +1,7 @@
 'use strict';
 // Rollgate in one terminal: pilot groups, a percentage ramp 20% → 50% → 100%, and a kill switch,
-// heard live by a provider that evaluates from memory. Run with `npm start` from the repo root.
+// heard live by a provider that evaluates from memory. Run with `npm run demo:console` from the repo
+// root. It writes to the same namespace as the booking demo (`npm start`), whose open pages follow it.
 const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { OpenFeature, ProviderEvents } = require('@openfeature/server-sdk');
@@ -8,7 +9,7 @@ const { Redis } = require('ioredis');
 const { MemoryFlagStore, RedisFlagStore, RollgateProvider } = require('@rollgate/redis');
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-const flagSet = JSON.parse(readFileSync(join(__dirname, 'flags.json'), 'utf8'));
+const flagSet = JSON.parse(readFileSync(join(__dirname, '../booking-api/flags.json'), 'utf8'));
 
 const users = [
   { targetingKey: 'ada', roles: ['admin'], tenant: 'internal' },
@@ -41,7 +42,7 @@ async function main() {
       { kind: 'evaluator', key: 'vip-agencies', definition: flagSet.$evaluators['vip-agencies'] },
       { kind: 'flag', key: 'fast-payment', definition: flagSet.flags['fast-payment'] },
     ],
-    { actor: 'demo', reason: 'seed from examples/rollout-demo/flags.json' },
+    { actor: 'demo', reason: 'seed from examples/booking-api/flags.json' },
   );
 
   const provider = new RollgateProvider({ store });
