@@ -1,27 +1,29 @@
 'use strict';
-// API + built UI on one port, for the booking-web demo:
-//   npm run build && npm run build -w examples/booking-web && node examples/booking-web/server.js
-// then open http://localhost:3000. The UI only needs these routes, so any server that offers them
-// (the NestJS examples/booking-api, later) can replace this one:
+// The Express flavour of the booking demo: API + built UI on one port. `npm start` at the repo
+// root runs the NestJS one (examples/booking-api); this one serves the same UI from Express:
+//   npm run build:demo && node examples/booking-web/server.js
+// then open http://localhost:3000. The UI only needs these routes, so either server can serve it:
 //   POST /demo/login/:user        → a demo JWT (text/plain)
 //   POST /ofrep/v1/evaluate/flags → OFREP bulk evaluation for the token's user (+ SSE eventStreams)
 //   POST /payments/fast           → guarded by requireFeature('fast-payment') (403 when off)
+//   /rollgate/admin/*             → the admin API (role admin), for the admin panel
 const path = require('node:path');
 const fs = require('node:fs');
 const express = require('express');
 const jwt = require('jsonwebtoken');
 const { OpenFeature } = require('@openfeature/server-sdk');
 const { MemoryFlagStore, RedisFlagStore, RollgateProvider } = require('@rollgate/redis');
-const { identity, ofrep, requireFeature } = require('@rollgate/express');
+const { adminRouter, identity, ofrep, requireFeature } = require('@rollgate/express');
 const flagSet = require('../booking-api/flags.json');
 
-// DEMO ONLY: a hard-coded HMAC key. Real apps verify tokens from their identity provider (RS256).
+// DEMO ONLY: a hard-coded HMAC key, public in this repository. Real apps verify tokens from their identity provider (RS256).
 const DEMO_SECRET = 'demo-only-secret-never-use-in-production!';
 const JWT = { secret: DEMO_SECRET, algorithms: ['HS256'], issuer: 'rollgate-demo', audience: 'booking-api' };
 const DEMO_USERS = {
   ada: { roles: ['admin'], tenant: 'internal' },
   bo: { roles: ['agent'], tenant: 'atlas-travel' }, // a VIP agency
   carol: { roles: ['customer'], tenant: 'smallco' }, // outside the 20% rollout
+  dale: { roles: ['customer'], tenant: 'smallco' }, // inside the 20% rollout
 };
 
 /**
@@ -55,6 +57,7 @@ async function startServer(options = {}) {
   // A shared ticket secret lets SSE streams survive a restart (and work across instances).
   const router = ofrep({ provider, identity: { jwt: JWT }, stream: options.ticketSecret ? { ticketSecret: options.ticketSecret } : {} });
   app.use(router);
+  app.use(adminRouter({ store, identity: { jwt: JWT }, authorize: (who) => who.context.roles.includes('admin') }));
   app.post('/payments/fast', identity({ jwt: JWT }), requireFeature('fast-payment'), (req, res) => res.json({ paid: true, flow: 'fast' }));
   app.post('/payments', identity({ jwt: JWT }), (req, res) => res.json({ paid: true, flow: 'classic' }));
 

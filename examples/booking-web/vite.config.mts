@@ -8,6 +8,6 @@ const api = process.env.API_URL ?? 'http://127.0.0.1:3000';
 
 export default defineConfig({
   plugins: [react()],
-  server: { proxy: { '/ofrep': { target: api, changeOrigin: true }, '/demo': api, '/payments': api } },
+  server: { proxy: { '/ofrep': { target: api, changeOrigin: true }, '/demo': api, '/payments': api, '/rollgate': api } },
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: true },
 });

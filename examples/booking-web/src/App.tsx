@@ -1,6 +1,7 @@
 import { Suspense, useState } from 'react';
 import { OpenFeatureProvider, useFlag, useOpenFeatureClientStatus } from '@openfeature/react-sdk';
-import { DEMO_USERS, currentSession, post, signIn, signOut, type DemoUserName } from './session';
+import { AdminPanel } from './AdminPanel';
+import { DEMO_USERS, currentSession, post, sessionRoles, signIn, signOut, type DemoUserName } from './session';
 import { loadFlagsFor } from './flags';
 
 export function App() {
@@ -38,13 +39,16 @@ export function App() {
       </header>
       <main>
         {user ? (
-          // Suspends until the provider is READY, and while a new user's flags load (no flash of
-          // the previous user's buttons).
-          <OpenFeatureProvider suspendUntilReady suspendWhileReconciling>
-            <Suspense fallback={<p className="card">Loading your options…</p>}>
-              <Checkout />
-            </Suspense>
-          </OpenFeatureProvider>
+          <>
+            {/* Suspends until the provider is READY, and while a new user's flags load (no flash of
+                the previous user's buttons). */}
+            <OpenFeatureProvider suspendUntilReady suspendWhileReconciling>
+              <Suspense fallback={<p className="card">Loading your options…</p>}>
+                <Checkout />
+              </Suspense>
+            </OpenFeatureProvider>
+            {sessionRoles(currentSession()).includes('admin') && <AdminPanel key={user} />}
+          </>
         ) : (
           <SignIn onChoose={choose} />
         )}

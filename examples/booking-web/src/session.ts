@@ -5,6 +5,7 @@ export const DEMO_USERS = [
   { name: 'ada', label: 'Ada', description: 'admin' },
   { name: 'bo', label: 'Bo', description: 'agent at Atlas Travel (VIP agency)' },
   { name: 'carol', label: 'Carol', description: 'customer, outside the 20% rollout' },
+  { name: 'dale', label: 'Dale', description: 'customer, inside the 20% rollout' },
 ] as const;
 export type DemoUserName = (typeof DEMO_USERS)[number]['name'];
 
@@ -30,6 +31,21 @@ export async function signIn(user: DemoUserName): Promise<Session> {
   const session = { user, token: await res.text() };
   sessionStorage.setItem(KEY, JSON.stringify(session));
   return session;
+}
+
+/**
+ * The roles in the session's token, to decide whether to show the admin panel. Display only:
+ * the admin API checks the verified token itself and answers 403 to anyone else.
+ */
+export function sessionRoles(session: Session | null): string[] {
+  try {
+    const payload = session?.token.split('.')[1];
+    if (!payload) return [];
+    const claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { roles?: unknown };
+    return Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 export function signOut(): void {
