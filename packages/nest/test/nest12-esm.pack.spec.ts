@@ -1,38 +1,16 @@
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { packPackages, requireRegistry, run, tarballDependencies } from '../../../test/support/packaging';
 
 // Packaging smoke test for Nest 12 (ESM-only): `npm pack` core, redis, server and nest, install
 // the tarballs with Nest 12 from the npm registry into a "type": "module" project, boot an app
 // written in plain ESM JavaScript and check 200 / 403 / 401 with fetch. Runs in CI with the rest
 // of the suite (~20-40 s, npm install dominates). Without the registry it FAILS; it never skips.
 // Exclude it locally with: npx jest --selectProjects nest --testPathIgnorePatterns nest12
+// (Every package, CommonJS and ESM, with Nest 11: test/packaging.spec.ts.)
 
-const ROOT = resolve(__dirname, '../../..');
 const PACKAGES = ['core', 'redis', 'server', 'nest'];
-
-/** The environment for child npm/node processes, without what `npm run`/`npx` set for this repo. */
-function childEnv(): NodeJS.ProcessEnv {
-  const keep = /^npm_config_(registry|cache|userconfig|globalconfig|proxy|https_proxy|noproxy|strict_ssl|cafile)$/i;
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) || keep.test(k)) env[k] = v;
-  env.npm_config_update_notifier = 'false';
-  env.npm_config_fund = 'false';
-  env.npm_config_audit = 'false';
-  return env;
-}
-
-function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<string> {
-  return new Promise((done, fail) => {
-    execFile(cmd, args, { cwd, env: childEnv(), timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) {
-        const tail = `${stdout}\n${stderr}`.trim().split('\n').slice(-40).join('\n');
-        fail(new Error(`\`${cmd} ${args.join(' ')}\` failed in ${cwd} (${err.killed ? `killed after ${timeoutMs} ms` : `exit ${String(err.code)}`}):\n${tail}`));
-      } else done(stdout);
-    });
-  });
-}
 
 const flags = {
   beta: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ in: ['pilot', { var: 'roles' }] }, 'on', 'off'] } },
@@ -103,23 +81,18 @@ jest.setTimeout(150_000);
 it('packs core, redis, server and nest, installs them with Nest 12 (ESM) and guards a route: 200 / 403 / 401', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'rollgate-nest12-'));
   try {
-    await run('npm', ['ping', '--fetch-retries=0', '--fetch-timeout=10000'], dir, 20_000).catch((e: Error) => {
-      throw new Error(`The npm registry is unreachable; this packaging test installs Nest 12 from it and does not skip.\n${e.message}`);
-    });
-    await run('npx', ['tsc', '-b', 'packages/nest'], ROOT, 120_000);
-    const tarballs = join(dir, 'tarballs');
-    await mkdir(tarballs);
-    const packed = JSON.parse(await run('npm', ['pack', '--json', '--pack-destination', tarballs, ...PACKAGES.flatMap((p) => ['-w', `@rollgate/${p}`])], ROOT, 60_000)) as { name: string; filename: string; files: { path: string }[] }[];
+    await requireRegistry(dir, 'this packaging test installs Nest 12 from it');
+    const packed = await packPackages(PACKAGES, join(dir, 'tarballs'));
     expect(packed.map((p) => p.name).sort()).toEqual(PACKAGES.map((p) => `@rollgate/${p}`).sort());
-    for (const p of packed) expect(p.files.map((f) => f.path)).toContain('dist/index.js');
+    for (const p of packed) expect(p.files).toContain('dist/index.js');
 
-    const local = Object.fromEntries(packed.map((p) => [p.name, `file:./tarballs/${p.filename.replace(/^.*[\\/]/, '')}`]));
+    const local = tarballDependencies(packed, dir);
     const manifest = {
       name: 'rollgate-nest12-smoke',
       private: true,
       type: 'module',
       dependencies: {
-        ...local,
+        ...local.dependencies,
         '@nestjs/common': '^12.0.0',
         '@nestjs/core': '^12.0.0',
         '@nestjs/platform-express': '^12.0.0',
@@ -130,7 +103,7 @@ it('packs core, redis, server and nest, installs them with Nest 12 (ESM) and gua
         rxjs: '^7.8.0',
       },
       // the packages depend on each other by version: use these tarballs, never the registry
-      overrides: Object.fromEntries(Object.keys(local).map((name) => [name, `$${name}`])),
+      overrides: local.overrides,
     };
     await writeFile(join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
     await writeFile(join(dir, 'app.mjs'), APP);

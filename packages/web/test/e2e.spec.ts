@@ -1,22 +1,25 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
+import { launchChromium, type Browser } from '../../../test/support/browser';
+import { buildProjects, withBuildLock } from '../../../test/support/packaging';
 
 // The booking demo in a real browser: Debian's Chromium driven by playwright-core, the UI built
-// by Vite, served with its API by examples/booking-web/server.js over a real redis-server.
-// Screenshots of each state go to packages/web/test-output/e2e/.
+// by Vite, served with its API by examples/booking-web/server.js (the Express flavour) over a real
+// redis-server. Screenshots of each state go to packages/web/test-output/e2e/. (The NestJS demo
+// that `npm start` runs has its own: examples/booking-api/test/demo.e2e.spec.ts.)
 
 jest.setTimeout(90_000);
 
 const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.resolve(__dirname, '../../..');
 const EXAMPLE = path.join(ROOT, 'examples/booking-web');
 const SHOTS = path.join(__dirname, '../test-output/e2e');
+// its own build of the UI: examples/booking-web/dist belongs to `npm start` and the demo's e2e test
+const UI = path.join(__dirname, '../test-output/e2e-ui');
 
 interface BookingServer {
   url: string;
@@ -26,40 +29,36 @@ interface BookingServer {
 
 let redis: TestRedis | undefined;
 let server: BookingServer | undefined;
+let browser: Browser | undefined;
 let context: BrowserContext | undefined;
-let profile: string | undefined;
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`e2e: ${CHROMIUM} is missing. Install Debian's Chromium: \`apt-get install -y chromium\` (.ci/run does this when it is absent).`);
-  }
   mkdirSync(SHOTS, { recursive: true });
   // The UI imports @rollgate/web's ES-module build: bring it up to date (a no-op after `npm run build`), then build the UI.
+  await buildProjects(['packages/web/tsconfig.esm.json']);
   const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
-  await run(process.execPath, [tsc, '-b', 'packages/web/tsconfig.esm.json'], { cwd: ROOT });
   await run(process.execPath, [tsc, '--noEmit', '-p', 'examples/booking-web'], { cwd: ROOT }); // Vite does not type-check
-  await run(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: EXAMPLE, env: { ...process.env, VITE_CONFIG_NATIVE_IGNORE_WARNING: 'true' } });
+  await withBuildLock(() =>
+    run(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn', '--outDir', UI, '--emptyOutDir'], {
+      cwd: EXAMPLE,
+      env: { ...process.env, VITE_CONFIG_NATIVE_IGNORE_WARNING: 'true' },
+    }),
+  );
 
   redis = await startRedis();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startServer } = require('../../../examples/booking-web/server.js') as { startServer: (o: object) => Promise<BookingServer> };
-  server = await startServer({ redisUrl: redis.url, env: `e2e-${process.pid}`, port: 0 });
+  server = await startServer({ redisUrl: redis.url, env: `e2e-${process.pid}`, port: 0, staticDir: UI });
 
-  profile = mkdtempSync(path.join(tmpdir(), 'rollgate-e2e-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 900, height: 600 },
-  });
+  browser = await launchChromium();
+  context = browser.context;
 });
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   await server?.close();
   await redis?.stop();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 async function signedIn(user: 'ada' | 'bo' | 'carol'): Promise<Page> {
