@@ -27,7 +27,7 @@ export interface RollgateOfrepOptions extends Pick<OfrepOptions, 'clientVisible'
 export interface RollgateAdminOptions {
   /**
    * Who may use the admin API. Required: without it the module refuses to start. Return true
-   * to allow, e.g. `who => who.context.roles.includes('flag-admin')`; a throwing callback denies.
+   * to allow, e.g. `who => Array.isArray(who.context.roles) && who.context.roles.includes('flag-admin')`; a throwing callback denies.
    */
   authorize: (identity: Identity) => boolean | Promise<boolean>;
   /** Prefix of the routes, under Nest's global prefix: `${path}/rollgate/admin/...`. @default '' */
@@ -167,7 +167,7 @@ export function validateModuleOptions(options: RollgateModuleOptions): void {
   if (admin !== undefined) {
     if (!admin || typeof admin !== 'object') fail('admin must be an object: { authorize(identity), path? }');
     if (typeof admin.authorize !== 'function') {
-      fail('admin.authorize(identity) is required; without it nobody may change flags (e.g. who => who.context.roles.includes(\'flag-admin\'))');
+      fail('admin.authorize(identity) is required; without it nobody may change flags (e.g. who => Array.isArray(who.context.roles) && who.context.roles.includes(\'flag-admin\'))');
     }
     if (!hasStore) fail('admin needs `store`: it writes through the store\'s one write path (an existing `provider` gives it none)');
     if (admin.path !== undefined && typeof admin.path !== 'string') fail('admin.path must be a string');
