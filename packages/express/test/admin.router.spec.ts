@@ -21,7 +21,7 @@ beforeEach(async () => {
   store = new MemoryFlagStore();
   await store.putFlag('checkout-theme', theme, { actor: 'seed' });
   app = express();
-  app.use(adminRouter({ store, identity: { jwt: jwtOptions }, authorize: (who) => (who.context.roles as string[]).includes('flag-admin') }));
+  app.use(adminRouter({ store, identity: { jwt: jwtOptions }, authorize: (who) => who.context.roles.includes('flag-admin') }));
 });
 
 it('refuses to be created without an authorize callback', () => {
@@ -97,4 +97,19 @@ it('manages evaluators, shows the audit and reverts', async () => {
     ['remove', 'alice'],
   ]);
   await request(app).get('/rollgate/admin/audit?limit=5000').set(flagAdmin).expect(400);
+});
+
+it('answers 503 with Retry-After when the store does not answer', async () => {
+  const { RedisFlagStore, StoreUnavailableError } = await import('@rollgate/redis');
+  const { freePort } = await import('../../redis/test/support/redis-server');
+  const dead = new RedisFlagStore({ redis: { port: await freePort(), host: '127.0.0.1', retryStrategy: () => null } });
+  try {
+    await expect(dead.load()).rejects.toBeInstanceOf(StoreUnavailableError);
+    const deadApp = express().use(adminRouter({ store: dead, identity: { jwt: jwtOptions }, authorize: () => true }));
+    const res = await request(deadApp).get('/rollgate/admin/flags').set(flagAdmin).expect(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.body.error).toBe('store_unavailable');
+  } finally {
+    await dead.close();
+  }
 });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { RollgateError } from '@rollgate/core';
 import { BaseFlagStore } from './base-flag.store';
 import { ConfigError, StoreUnavailableError, VersionConflictError } from './errors';
 import type { AuditEntry, FlagChange, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';
@@ -121,7 +122,7 @@ export class RedisFlagStore extends BaseFlagStore {
   }
 
   async load(): Promise<StoredFlagSet> {
-    const reply = await this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).get(this.keys.epoch).exec();
+    const reply = await this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).get(this.keys.epoch).exec().catch(unavailable);
     if (!reply) throw new StoreUnavailableError('Redis aborted the load transaction');
     for (const [err] of reply) if (err) throw err;
     const [[, rawFlags], [, rawEvaluators], [, rawVersion], [, rawEpoch]] = reply as [unknown, unknown][] as [[null, unknown], [null, unknown], [null, unknown], [null, unknown]];
@@ -161,7 +162,7 @@ export class RedisFlagStore extends BaseFlagStore {
         };
       } catch (e) {
         const match = /VERSION_CONFLICT (\d+)/.exec((e as Error).message ?? '');
-        if (!match) throw e;
+        if (!match) unavailable(e);
         // validated against a version someone else has since replaced
         if (options.expectedVersion !== undefined || attempt >= this.writeRetries) {
           throw new VersionConflictError(options.expectedVersion ?? current.version, Number(match[1]));
@@ -176,7 +177,7 @@ export class RedisFlagStore extends BaseFlagStore {
     let end = '+';
     const page = 500;
     while (out.length < limit) {
-      const rows = (await this.client.xrevrange(this.keys.audit, end, '-', 'COUNT', page)) as [string, string[]][];
+      const rows = (await this.client.xrevrange(this.keys.audit, end, '-', 'COUNT', page).catch(unavailable)) as [string, string[]][];
       for (const [id, fields] of rows) {
         const entry = auditEntry(id, fields);
         if (key === undefined || entry.key === key) out.push(entry);
@@ -309,6 +310,12 @@ export class RedisFlagStore extends BaseFlagStore {
     this.available = false;
     for (const w of this.watchers) w.onUnavailable?.(error);
   }
+}
+
+/** Redis failures (timeouts, closed connections, retries exhausted) surface as StoreUnavailableError. */
+function unavailable(e: unknown): never {
+  if (e instanceof RollgateError) throw e;
+  throw new StoreUnavailableError(`Redis did not answer: ${(e as Error)?.message ?? String(e)}`, { cause: e });
 }
 
 function positive(name: string, value: number): number {

@@ -48,10 +48,18 @@ export interface IdentityOptions {
   maxHeaderLength?: number;
 }
 
+/** The evaluation context built from a verified identity: these names always, plus mapped claims. */
+export interface IdentityContext extends EvaluationContext {
+  targetingKey: string;
+  /** Always an array (empty when the claim is absent). */
+  roles: string[];
+  tenant?: string;
+}
+
 /** The verified caller: subject plus the allow-listed evaluation context (frozen). */
 export interface Identity {
   readonly subject: string;
-  readonly context: Readonly<EvaluationContext>;
+  readonly context: Readonly<IdentityContext>;
 }
 
 /** The request carries no acceptable identity. Always answered with 401; never says which check failed to the client. */
@@ -182,7 +190,7 @@ export function identityFromClaims(claims: unknown, mapping: ResolvedMapping): I
   if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT) {
     throw new IdentityError(`identity has no usable "${mapping.targetingKey}" claim`);
   }
-  const context: EvaluationContext = { targetingKey: subject };
+  const context: IdentityContext = { targetingKey: subject, roles: [] };
   const rawRoles = own(claims, mapping.roles);
   const roles = (Array.isArray(rawRoles) ? rawRoles : rawRoles === undefined ? [] : [rawRoles])
     .slice(0, MAX_ARRAY)

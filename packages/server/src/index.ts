@@ -1,5 +1,5 @@
 export { createIdentityResolver, IdentityError, identityAttributeNames } from './identity';
-export type { ClaimMapping, Identity, IdentityOptions, JwtVerifyOptions } from './identity';
+export type { ClaimMapping, Identity, IdentityContext, IdentityOptions, JwtVerifyOptions } from './identity';
 export { decideFeature, featureRequirement } from './feature-decision';
 export type { FeatureDecision, FeatureRequirement, FeatureRequirementOptions } from './feature-decision';
 export { OfrepEvaluator } from './ofrep';
