@@ -57,7 +57,9 @@ export function reportOf(error: unknown): ErrorReport {
   }
   if (error instanceof NotFoundError || error instanceof MissingError) return { exitCode: EXIT.notFound, code: error.code, message: error.message };
   if (isUnreachable(error)) {
-    const message = error instanceof Error ? error.message : String(error);
+    // the store wraps the client's error; name the client's own reason once
+    const root = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+    const message = root instanceof Error ? root.message : String(root);
     return { exitCode: EXIT.unavailable, code: 'ERR_ROLLGATE_STORE_UNAVAILABLE', message: `Redis is unreachable: ${message}` };
   }
   const message = error instanceof Error ? error.message : String(error);
