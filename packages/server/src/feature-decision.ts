@@ -1,7 +1,7 @@
-import { OpenFeature, ProviderStatus, type Client, type EvaluationDetails, type FlagValue } from '@openfeature/server-sdk';
-import type { EvaluationContext } from '@rollgate/core';
+import { OpenFeature, ProviderStatus, type Client, type EvaluationDetails, type FlagValue, type Provider } from '@openfeature/server-sdk';
+import type { EvaluationContext, FlagValueType } from '@rollgate/core';
 import type { ProviderHealth } from '@rollgate/redis';
-import { ConfigError } from '@rollgate/redis';
+import { ConfigError, RollgateProvider } from '@rollgate/redis';
 
 export interface FeatureRequirementOptions {
   /** With several flags: all must pass, or any one. @default 'all' */
@@ -18,6 +18,15 @@ export interface FeatureRequirementOptions {
   maxStalenessMs?: number;
   /** OpenFeature domain whose provider decides. @default the default provider */
   domain?: string;
+  /**
+   * How each flag is evaluated. `'client'`: always through the OpenFeature client's evaluation
+   * pipeline. `'auto'`: the same whenever that pipeline has something to run (a hook registered on
+   * the API, the client or the provider) or the provider is not a `RollgateProvider`; otherwise the
+   * provider's snapshot is read directly, with the context merged as the client merges it and the
+   * same status rules, which gives the same decision without the SDK's per-evaluation overhead
+   * (see docs/benchmarks.md). @default 'auto'
+   */
+  evaluation?: 'auto' | 'client';
 }
 
 /** A checked requirement, built once when the guard/middleware is created. */
@@ -27,6 +36,7 @@ export interface FeatureRequirement {
   readonly expected: boolean | string | number;
   readonly maxStalenessMs: number | undefined;
   readonly domain: string | undefined;
+  readonly evaluation: 'auto' | 'client';
 }
 
 export type FeatureDecision =
@@ -50,28 +60,63 @@ export function featureRequirement(flagKeys: string | readonly string[], options
   if (options.maxStalenessMs !== undefined && !(options.maxStalenessMs >= 0)) {
     throw new ConfigError('requireFeature: options.maxStalenessMs must be a number of milliseconds >= 0');
   }
-  return Object.freeze({ flags: Object.freeze(flags), mode, expected, maxStalenessMs: options.maxStalenessMs, domain: options.domain });
+  const evaluation = options.evaluation ?? 'auto';
+  if (evaluation !== 'auto' && evaluation !== 'client') {
+    throw new ConfigError(`requireFeature: options.evaluation must be 'auto' or 'client', got ${JSON.stringify(evaluation)}`);
+  }
+  return Object.freeze({ flags: Object.freeze(flags), mode, expected, maxStalenessMs: options.maxStalenessMs, domain: options.domain, evaluation });
 }
 
 type FlagOutcome = { pass: true } | { pass: false; unavailable: boolean; reason: string };
 
-function healthOf(domain: string | undefined): ProviderHealth | undefined {
-  const provider = (domain === undefined ? OpenFeature.getProvider() : OpenFeature.getProvider(domain)) as { health?: () => ProviderHealth };
+/** The provider the client evaluates with (the client does not expose it; the API does, by domain). */
+function providerOf(client: Client): Provider {
+  const domain = client.metadata.domain;
+  return domain === undefined ? OpenFeature.getProvider() : OpenFeature.getProvider(domain);
+}
+
+function healthOf(client: Client): ProviderHealth | undefined {
+  const provider = providerOf(client) as { health?: () => ProviderHealth };
   return typeof provider.health === 'function' ? provider.health() : undefined;
 }
 
+let sdkClientProto: object | undefined;
+/** The SDK does not export its client class; a client of our own is how to recognise one (not a wrapper). */
+function sdkClientPrototype(): object {
+  return (sdkClientProto ??= Object.getPrototypeOf(OpenFeature.getClient()) as object);
+}
+
+/**
+ * The RollgateProvider to read directly, or undefined when the client must evaluate: a hook
+ * registered anywhere must see the evaluation, a client of your own (a wrapper) may do more than
+ * the SDK's, and a subclass or another provider may resolve differently from the snapshot. Checked on every decision, so hooks added later are honoured.
+ */
+function directProvider(client: Client, requirement: FeatureRequirement): RollgateProvider | undefined {
+  if (requirement.evaluation === 'client' || Object.getPrototypeOf(client) !== sdkClientPrototype()) return undefined;
+  if (OpenFeature.getHooks().length > 0 || client.getHooks().length > 0) return undefined;
+  const provider = providerOf(client);
+  if (Object.getPrototypeOf(provider) !== RollgateProvider.prototype || (provider.hooks?.length ?? 0) > 0) return undefined;
+  return provider as RollgateProvider;
+}
+
+const DEFAULTS = { boolean: false, string: '', number: Number.NaN } as const;
+
+/** What a decision reads of an evaluation, from either path. */
+type Details = { value: unknown; reason?: string; errorCode?: string; errorMessage?: string };
+
 async function evaluate(client: Client, flagKey: string, requirement: FeatureRequirement, context: EvaluationContext): Promise<FlagOutcome> {
-  const ctx = context as Parameters<Client['getBooleanDetails']>[2];
-  let details: EvaluationDetails<FlagValue>;
-  switch (typeof requirement.expected) {
-    case 'boolean':
-      details = await client.getBooleanDetails(flagKey, false, ctx);
-      break;
-    case 'string':
-      details = await client.getStringDetails(flagKey, '', ctx);
-      break;
-    default:
-      details = await client.getNumberDetails(flagKey, Number.NaN, ctx);
+  const type = typeof requirement.expected as 'boolean' | 'string' | 'number';
+  const direct = directProvider(client, requirement);
+  let details: Details;
+  if (direct) {
+    // The client's merge order: API context, transaction context, client context, invocation.
+    const merged = { ...OpenFeature.getContext(), ...OpenFeature.getTransactionContext(), ...client.getContext(), ...context } as EvaluationContext;
+    details = direct.snapshot.evaluate(flagKey, merged, { defaultValue: DEFAULTS[type], type: type satisfies FlagValueType });
+  } else {
+    const ctx = context as Parameters<Client['getBooleanDetails']>[2];
+    if (type === 'boolean') details = await client.getBooleanDetails(flagKey, false, ctx);
+    else if (type === 'string') details = await client.getStringDetails(flagKey, '', ctx);
+    else details = await client.getNumberDetails(flagKey, Number.NaN, ctx);
   }
   if (details.errorCode === 'PROVIDER_NOT_READY' || details.errorCode === 'PROVIDER_FATAL') {
     return { pass: false, unavailable: true, reason: details.errorCode };
@@ -97,7 +142,7 @@ export async function decideFeature(client: Client, requirement: FeatureRequirem
       return { outcome: 'unavailable', flagKey: first, reason: `provider is ${status}` };
     }
     if (status === ProviderStatus.STALE && requirement.maxStalenessMs !== undefined) {
-      const syncedAt = healthOf(requirement.domain)?.syncedAt;
+      const syncedAt = healthOf(client)?.syncedAt;
       const age = syncedAt === undefined ? Infinity : Date.now() - syncedAt;
       if (age > requirement.maxStalenessMs) {
         return { outcome: 'unavailable', flagKey: first, reason: `flags are stale for ${Number.isFinite(age) ? `${age} ms` : 'an unknown time'} (limit ${requirement.maxStalenessMs} ms)` };
