@@ -1,7 +1,7 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { AdminApi, type AdminApiOptions, type AdminResponse, type IdentityOptions } from '@rollgate/server';
 import { getRequestIdentity } from './request-identity';
-import { identity as identityMiddleware } from './identity.middleware';
+import { identity as identityMiddleware, sendUnauthorized } from './identity.middleware';
 
 export interface AdminRouterOptions extends AdminApiOptions {
   /** Verify callers here; without it, `identity()` must run before this router. */
@@ -26,7 +26,11 @@ function send(res: Response, out: AdminResponse): void {
 export function adminRouter(options: AdminRouterOptions): Router {
   const api = new AdminApi(options);
   const router = Router();
-  const authenticate = options.identity ? identityMiddleware({ ...options.identity, transactionContext: false }) : (_req: Request, _res: Response, next: NextFunction) => next();
+  // Without its own identity options the router relies on an identity() mounted before it; a
+  // request that arrives without one is refused before its body is read.
+  const authenticate = options.identity
+    ? identityMiddleware({ ...options.identity, transactionContext: false })
+    : (req: Request, res: Response, next: NextFunction) => (getRequestIdentity(req) ? next() : sendUnauthorized(res));
   const json = express.json({ limit: options.bodyLimit ?? '256kb', strict: false, type: () => true });
   const base = '/rollgate/admin';
   const ctx = (req: Request) => ({

@@ -36,6 +36,16 @@ it('answers 401 without a token and 403 for callers authorize() rejects, changin
   expect((await store.load()).version).toBe(1);
 });
 
+it('without its own identity options, refuses a request no identity() authenticated, before reading its body', async () => {
+  // an app that forgot to mount identity() before the router: every request is refused
+  const open = express().use(adminRouter({ store, authorize: () => true }));
+  const res = await request(open).put('/rollgate/admin/flags/checkout-theme').set('If-Match', '"1"').set('Content-Type', 'application/json').send('{not json');
+  expect(res.status).toBe(401);
+  expect(res.headers['www-authenticate']).toBe('Bearer');
+  await request(open).get('/rollgate/admin/flags').expect(401);
+  expect((await store.load()).version).toBe(1);
+});
+
 it('reads flags with their version as ETag, and writes with If-Match, attributed to the caller', async () => {
   const got = await request(app).get('/rollgate/admin/flags/checkout-theme').set(flagAdmin).expect(200);
   expect(got.body).toEqual({ version: 1, key: 'checkout-theme', definition: theme });
