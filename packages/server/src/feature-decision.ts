@@ -1,5 +1,5 @@
-import { OpenFeature, ProviderStatus, type Client, type EvaluationDetails, type FlagValue, type Provider } from '@openfeature/server-sdk';
-import type { EvaluationContext, FlagValueType } from '@rollgate/core';
+import { OpenFeature, ProviderStatus, type Client, type Provider } from '@openfeature/server-sdk';
+import type { EvaluationContext } from '@rollgate/core';
 import type { ProviderHealth } from '@rollgate/redis';
 import { ConfigError, RollgateProvider } from '@rollgate/redis';
 
@@ -21,7 +21,8 @@ export interface FeatureRequirementOptions {
   /**
    * How each flag is evaluated. `'client'`: always through the OpenFeature client's evaluation
    * pipeline. `'auto'`: the same whenever that pipeline has something to run (a hook registered on
-   * the API, the client or the provider) or the provider is not a `RollgateProvider`; otherwise the
+   * the API, the client or the provider), the client is not the SDK's own (a wrapper) or the
+   * provider is not a `RollgateProvider` (nor a subclass); otherwise the
    * provider's snapshot is read directly, with the context merged as the client merges it and the
    * same status rules, which gives the same decision without the SDK's per-evaluation overhead
    * (see docs/benchmarks.md). @default 'auto'
@@ -89,7 +90,8 @@ function sdkClientPrototype(): object {
 /**
  * The RollgateProvider to read directly, or undefined when the client must evaluate: a hook
  * registered anywhere must see the evaluation, a client of your own (a wrapper) may do more than
- * the SDK's, and a subclass or another provider may resolve differently from the snapshot. Checked on every decision, so hooks added later are honoured.
+ * the SDK's, and a subclass or another provider may resolve differently from the snapshot.
+ * Checked on every decision, so hooks added later are honoured.
  */
 function directProvider(client: Client, requirement: FeatureRequirement): RollgateProvider | undefined {
   if (requirement.evaluation === 'client' || Object.getPrototypeOf(client) !== sdkClientPrototype()) return undefined;
@@ -99,6 +101,7 @@ function directProvider(client: Client, requirement: FeatureRequirement): Rollga
   return provider as RollgateProvider;
 }
 
+/** Defaults passed to each evaluation (an error is recognised by its code, never by this value). */
 const DEFAULTS = { boolean: false, string: '', number: Number.NaN } as const;
 
 /** What a decision reads of an evaluation, from either path. */
@@ -111,12 +114,12 @@ async function evaluate(client: Client, flagKey: string, requirement: FeatureReq
   if (direct) {
     // The client's merge order: API context, transaction context, client context, invocation.
     const merged = { ...OpenFeature.getContext(), ...OpenFeature.getTransactionContext(), ...client.getContext(), ...context } as EvaluationContext;
-    details = direct.snapshot.evaluate(flagKey, merged, { defaultValue: DEFAULTS[type], type: type satisfies FlagValueType });
+    details = direct.snapshot.evaluate(flagKey, merged, { defaultValue: DEFAULTS[type], type });
   } else {
     const ctx = context as Parameters<Client['getBooleanDetails']>[2];
-    if (type === 'boolean') details = await client.getBooleanDetails(flagKey, false, ctx);
-    else if (type === 'string') details = await client.getStringDetails(flagKey, '', ctx);
-    else details = await client.getNumberDetails(flagKey, Number.NaN, ctx);
+    if (type === 'boolean') details = await client.getBooleanDetails(flagKey, DEFAULTS.boolean, ctx);
+    else if (type === 'string') details = await client.getStringDetails(flagKey, DEFAULTS.string, ctx);
+    else details = await client.getNumberDetails(flagKey, DEFAULTS.number, ctx);
   }
   if (details.errorCode === 'PROVIDER_NOT_READY' || details.errorCode === 'PROVIDER_FATAL') {
     return { pass: false, unavailable: true, reason: details.errorCode };
