@@ -24,6 +24,7 @@ const requirements: Array<[string | string[], FeatureRequirementOptions]> = [
   ['pilot', {}],
   ['tier', { expected: 'fast' }],
   ['limit', { expected: 50 }],
+  ['pilot', { expected: false }],
   ['tier', {}], // type mismatch: a string flag required as boolean
   ['retired', {}],
   ['misconfigured', {}],
