@@ -312,6 +312,63 @@ describe('OFREP', () => {
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
 
+  it('SSE: caps concurrent streams (429 + Retry-After), sends heartbeats, frees a slot on disconnect, ends every stream on close()', async () => {
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+    const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreams: 2, heartbeatMs: 40 } });
+    const server = http.createServer(express().use(capped)).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    type Stream = { status: number; headers: http.IncomingHttpHeaders; text: () => string; ended: Promise<void>; destroy: () => void };
+    const open = (path: string) =>
+      new Promise<Stream>((resolve, reject) => {
+        const req = http.get({ port, host: '127.0.0.1', path }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          const ended = new Promise<void>((done) => res.on('close', () => done()));
+          resolve({ status: res.statusCode!, headers: res.headers, text: () => text, ended, destroy: () => req.destroy() });
+        });
+        req.on('error', reject);
+      });
+    const until = async (what: () => boolean) => {
+      const deadline = Date.now() + 2000;
+      while (!what()) {
+        if (Date.now() > deadline) throw new Error('timed out');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    try {
+      const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+      const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
+      const first = await open(uri);
+      const second = await open(uri);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      await until(() => capped.openStreams() === 2);
+
+      const refused = await open(uri);
+      expect(refused.status).toBe(429);
+      expect(refused.headers['retry-after']).toBe('30');
+      await refused.ended;
+      expect(JSON.parse(refused.text())).toEqual({ errorDetails: 'too many open streams' });
+
+      await until(() => first.text().includes(': ping'));
+
+      first.destroy();
+      await until(() => capped.openStreams() === 1);
+      const third = await open(uri);
+      expect(third.status).toBe(200);
+      await until(() => capped.openStreams() === 2);
+
+      capped.close();
+      await Promise.all([second.ended, third.ended]);
+      expect(capped.openStreams()).toBe(0);
+      expect((await open(uri)).status).toBe(401); // a closed router opens no new stream
+    } finally {
+      capped.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('SSE: announces a write with refetchEvaluation, and refuses streams without a valid ticket', async () => {
     const server = http.createServer(app).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
