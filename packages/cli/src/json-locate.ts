@@ -1,6 +1,9 @@
-// Where things are in a JSON text, for error messages that point at a line: a small scanner
-// over text JSON.parse has already accepted, recording the position of every member key and
-// array element under the dotted paths core uses in its issues (`flags.x.variants`, `a[2]`).
+// Where things are in a JSON text, for error messages that point at a line and column. The
+// parsing is jsonc-parser's (VS Code's JSON scanner, in strict mode: no comments, no trailing
+// commas); this file maps its nodes to the dotted paths core uses in its issues
+// (`flags.x.variants`, `a[2]`) and its error codes to messages.
+
+import { parse, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
 
 export interface Position {
   /** 1-based */
@@ -28,89 +31,38 @@ export function positionAt(starts: readonly number[], offset: number): Position 
   return { line: lo + 1, column: offset - starts[lo]! + 1 };
 }
 
+/** Standard JSON: jsonc-parser's extensions off. */
+const STRICT = { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false } as const;
+
 /**
  * Maps each path in a (valid) JSON text to the offset of its key, or of the element for array
- * items. Returns what it could map when the text is malformed or too deeply nested.
+ * items. Returns what it could map when the text is malformed, and nothing for text nested too
+ * deeply to walk (the parser recurses).
  */
 export function jsonPathOffsets(text: string): Map<string, number> {
   const out = new Map<string, number>();
-  let i = 0;
-  const ws = () => {
-    while (i < text.length) {
-      const c = text.charCodeAt(i);
-      if (c === 32 || c === 9 || c === 10 || c === 13) i++;
-      else break;
-    }
-  };
-  const str = (): string => {
-    const start = i;
-    i++; // opening quote
-    while (i < text.length) {
-      const c = text[i];
-      if (c === '\\') i += 2;
-      else if (c === '"') {
-        i++;
-        break;
-      } else i++;
-    }
-    return JSON.parse(text.slice(start, i)) as string;
-  };
-  const value = (path: string, depth: number): void => {
-    if (depth > 512) throw new RangeError('too deep');
-    ws();
-    const c = text[i];
-    if (c === '{') {
-      i++;
-      ws();
-      if (text[i] === '}') {
-        i++;
-        return;
+  const walk = (node: Node, path: string): void => {
+    if (node.type === 'object') {
+      for (const property of node.children ?? []) {
+        const [key, value] = property.children ?? [];
+        if (key?.type !== 'string') continue;
+        const child = path ? `${path}.${String(key.value)}` : String(key.value);
+        out.set(child, key.offset);
+        if (value) walk(value, child);
       }
-      for (;;) {
-        ws();
-        const at = i;
-        const key = str();
-        const child = path ? `${path}.${key}` : key;
-        out.set(child, at);
-        ws();
-        i++; // ':'
-        value(child, depth + 1);
-        ws();
-        if (text[i] === ',') i++;
-        else {
-          i++; // '}'
-          return;
-        }
-      }
-    } else if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') {
-        i++;
-        return;
-      }
-      for (let n = 0; ; n++) {
-        ws();
+    } else if (node.type === 'array') {
+      (node.children ?? []).forEach((element, n) => {
         const child = `${path}[${n}]`;
-        out.set(child, i);
-        value(child, depth + 1);
-        ws();
-        if (text[i] === ',') i++;
-        else {
-          i++; // ']'
-          return;
-        }
-      }
-    } else if (c === '"') {
-      str();
-    } else {
-      while (i < text.length && !/[\s,\]}]/.test(text[i]!)) i++;
+        out.set(child, element.offset);
+        walk(element, child);
+      });
     }
   };
   try {
-    value('', 0);
+    const root = parseTree(text, [], STRICT);
+    if (root) walk(root, '');
   } catch {
-    // partial map: better than none
+    // RangeError: nested deeper than the stack; the caller reports issues without a line
   }
   return out;
 }
@@ -130,11 +82,41 @@ export function locatePath(starts: readonly number[], offsets: Map<string, numbe
   }
 }
 
-class SyntaxAt {
-  constructor(
-    readonly offset: number,
-    readonly message: string,
-  ) {}
+function messageFor(error: ParseError, text: string): string {
+  const at = error.offset >= text.length ? 'end of input' : JSON.stringify(text.slice(error.offset, error.offset + Math.max(1, error.length)));
+  // by name: the codes are a const enum, which isolated transpilation cannot inline
+  switch (printParseErrorCode(error.error)) {
+    case 'ValueExpected':
+    case 'InvalidSymbol':
+      return `unexpected ${at}, expected a value`;
+    case 'PropertyNameExpected':
+      return `unexpected ${at}, expected a property name in double quotes`;
+    case 'ColonExpected':
+      return `unexpected ${at}, expected ':'`;
+    case 'CommaExpected':
+      return `unexpected ${at}, expected ','`;
+    case 'CloseBraceExpected':
+      return `unexpected ${at}, expected ',' or '}'`;
+    case 'CloseBracketExpected':
+      return `unexpected ${at}, expected ',' or ']'`;
+    case 'EndOfFileExpected':
+      return `unexpected ${at} after the JSON value`;
+    case 'InvalidCommentToken':
+    case 'UnexpectedEndOfComment':
+      return 'comments are not allowed in JSON';
+    case 'UnexpectedEndOfString':
+      return 'unterminated string';
+    case 'UnexpectedEndOfNumber':
+      return `incomplete number ${at}`;
+    case 'InvalidUnicode':
+      return 'bad \\u escape in string';
+    case 'InvalidEscapeCharacter':
+      return 'bad escape in string';
+    case 'InvalidCharacter':
+      return 'control character in string (escape it)';
+    default:
+      return `unexpected ${at}`;
+  }
 }
 
 /**
@@ -142,99 +124,13 @@ class SyntaxAt {
  * with a line and column (V8's own message has no position for some errors on Node 20).
  */
 export function jsonSyntaxError(text: string): { offset: number; message: string } | undefined {
-  let i = 0;
-  const fail = (message: string): never => {
-    throw new SyntaxAt(i, message);
-  };
-  const describe = () => (i >= text.length ? 'end of input' : `${JSON.stringify(text[i])}`);
-  const ws = () => {
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
-  };
-  const literal = (word: string) => {
-    if (text.startsWith(word, i)) i += word.length;
-    else fail(`unexpected ${describe()}, expected a value`);
-  };
-  const string = () => {
-    i++;
-    for (;;) {
-      if (i >= text.length) fail('unterminated string');
-      const c = text.charCodeAt(i);
-      if (c === 34) {
-        i++;
-        return;
-      }
-      if (c < 32) fail('control character in string (escape it)');
-      if (c === 92) {
-        const e = text[i + 1];
-        if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail('bad \\u escape');
-          i += 6;
-        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
-        else fail('bad escape in string');
-      } else i++;
-    }
-  };
-  const number = () => {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
-    if (!m || m[0] === '' || m[0] === '-') fail(`unexpected ${describe()}, expected a value`);
-    i += m![0].length;
-  };
-  const value = (depth: number): void => {
-    if (depth > 10_000) fail('nested too deeply');
-    ws();
-    const c = text[i];
-    if (c === '{') {
-      i++;
-      ws();
-      if (text[i] === '}') {
-        i++;
-        return;
-      }
-      for (;;) {
-        ws();
-        if (text[i] !== '"') fail(`unexpected ${describe()}, expected a property name in double quotes`);
-        string();
-        ws();
-        if (text[i] !== ':') fail(`unexpected ${describe()}, expected ':'`);
-        i++;
-        value(depth + 1);
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === '}') {
-          i++;
-          return;
-        } else fail(`unexpected ${describe()}, expected ',' or '}'`);
-      }
-    } else if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') {
-        i++;
-        return;
-      }
-      for (;;) {
-        value(depth + 1);
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === ']') {
-          i++;
-          return;
-        } else fail(`unexpected ${describe()}, expected ',' or ']'`);
-      }
-    } else if (c === '"') string();
-    else if (c === 't') literal('true');
-    else if (c === 'f') literal('false');
-    else if (c === 'n') literal('null');
-    else number();
-  };
+  const errors: ParseError[] = [];
   try {
-    if (text.charCodeAt(0) === 0xfeff) i = 1;
-    value(0);
-    ws();
-    if (i < text.length) fail(`unexpected ${describe()} after the JSON value`);
-    return undefined;
-  } catch (e) {
-    if (e instanceof SyntaxAt) return { offset: e.offset, message: e.message };
-    return undefined; // e.g. RangeError (stack): no position, V8's message stands
+    // a byte-order mark is not JSON, but the file reader accepts one
+    parse(text.charCodeAt(0) === 0xfeff ? ` ${text.slice(1)}` : text, errors, STRICT);
+  } catch {
+    return undefined; // RangeError: nested deeper than the stack; V8's message stands
   }
+  const first = errors[0];
+  return first ? { offset: first.offset, message: messageFor(first, text) } : undefined;
 }

@@ -59,6 +59,15 @@ it('points at line and column of a JSON syntax error', () => {
   expect(issuesOf('{"flags": {}}\n,')).toEqual(['flags.json:2:1: not valid JSON: unexpected "," after the JSON value']);
   expect(issuesOf('{"flags": {"a": "x\u0001"}}')[0]).toContain('control character');
   expect(issuesOf('')).toEqual(['flags.json:1:1: not valid JSON: unexpected end of input, expected a value']);
+  // what JSON-with-comments editors let through is still refused, with its place
+  expect(issuesOf('{"flags": {\n  "a": {},\n}}')).toEqual(['flags.json:3:1: not valid JSON: unexpected "}", expected a property name in double quotes']);
+  expect(issuesOf('// flags\n{"flags": {}}')).toEqual(['flags.json:1:1: not valid JSON: comments are not allowed in JSON']);
+  expect(issuesOf('{"flags": {"a": {"state" "ENABLED"}}}')).toEqual(['flags.json:1:26: not valid JSON: unexpected "\\"ENABLED\\"", expected \':\'']);
+});
+
+it('refuses text nested deeper than the parser can walk, without crashing', () => {
+  const [issue] = issuesOf(`{"flags": ${'['.repeat(200_000)}`);
+  expect(issue).toMatch(/^flags\.json: not valid JSON: /);
 });
 
 it('accepts a byte-order mark', () => {
