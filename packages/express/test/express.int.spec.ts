@@ -6,30 +6,15 @@ import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { NOOP_PROVIDER, OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
 import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfeature/ofrep-core';
-import { RedisFlagStore, RollgateProvider } from '@rollgate/redis';
+import { RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
 import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
+import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, openStream, SECRET, seed, token, vipAgent } from '../../server/test/support/pilot-scenario';
 
 // Express adapters end to end: a real redis-server, a real provider, real HTTP.
 
-const SECRET = 'test-secret-that-is-long-enough-32b!';
-const ISSUER = 'https://idp.test/';
-const AUDIENCE = 'booking-api';
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-
-const flags = {
-  'fast-payment': {
-    state: 'ENABLED',
-    variants: { on: true, off: false },
-    defaultVariant: 'off',
-    targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { $ref: 'vip-agencies' }, 'on', 'off'] },
-    metadata: { clientVisible: true, owner: 'payments' },
-  },
-  'checkout-variant': { state: 'ENABLED', variants: { classic: 'classic', fast: 'fast' }, defaultVariant: 'classic', targeting: { if: [{ '==': [{ var: 'tenant' }, 'atlas'] }, 'fast', null] }, metadata: { clientVisible: true } },
-  'admin-tools': { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', 'off'] } },
-};
-const evaluators = { 'vip-agencies': { in: [{ var: 'tenant' }, ['atlas', 'nordic']] } };
 
 /** Signs a payload given as JSON text, byte for byte (jsonwebtoken refuses an own "__proto__" key). */
 function rawToken(payloadJson: string): string {
@@ -37,14 +22,6 @@ function rawToken(payloadJson: string): string {
   const body = Buffer.from(payloadJson).toString('base64url');
   return `${header}.${body}.${createHmac('sha256', SECRET).update(`${header}.${body}`).digest('base64url')}`;
 }
-
-function token(claims: Record<string, unknown>, options: jwt.SignOptions = {}): string {
-  return jwt.sign(claims, SECRET, { algorithm: 'HS256', issuer: ISSUER, audience: AUDIENCE, expiresIn: 300, ...options });
-}
-const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
-const admin = token({ sub: 'ada', roles: ['admin'], tenant: 'internal' });
-const vipAgent = token({ sub: 'bo', roles: ['agent'], tenant: 'atlas' });
-const customer = token({ sub: 'cy', roles: ['customer'], tenant: 'smallco' });
 
 let redis: TestRedis;
 let writer: RedisFlagStore;
@@ -56,14 +33,7 @@ let handlerCalls = 0;
 beforeAll(async () => {
   redis = await startRedis();
   const env = `express-${process.pid}`;
-  writer = new RedisFlagStore({ redis: redis.url, env });
-  await writer.apply(
-    [
-      { kind: 'evaluator', key: 'vip-agencies', definition: evaluators['vip-agencies'] },
-      ...Object.entries(flags).map(([key, definition]) => ({ kind: 'flag' as const, key, definition })),
-    ],
-    { actor: 'test' },
-  );
+  writer = await seed(redis.url, env);
   provider = new RollgateProvider({ store: { redis: redis.url, env } });
   await OpenFeature.setProviderAndWait(provider);
 
@@ -318,31 +288,14 @@ describe('OFREP', () => {
     const server = http.createServer(express().use(capped)).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const { port } = server.address() as AddressInfo;
-    type Stream = { status: number; headers: http.IncomingHttpHeaders; text: () => string; ended: Promise<void>; destroy: () => void };
-    const open = (path: string) =>
-      new Promise<Stream>((resolve, reject) => {
-        const req = http.get({ port, host: '127.0.0.1', path }, (res) => {
-          let text = '';
-          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-          const ended = new Promise<void>((done) => res.on('close', () => done()));
-          resolve({ status: res.statusCode!, headers: res.headers, text: () => text, ended, destroy: () => req.destroy() });
-        });
-        req.on('error', reject);
-      });
-    const until = async (what: () => boolean) => {
-      const deadline = Date.now() + 2000;
-      while (!what()) {
-        if (Date.now() > deadline) throw new Error('timed out');
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    };
+    const open = (path: string) => openStream(port, path);
     try {
       const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
       const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
       const first = await open(uri);
       const second = await open(uri);
       expect([first.status, second.status]).toEqual([200, 200]);
-      await until(() => capped.openStreams() === 2);
+      await eventually(() => capped.openStreams() === 2);
 
       const refused = await open(uri);
       expect(refused.status).toBe(429);
@@ -350,13 +303,13 @@ describe('OFREP', () => {
       await refused.ended;
       expect(JSON.parse(refused.text())).toEqual({ errorDetails: 'too many open streams' });
 
-      await until(() => first.text().includes(': ping'));
+      await eventually(() => first.text().includes(': ping'));
 
       first.destroy();
-      await until(() => capped.openStreams() === 1);
+      await eventually(() => capped.openStreams() === 1);
       const third = await open(uri);
       expect(third.status).toBe(200);
-      await until(() => capped.openStreams() === 2);
+      await eventually(() => capped.openStreams() === 2);
 
       capped.close();
       await Promise.all([second.ended, third.ended]);
@@ -378,28 +331,8 @@ describe('OFREP', () => {
       const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri;
       await request(app).get('/ofrep/v1/events?ticket=123.bad').expect(401);
 
-      const received = new Promise<string>((resolve, reject) => {
-        const req = http.get({ port, host: '127.0.0.1', path: uri }, (res) => {
-          expect(res.statusCode).toBe(200);
-          expect(res.headers['content-type']).toContain('text/event-stream');
-          let text = '';
-          let written = false;
-          res.on('data', (chunk: Buffer) => {
-            text += chunk.toString();
-            if (!written && text.includes(': connected')) {
-              written = true;
-              writer.patchFlag('checkout-variant', { defaultVariant: 'fast' }, { actor: 'ops' }).catch(reject);
-            }
-            const m = /event: message\ndata: (.+)\n\n/.exec(text);
-            if (m) {
-              req.destroy();
-              resolve(m[1]!);
-            }
-          });
-        });
-        req.on('error', reject);
-      });
-      expect(JSON.parse(await received)).toEqual({ type: 'refetchEvaluation', etag: expect.any(String) });
+      const message = await firstMessageAfter(port, uri!, () => writer.patchFlag('checkout-variant', { defaultVariant: 'fast' }, { actor: 'ops' }));
+      expect(message).toEqual({ status: 200, contentType: expect.stringContaining('text/event-stream'), data: { type: 'refetchEvaluation', etag: expect.any(String) } });
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));

@@ -4,7 +4,7 @@ import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { ConfigError, MemoryFlagStore, RollgateProvider } from '@rollgate/redis';
 import { RollgateModule, type RollgateModuleOptions } from '@rollgate/nest';
-import { bearer, jwtOptions, recordingLogger, token } from './support/fixtures';
+import { bearer, jwtOptions, recordingLogger, token } from '../../server/test/support/pilot-scenario';
 
 // The admin controller answers as @rollgate/express's adminRouter() does (the same cases as
 // packages/express/test/admin.router.spec.ts): authorization, If-Match versions, validation

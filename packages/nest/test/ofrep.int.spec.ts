@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Controller, Get, Injectable, SetMetadata, UnauthorizedException, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
 import { APP_GUARD, Reflector } from '@nestjs/core';
@@ -9,7 +8,7 @@ import type { BulkEvaluationSuccessResponse, EvaluationResponse } from '@openfea
 import type { RedisFlagStore } from '@rollgate/redis';
 import { RollgateModule } from '@rollgate/nest';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
-import { admin, bearer, customer, jwtOptions, recordingLogger, seed, vipAgent } from './support/fixtures';
+import { admin, bearer, customer, firstMessageAfter, openStream, jwtOptions, recordingLogger, seed, vipAgent } from '../../server/test/support/pilot-scenario';
 
 // The OFREP controller answers as @rollgate/express's ofrep() router does (see its tests).
 
@@ -121,28 +120,8 @@ describe('OFREP controller', () => {
     await api().get('/ofrep/v1/events?ticket=123.bad').expect(401);
     await api().get('/ofrep/v1/events').expect(401);
 
-    const received = new Promise<string>((resolve, reject) => {
-      const req = http.get({ port, host: '127.0.0.1', path: uri }, (res) => {
-        expect(res.statusCode).toBe(200);
-        expect(res.headers['content-type']).toContain('text/event-stream');
-        let text = '';
-        let written = false;
-        res.on('data', (chunk: Buffer) => {
-          text += chunk.toString();
-          if (!written && text.includes(': connected')) {
-            written = true;
-            writer.patchFlag('checkout-variant', { defaultVariant: 'fast' }, { actor: 'ops' }).catch(reject);
-          }
-          const m = /event: message\ndata: (.+)\n\n/.exec(text);
-          if (m) {
-            req.destroy();
-            resolve(m[1]!);
-          }
-        });
-      });
-      req.on('error', reject);
-    });
-    expect(JSON.parse(await received)).toEqual({ type: 'refetchEvaluation', etag: expect.any(String) });
+    const message = await firstMessageAfter(port, uri!, () => writer.patchFlag('checkout-variant', { defaultVariant: 'fast' }, { actor: 'ops' }));
+    expect(message).toEqual({ status: 200, contentType: expect.stringContaining('text/event-stream'), data: { type: 'refetchEvaluation', etag: expect.any(String) } });
   });
 });
 
@@ -198,27 +177,16 @@ describe('OFREP under a prefix, behind a global auth guard', () => {
     const bulk = await request(prefixed.getHttpServer()).post('/api/flags/ofrep/v1/evaluate/flags').set(bearer(vipAgent)).send({}).expect(200);
     const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri;
     expect(uri).toMatch(/^\/api\/flags\/ofrep\/v1\/events\?ticket=/);
-    const status = await new Promise<number | undefined>((resolve, reject) => {
-      const req = http.get({ port: prefixedPort, host: '127.0.0.1', path: uri }, (res) => {
-        resolve(res.statusCode);
-        req.destroy();
-      });
-      req.on('error', reject);
-    });
-    expect(status).toBe(200);
+    const stream = await openStream(prefixedPort, uri!);
+    stream.destroy();
+    expect(stream.status).toBe(200);
   });
 
   it('closes open SSE streams on app.close(), so shutdown does not hang', async () => {
     const bulk = await request(prefixed.getHttpServer()).post('/api/flags/ofrep/v1/evaluate/flags').set(bearer(vipAgent)).send({}).expect(200);
     const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri;
-    // resolves with a holder: a promise resolved with a promise would wait for it
-    const stream = await new Promise<{ ended: Promise<void> }>((resolve, reject) => {
-      const req = http.get({ port: prefixedPort, host: '127.0.0.1', path: uri }, (res) => {
-        resolve({ ended: new Promise<void>((done) => res.on('end', () => done())) });
-        res.resume();
-      });
-      req.on('error', reject);
-    });
+    const stream = await openStream(prefixedPort, uri!);
+    expect(stream.status).toBe(200);
     await prefixed.close();
     closed = true;
     await stream.ended;

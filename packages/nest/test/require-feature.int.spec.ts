@@ -26,7 +26,7 @@ import { OpenFeature, ProviderEvents, type Client } from '@openfeature/server-sd
 import type { RedisFlagStore, RollgateProvider } from '@rollgate/redis';
 import { FeatureValue, InjectFeatureClient, RequireFeature, RequireFeatureGuard, RollgateModule, ROLLGATE_PROVIDER, getRequestIdentity, type RollgateModuleOptions } from '@rollgate/nest';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
-import { admin, bearer, customer, jwtOptions, nextEvent, recordingLogger, seed, token, users, vipAgent } from './support/fixtures';
+import { admin, bearer, customer, jwtOptions, nextEvent, recordingLogger, seed, token, users, vipAgent } from '../../server/test/support/pilot-scenario';
 
 // @RequireFeature end to end: Nest 11, a real redis-server, a real provider, real HTTP.
 

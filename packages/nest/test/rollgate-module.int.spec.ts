@@ -9,7 +9,7 @@ import { NOOP_PROVIDER, OpenFeature, ProviderEvents, ProviderStatus, type Client
 import { ConfigError, MemoryFlagStore, RedisFlagStore, RollgateProvider } from '@rollgate/redis';
 import { FEATURE_CLIENT, FeatureValue, InjectFeatureClient, RequireFeature, RollgateModule, ROLLGATE_PROVIDER, ROLLGATE_STORE, type RollgateModuleOptions } from '@rollgate/nest';
 import { freePort, startRedis, type TestRedis } from '../../redis/test/support/redis-server';
-import { admin, bearer, customer, evaluators, flags, jwtOptions, nextEvent, recordingLogger, seed, SECRET, until } from './support/fixtures';
+import { admin, bearer, customer, evaluators, flags, jwtOptions, nextEvent, recordingLogger, seed, SECRET, until } from '../../server/test/support/pilot-scenario';
 
 // RollgateModule itself: forRoot / forRootAsync, readiness with a bounded wait, fail-closed
 // when Redis is down, and shutdown closing exactly what the module opened.

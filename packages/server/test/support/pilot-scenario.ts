@@ -1,9 +1,11 @@
+import http from 'node:http';
 import jwt from 'jsonwebtoken';
 import { ProviderEvents } from '@openfeature/server-sdk';
 import type { RollgateProvider } from '@rollgate/redis';
 import { RedisFlagStore } from '@rollgate/redis';
 
-// Flags, users and tokens shared by the Nest tests (the same pilot scenario as the Express tests).
+// The pilot scenario the Express and Nest adapter tests share: flags, users, tokens, seeding,
+// provider events and reading an SSE stream over real HTTP.
 
 export const SECRET = 'test-secret-that-is-long-enough-32b!';
 export const ISSUER = 'https://idp.test/';
@@ -87,4 +89,53 @@ export function until(provider: RollgateProvider, ready: () => boolean): Promise
 export function recordingLogger(): { warn(m: string): void; debug(m: string): void; lines: string[] } {
   const lines: string[] = [];
   return { lines, warn: (m) => lines.push(`warn ${m}`), debug: (m) => lines.push(`debug ${m}`) };
+}
+
+/** An SSE response being read: status, headers, what has arrived so far, and its end. */
+export interface OpenStream {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text(): string;
+  /** Resolves when the connection closes (either side). */
+  ended: Promise<void>;
+  destroy(): void;
+}
+
+/** GETs an SSE endpoint on a listening server and resolves once the response headers arrive. */
+export function openStream(port: number, path: string): Promise<OpenStream> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ port, host: '127.0.0.1', path }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      const ended = new Promise<void>((done) => res.on('close', () => done()));
+      resolve({ status: res.statusCode!, headers: res.headers, text: () => text, ended, destroy: () => req.destroy() });
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Polls `ready()` every 10 ms; rejects after `timeoutMs`. */
+export async function eventually(ready: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Opens the stream at `path`, runs `write` once the server says it is connected, and resolves to
+ * the data of the first message that follows (a refetchEvaluation, when the write changed flags).
+ */
+export async function firstMessageAfter(port: number, path: string, write: () => Promise<unknown>): Promise<{ status: number; contentType: string | undefined; data: unknown }> {
+  const stream = await openStream(port, path);
+  try {
+    await eventually(() => stream.text().includes(': connected'));
+    await write();
+    let match: RegExpExecArray | null = null;
+    await eventually(() => (match = /event: message\ndata: (.+)\n\n/.exec(stream.text())) !== null, 5000);
+    return { status: stream.status, contentType: stream.headers['content-type'], data: JSON.parse(match![1]!) };
+  } finally {
+    stream.destroy();
+  }
 }
