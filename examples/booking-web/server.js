@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const express = require('express');
 const jwt = require('jsonwebtoken');
 const { OpenFeature } = require('@openfeature/server-sdk');
-const { MemoryFlagStore, RedisFlagStore, RollgateProvider } = require('@rollgate/redis');
+const { MemoryFlagStore, RedisFlagStore, RollgateProvider, VersionConflictError } = require('@rollgate/redis');
 const { adminRouter, identity, ofrep, requireFeature } = require('@rollgate/express');
 const flagSet = require('../booking-api/flags.json');
 
@@ -27,23 +27,32 @@ const DEMO_USERS = {
 };
 
 /**
+ * The booking-api's rule: write flags.json only into an EMPTY namespace (version 0), pinned to
+ * version 0, so flags someone changed (kill switch, rollout %) or deleted stay as they are across
+ * restarts, and of two servers starting at once exactly one seeds.
+ */
+async function seedIfEmpty(store) {
+  if ((await store.load()).version !== 0) return;
+  const changes = [
+    ...Object.entries(flagSet.$evaluators ?? {}).map(([key, definition]) => ({ kind: 'evaluator', key, definition })),
+    ...Object.entries(flagSet.flags).map(([key, definition]) => ({ kind: 'flag', key, definition })),
+  ];
+  try {
+    await store.apply(changes, { actor: 'booking-web', reason: 'seed from examples/booking-api/flags.json', expectedVersion: 0, action: 'seed' });
+  } catch (e) {
+    if (!(e instanceof VersionConflictError)) throw e; // another server seeded first: keep theirs
+  }
+}
+
+/**
  * @param {{ redisUrl?: string, env?: string, port?: number, host?: string, staticDir?: string, ticketSecret?: string }} [options]
- *   redisUrl: flags in Redis (seeded from examples/booking-api/flags.json when the flag is missing);
+ *   redisUrl: flags in Redis (seeded from examples/booking-api/flags.json when the namespace is empty);
  *   without it, an in-memory store. staticDir: the `vite build` output. @default ./dist
  */
 async function startServer(options = {}) {
   const store = options.redisUrl ? new RedisFlagStore({ redis: options.redisUrl, env: options.env ?? 'booking-demo' }) : new MemoryFlagStore();
-  const current = await store.load();
-  if (!current.flags['fast-payment']) {
-    await store.apply(
-      [
-        { kind: 'evaluator', key: 'vip-agencies', definition: flagSet.$evaluators['vip-agencies'] },
-        { kind: 'flag', key: 'fast-payment', definition: flagSet.flags['fast-payment'] },
-      ],
-      { actor: 'booking-web', reason: 'seed from examples/booking-api/flags.json' },
-    );
-  }
-  // requireFeature evaluates through the OpenFeature server SDK; the OFREP router reads the same provider.
+  await seedIfEmpty(store);
+  // requireFeature decides with the provider registered in OpenFeature; the OFREP router reads the same provider.
   const provider = new RollgateProvider({ store });
   await OpenFeature.setProviderAndWait(provider);
 
