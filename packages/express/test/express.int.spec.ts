@@ -9,7 +9,7 @@ import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfea
 import { RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
 import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
-import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, openStream, SECRET, seed, token, vipAgent } from '../../server/test/support/pilot-scenario';
+import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, SECRET, seed, token, vipAgent } from '../../server/test/support/pilot-scenario';
 
 // Express adapters end to end: a real redis-server, a real provider, real HTTP.
 
@@ -203,6 +203,35 @@ describe('fail closed', () => {
     await request(a).get('/d').set(bearer(admin)).expect(403);
     expect(handlerCalls).toBe(0);
     await OpenFeature.setProviderAndWait('down', NOOP_PROVIDER); // closes `down`
+  });
+
+  it('maxStalenessMs: answers 503 once the flags are older than allowed, while routes without a limit keep the last known flags', async () => {
+    const own = await startRedis();
+    const env = `express-stale-${process.pid}`;
+    const ownWriter = await seed(own.url, env);
+    const stale = new RollgateProvider({ store: { redis: { host: '127.0.0.1', port: own.port, retryStrategy: () => 100 }, env, pollIntervalMs: 100 } });
+    await OpenFeature.setProviderAndWait('stale', stale);
+    const a = express();
+    a.use(identity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }));
+    a.get('/limited', requireFeature('fast-payment', { domain: 'stale', maxStalenessMs: 0 }), (_req, res) => res.json({ ok: true }));
+    a.get('/unlimited', requireFeature('fast-payment', { domain: 'stale' }), (_req, res) => res.json({ ok: true }));
+    try {
+      await request(a).get('/limited').set(bearer(admin)).expect(200);
+      const wentStale = nextEvent(stale, ProviderEvents.Stale);
+      await ownWriter.close();
+      await own.kill();
+      await wentStale;
+      await request(a).get('/unlimited').set(bearer(admin)).expect(200);
+      const refused = await request(a).get('/limited').set(bearer(admin)).expect(503, { error: 'feature_decision_unavailable' });
+      expect(refused.headers['retry-after']).toBe('5');
+      const back = nextEvent(stale, ProviderEvents.Ready);
+      await own.start();
+      await back;
+      await request(a).get('/limited').set(bearer(admin)).expect(200);
+    } finally {
+      await OpenFeature.setProviderAndWait('stale', NOOP_PROVIDER); // closes `stale` while Redis answers
+      await own.stop();
+    }
   });
 
   it('answers 401 when requireFeature runs without identity()', async () => {
