@@ -9,7 +9,7 @@ import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfea
 import { RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
 import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
-import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, SECRET, seed, token, vipAgent } from '../../server/test/support/pilot-scenario';
+import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, recordingLogger, SECRET, seed, token, vipAgent } from '../../server/test/support/pilot-scenario';
 
 // Express adapters end to end: a real redis-server, a real provider, real HTTP.
 
@@ -231,6 +231,25 @@ describe('fail closed', () => {
     } finally {
       await OpenFeature.setProviderAndWait('stale', NOOP_PROVIDER); // closes `stale` while Redis answers
       await own.stop();
+    }
+  });
+
+  it('logs each refusal once at debug, with the reason and never the token', async () => {
+    const logger = recordingLogger();
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+    const a = express();
+    a.use(identity({ jwt: jwtOpts, logger }));
+    a.get('/gated', requireFeature('fast-payment', { logger }), () => handlerCalls++);
+    await request(a).get('/gated').set(bearer(customer)).expect(403);
+    const tampered = `${admin.slice(0, -4)}AAAA`;
+    await request(a).get('/gated').set(bearer(tampered)).expect(401);
+    expect(handlerCalls).toBe(0);
+    expect(logger.lines).toEqual([
+      expect.stringMatching(/^debug rollgate: deny GET \/gated for cy: fast-payment: value false \(TARGETING_MATCH\)$/),
+      expect.stringMatching(/^debug rollgate: 401 GET \/gated: /),
+    ]);
+    for (const line of logger.lines) {
+      for (const part of [...customer.split('.'), ...tampered.split('.')]) expect(line).not.toContain(part);
     }
   });
 
