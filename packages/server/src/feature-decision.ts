@@ -112,7 +112,8 @@ async function evaluate(client: Client, flagKey: string, requirement: FeatureReq
   const direct = directProvider(client, requirement);
   let details: Details;
   if (direct) {
-    // The client's merge order: API context, transaction context, client context, invocation.
+    // The client's merge order: API context, transaction context, client context, invocation. None
+    // is raw request input: the app sets the first and third, identity()'s allow-list the others.
     const merged = { ...OpenFeature.getContext(), ...OpenFeature.getTransactionContext(), ...client.getContext(), ...context } as EvaluationContext;
     details = direct.snapshot.evaluate(flagKey, merged, { defaultValue: DEFAULTS[type], type });
   } else {
