@@ -8,7 +8,9 @@ export interface FeatureRequirementOptions {
   mode?: 'all' | 'any';
   /**
    * The value a flag must have to pass. @default true (boolean flags). For string or number flags
-   * give the variant value that grants access, e.g. 'fast'.
+   * give the variant value that grants access, e.g. 'fast'. A disabled flag (kill switch) or one
+   * where no variant applies never passes, whatever is expected: the evaluation's code default is
+   * chosen so that it cannot equal `expected`.
    */
   expected?: boolean | string | number;
   /**
@@ -58,6 +60,9 @@ export function featureRequirement(flagKeys: string | readonly string[], options
   if (!['boolean', 'string', 'number'].includes(typeof expected)) {
     throw new ConfigError('requireFeature: options.expected must be a boolean, string or number');
   }
+  if (expected === '' || (typeof expected === 'number' && !Number.isFinite(expected))) {
+    throw new ConfigError(`requireFeature: options.expected must be a non-empty string or a finite number, got ${JSON.stringify(expected)}`);
+  }
   if (options.maxStalenessMs !== undefined && !(options.maxStalenessMs >= 0)) {
     throw new ConfigError('requireFeature: options.maxStalenessMs must be a number of milliseconds >= 0');
   }
@@ -101,26 +106,34 @@ function directProvider(client: Client, requirement: FeatureRequirement): Rollga
   return provider as RollgateProvider;
 }
 
-/** Defaults passed to each evaluation (an error is recognised by its code, never by this value). */
-const DEFAULTS = { boolean: false, string: '', number: Number.NaN } as const;
+/**
+ * The code default passed to each evaluation: never equal to `expected` (true → false, false →
+ * true, strings → '', numbers → NaN), so a flag that serves the code default (DISABLED, or no
+ * variant applies) never passes. Errors are recognised by their code.
+ */
+function codeDefault(expected: boolean | string | number): boolean | string | number {
+  if (typeof expected === 'boolean') return !expected;
+  return typeof expected === 'string' ? '' : Number.NaN;
+}
 
 /** What a decision reads of an evaluation, from either path. */
 type Details = { value: unknown; reason?: string; errorCode?: string; errorMessage?: string };
 
 async function evaluate(client: Client, flagKey: string, requirement: FeatureRequirement, context: EvaluationContext): Promise<FlagOutcome> {
   const type = typeof requirement.expected as 'boolean' | 'string' | 'number';
+  const defaultValue = codeDefault(requirement.expected);
   const direct = directProvider(client, requirement);
   let details: Details;
   if (direct) {
     // The client's merge order: API context, transaction context, client context, invocation. None
     // is raw request input: the app sets the first and third, identity()'s allow-list the others.
     const merged = { ...OpenFeature.getContext(), ...OpenFeature.getTransactionContext(), ...client.getContext(), ...context } as EvaluationContext;
-    details = direct.snapshot.evaluate(flagKey, merged, { defaultValue: DEFAULTS[type], type });
+    details = direct.snapshot.evaluate(flagKey, merged, { defaultValue, type });
   } else {
     const ctx = context as Parameters<Client['getBooleanDetails']>[2];
-    if (type === 'boolean') details = await client.getBooleanDetails(flagKey, DEFAULTS.boolean, ctx);
-    else if (type === 'string') details = await client.getStringDetails(flagKey, DEFAULTS.string, ctx);
-    else details = await client.getNumberDetails(flagKey, DEFAULTS.number, ctx);
+    if (type === 'boolean') details = await client.getBooleanDetails(flagKey, defaultValue as boolean, ctx);
+    else if (type === 'string') details = await client.getStringDetails(flagKey, defaultValue as string, ctx);
+    else details = await client.getNumberDetails(flagKey, defaultValue as number, ctx);
   }
   if (details.errorCode === 'PROVIDER_NOT_READY' || details.errorCode === 'PROVIDER_FATAL') {
     return { pass: false, unavailable: true, reason: details.errorCode };

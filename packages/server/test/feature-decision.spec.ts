@@ -25,6 +25,7 @@ const requirements: Array<[string | string[], FeatureRequirementOptions]> = [
   ['tier', { expected: 'fast' }],
   ['limit', { expected: 50 }],
   ['pilot', { expected: false }],
+  ['retired', { expected: false }], // a kill switch denies even a guard that expects false
   ['tier', {}], // type mismatch: a string flag required as boolean
   ['retired', {}],
   ['misconfigured', {}],
@@ -198,7 +199,32 @@ describe('decideFeature goes through the client whenever that is observable', ()
   });
 });
 
+describe('a flag serving the code default never passes', () => {
+  it('denies a disabled flag (kill switch) or one with no applicable variant, whatever is expected', async () => {
+    const set = {
+      'maintenance-off': { state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'off' },
+      'theme-off': { state: 'DISABLED', variants: { dark: 'dark', light: 'light' }, defaultVariant: 'dark' },
+      // targeting returns null and there is no defaultVariant: the code default is served
+      'no-variant': { state: 'ENABLED', variants: { on: true, off: false }, targeting: { if: [false, 'on', null] } },
+    };
+    const p = new RollgateProvider({ store: new MemoryFlagStore({ initial: { flags: set } }) });
+    const client = await clientFor(p);
+    const ctx = contexts[0]!;
+    for (const evaluation of ['auto', 'client'] as const) {
+      expect(await decideFeature(client, featureRequirement('maintenance-off', { expected: false, evaluation }), ctx)).toEqual({ outcome: 'deny', flagKey: 'maintenance-off', reason: 'value true (DISABLED)' });
+      expect(await decideFeature(client, featureRequirement('theme-off', { expected: 'dark', evaluation }), ctx)).toMatchObject({ outcome: 'deny', reason: 'value "" (DISABLED)' });
+      expect(await decideFeature(client, featureRequirement('no-variant', { expected: false, evaluation }), ctx)).toMatchObject({ outcome: 'deny', flagKey: 'no-variant' });
+      expect(await decideFeature(client, featureRequirement('no-variant', { evaluation }), ctx)).toMatchObject({ outcome: 'deny', flagKey: 'no-variant' });
+    }
+  });
+});
+
 describe('featureRequirement', () => {
+  it('refuses an expected value the code default could equal', () => {
+    expect(() => featureRequirement('theme', { expected: '' })).toThrow(/options\.expected must be a non-empty string or a finite number, got ""/);
+    expect(() => featureRequirement('limit', { expected: Number.NaN })).toThrow(ConfigError);
+  });
+
   it('refuses an unknown evaluation mode with a message naming the option', () => {
     expect(() => featureRequirement('pilot', { evaluation: 'snapshot' as never })).toThrow(ConfigError);
     expect(() => featureRequirement('pilot', { evaluation: 'snapshot' as never })).toThrow(/options\.evaluation must be 'auto' or 'client', got "snapshot"/);
