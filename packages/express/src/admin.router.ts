@@ -39,7 +39,7 @@ export function adminRouter(options: AdminRouterOptions): Router {
     reason: typeof req.headers['rollgate-reason'] === 'string' ? req.headers['rollgate-reason'] : undefined,
   });
   const handle = (fn: (req: Request) => Promise<AdminResponse>) => (req: Request, res: Response, next: NextFunction) => {
-    fn(req).then((out) => send(res, out), next);
+    fn(req).then((out) => send(res, out)).catch(next);
   };
   const key = (req: Request) => String(req.params.key);
 

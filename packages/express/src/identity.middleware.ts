@@ -41,6 +41,6 @@ export function identity(options: IdentityMiddlewareOptions): RequestHandler {
           sendUnauthorized(res);
         } else next(err); // a bug in getIdentity: let the app's error handler answer (never an allow)
       },
-    );
+    ).catch(next);
   };
 }

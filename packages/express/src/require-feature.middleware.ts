@@ -39,7 +39,7 @@ export function requireFeature(flagKeys: string | readonly string[], options: Re
       sendUnauthorized(res);
       return;
     }
-    void decideFeature(client, requirement, who.context).then((decision) => {
+    decideFeature(client, requirement, who.context).then((decision) => {
       if (decision.outcome === 'allow') {
         next();
         return;
@@ -57,6 +57,6 @@ export function requireFeature(flagKeys: string | readonly string[], options: Re
       } else {
         res.status(403).json({ error: 'feature_not_enabled' });
       }
-    });
+    }).catch(next); // a throwing onDeny (or anything after the decision) goes to the app's error handler, never an allow
   };
 }

@@ -198,8 +198,10 @@ describe('fail closed', () => {
     a.use(identity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }));
     a.get('/u', requireFeature('fast-payment', { domain: 'down' }), () => handlerCalls++);
     a.get('/d', requireFeature('fast-payment', { domain: 'down', whenUnavailable: 'deny' }), () => handlerCalls++);
+    a.get('/r', requireFeature('fast-payment', { domain: 'down', retryAfterSec: 30 }), () => handlerCalls++);
     const res = await request(a).get('/u').set(bearer(admin)).expect(503);
     expect(res.headers['retry-after']).toBe('5');
+    expect((await request(a).get('/r').set(bearer(admin)).expect(503)).headers['retry-after']).toBe('30');
     await request(a).get('/d').set(bearer(admin)).expect(403);
     expect(handlerCalls).toBe(0);
     await OpenFeature.setProviderAndWait('down', NOOP_PROVIDER); // closes `down`
@@ -250,6 +252,27 @@ describe('fail closed', () => {
     ]);
     for (const line of logger.lines) {
       for (const part of [...customer.split('.'), ...tampered.split('.')]) expect(line).not.toContain(part);
+    }
+  });
+
+  it('onDeny answers instead of the default; if it throws, the app\'s error handler answers and the handler never runs', async () => {
+    const seen: string[] = [];
+    const a = express();
+    a.use(identity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }));
+    a.get('/custom', requireFeature('fast-payment', { onDeny: (_req, res, decision) => { seen.push(`${decision.outcome} ${decision.flagKey}`); res.status(402).json({ upgrade: true }); } }), () => handlerCalls++);
+    a.get('/throwing', requireFeature('fast-payment', { onDeny: () => { throw new Error('onDeny bug'); } }), () => handlerCalls++);
+    a.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => res.status(500).json({ caught: err.message }));
+    const unhandled = jest.fn();
+    process.on('unhandledRejection', unhandled);
+    try {
+      await request(a).get('/custom').set(bearer(customer)).expect(402, { upgrade: true });
+      expect(seen).toEqual(['deny fast-payment']);
+      await request(a).get('/throwing').set(bearer(customer)).timeout(3000).expect(500, { caught: 'onDeny bug' });
+      await new Promise((r) => setImmediate(r));
+      expect(unhandled).not.toHaveBeenCalled();
+      expect(handlerCalls).toBe(0);
+    } finally {
+      process.off('unhandledRejection', unhandled);
     }
   });
 

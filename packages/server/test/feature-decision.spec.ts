@@ -188,6 +188,15 @@ describe('decideFeature goes through the client whenever that is observable', ()
     expect(asked).toEqual(['pilot']);
   });
 
+  it('denies when a hook throws (the SDK turns it into an evaluation error), and cannot decide when the client itself throws', async () => {
+    const client = await clientFor(provider);
+    OpenFeature.addHooks({ before: () => { throw new Error('hook bug'); } });
+    expect(await decideFeature(client, featureRequirement('pilot'), contexts[0]!)).toEqual({ outcome: 'deny', flagKey: 'pilot', reason: 'GENERAL: hook bug' });
+    OpenFeature.clearHooks();
+    const broken = Object.create(client, { getBooleanDetails: { value: () => { throw new Error('client bug'); } } }) as Client;
+    expect(await decideFeature(broken, featureRequirement('pilot'), contexts[0]!)).toEqual({ outcome: 'unavailable', flagKey: 'pilot', reason: 'evaluation failed: client bug' });
+  });
+
   it('lets a RollgateProvider subclass resolve for itself', async () => {
     class EveryoneOff extends RollgateProvider {
       override resolveBooleanEvaluation() {
