@@ -63,6 +63,8 @@ export class RollgateWebProvider implements Provider {
   private stream: FlagEventStream | undefined;
   private streamUrl: string | undefined;
   private streamInactivitySec: number | undefined;
+  /** A stream URL off baseUrl's origin was refused and logged (once per provider). */
+  private streamRefusalWarned = false;
   private running: Promise<Outcome> | undefined;
   private queued: { options: RefreshOptions; promise: Promise<Outcome> } | undefined;
   private recoveryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -303,19 +305,35 @@ export class RollgateWebProvider implements Provider {
 
   // ---- change detection -----------------------------------------------------------------------
 
+  /**
+   * Only a stream on baseUrl's origin, over http(s), is opened: the URL comes from a response, and
+   * the EventSource may carry cookies (`credentials: 'include'`). Anything else is refused (warned
+   * once) and changes are then heard as when no stream is offered.
+   */
   private takeStream(streams: EventStream[] | undefined): void {
+    this.streamUrl = undefined;
     const sse = streams?.find((s) => s?.type === 'sse' && (s.url || s.endpoint?.requestUri));
-    if (!sse) {
-      this.streamUrl = undefined;
+    if (!sse) return;
+    const { baseUrl, logger } = this.options;
+    let url: URL;
+    try {
+      url = sse.url ? new URL(sse.url, baseUrl) : new URL(sse.endpoint!.requestUri, sse.endpoint!.origin ?? baseUrl);
+    } catch {
+      logger?.warn('@rollgate/web: ignored an eventStreams entry whose URL is invalid'); // the URL is sensitive (a ticket): not logged
       return;
     }
-    try {
-      this.streamUrl = sse.url ? new URL(sse.url).href : new URL(sse.endpoint!.requestUri, sse.endpoint!.origin ?? new URL(this.options.baseUrl).origin).href;
-      this.streamInactivitySec = typeof sse.inactivityDelaySec === 'number' && sse.inactivityDelaySec > 0 ? sse.inactivityDelaySec : undefined;
-    } catch {
-      this.streamUrl = undefined; // the URL is sensitive (a ticket): not logged
-      this.options.logger?.warn('@rollgate/web: ignored an eventStreams entry whose URL is invalid');
+    const allowed = new URL(baseUrl).origin;
+    if (url.origin !== allowed || !/^https?:$/.test(url.protocol)) {
+      if (!this.streamRefusalWarned) {
+        this.streamRefusalWarned = true;
+        // Scheme and host only: the path and query carry the ticket.
+        const where = url.host ? `${url.protocol}//${url.host}` : url.protocol;
+        logger?.warn(`@rollgate/web: refused the change stream at ${where}: only ${allowed} (the origin of options.baseUrl) is allowed; not listening to it`);
+      }
+      return;
     }
+    this.streamUrl = url.href;
+    this.streamInactivitySec = typeof sse.inactivityDelaySec === 'number' && sse.inactivityDelaySec > 0 ? sse.inactivityDelaySec : undefined;
   }
 
   /** Idempotent: opens the stream if it should be open, and polls only if it should. */

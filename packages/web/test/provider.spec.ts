@@ -250,6 +250,89 @@ describe('live updates over SSE', () => {
   });
 });
 
+describe('stream URL from the response', () => {
+  /** fetch that rewrites `eventStreams` in the server's 200 bulk answers; `ticketed` is the server's own stream path with its ticket. */
+  function rewritingStreams(rewrite: (ticketed: string) => unknown[]): RollgateWebProviderOptions['fetchImplementation'] {
+    return async (input, init) => {
+      const response = await fetch(input, init);
+      if (response.status !== 200 || !(input as Request).url.includes('/evaluate/flags')) return response;
+      const body = (await response.json()) as { eventStreams?: { endpoint: { requestUri: string } }[] };
+      const ticketed = body.eventStreams![0]!.endpoint.requestUri;
+      return new Response(JSON.stringify({ ...body, eventStreams: rewrite(ticketed) }), { status: 200, headers: response.headers });
+    };
+  }
+
+  function logger() {
+    return { error: jest.fn(), warn: jest.fn(), info: jest.fn(), debug: jest.fn() };
+  }
+
+  it('refuses a stream on another origin (no EventSource, one warning naming it, never the ticket) and falls back to polling', async () => {
+    const log = logger();
+    const otherOrigin = server.baseUrl.replace('127.0.0.1', 'localhost'); // the same server, another origin
+    const s = setup({
+      credentials: 'include',
+      pollInterval: 50,
+      logger: log,
+      fetchImplementation: rewritingStreams((ticketed) => [{ type: 'sse', url: `${otherOrigin}${ticketed}` }]),
+    });
+    await OpenFeature.setProviderAndWait(s.domain, s.provider, { targetingKey: 'bo' });
+    expect(s.client.providerStatus).toBe(ProviderStatus.READY);
+    expect(await flip(s.client, 'banner-text', { defaultVariant: 'hi' })).toEqual(['banner-text']); // heard by polling
+    await flip(s.client, 'banner-text', { defaultVariant: 'hello' });
+    expect(s.streams.created).toHaveLength(0);
+    expect(log.warn).toHaveBeenCalledTimes(1); // not again on each refetch
+    const [message] = log.warn.mock.calls[0] as [string];
+    expect(message).toContain(`refused the change stream at ${otherOrigin}:`);
+    expect(message).toContain(`only ${server.baseUrl} (the origin of options.baseUrl)`);
+    expect(message).not.toMatch(/ticket=|\/events/);
+  });
+
+  it.each([
+    ['an endpoint.origin', (ticketed: string) => [{ type: 'sse', endpoint: { origin: 'https://evil.example', requestUri: ticketed } }], 'https://evil.example'],
+    ['an absolute requestUri', (ticketed: string) => [{ type: 'sse', endpoint: { requestUri: `https://evil.example${ticketed}` } }], 'https://evil.example'],
+    ['a protocol-relative url', (ticketed: string) => [{ type: 'sse', url: `//evil.example${ticketed}` }], 'http://evil.example'],
+  ])('refuses another origin given as %s', async (_, rewrite, where) => {
+    const log = logger();
+    const s = setup({ logger: log, fetchImplementation: rewritingStreams(rewrite) });
+    await OpenFeature.setProviderAndWait(s.domain, s.provider, { targetingKey: 'bo' });
+    expect(s.streams.created).toHaveLength(0);
+    expect(log.warn).toHaveBeenCalledWith(expect.stringContaining(`refused the change stream at ${where}:`));
+  });
+
+  it.each([
+    ['javascript:', () => [{ type: 'sse', url: 'javascript:alert(document.cookie)' }]],
+    ['data:', () => [{ type: 'sse', endpoint: { requestUri: 'data:text/event-stream,data: {"type":"refetchEvaluation"}' } }]],
+    ['blob:', () => [{ type: 'sse', url: `blob:${server.baseUrl}/0b6c1a52` }]], // its origin is baseUrl's: only the scheme check refuses it
+    ['ws:', (ticketed: string) => [{ type: 'sse', url: `${server.baseUrl.replace('http:', 'ws:')}${ticketed}` }]],
+  ])('refuses a %s stream URL', async (scheme, rewrite) => {
+    const log = logger();
+    const s = setup({ logger: log, fetchImplementation: rewritingStreams(rewrite) });
+    await OpenFeature.setProviderAndWait(s.domain, s.provider, { targetingKey: 'bo' });
+    expect(s.client.providerStatus).toBe(ProviderStatus.READY);
+    expect(s.streams.created).toHaveLength(0);
+    expect(log.warn).toHaveBeenCalledTimes(1);
+    const [message] = log.warn.mock.calls[0] as [string];
+    expect(message).toContain(`refused the change stream at ${scheme}`);
+    expect(message).not.toMatch(/alert|event-stream|0b6c1a52|ticket=/);
+  });
+
+  it.each([
+    ['a relative requestUri', (ticketed: string) => [{ type: 'sse', endpoint: { requestUri: ticketed } }]],
+    ['a relative requestUri with endpoint.origin = baseUrl’s', (ticketed: string) => [{ type: 'sse', endpoint: { origin: server.baseUrl, requestUri: ticketed } }]],
+    ['an absolute url on baseUrl’s origin', (ticketed: string) => [{ type: 'sse', url: `${server.baseUrl}${ticketed}` }]],
+  ])('opens a same-origin stream given as %s', async (_, rewrite) => {
+    const log = logger();
+    const s = setup({ credentials: 'include', logger: log, fetchImplementation: rewritingStreams(rewrite) });
+    await start(s);
+    expect(s.streams.created).toHaveLength(1);
+    expect(s.streams.created[0]!.url).toMatch(new RegExp(`^${server.baseUrl}/ofrep/v1/events\\?ticket=`));
+    expect(s.streams.created[0]!.withCredentials).toBe(true);
+    expect(log.warn).not.toHaveBeenCalled();
+    expect(await flip(s.client, 'banner-text', { defaultVariant: 'hi' })).toEqual(['banner-text']);
+    await flip(s.client, 'banner-text', { defaultVariant: 'hello' });
+  });
+});
+
 describe('with a shared ticket secret (several instances behind a load balancer)', () => {
   let shared: OfrepTestServer;
   beforeAll(async () => {
