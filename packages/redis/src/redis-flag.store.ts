@@ -12,8 +12,9 @@ type Client = Redis | Cluster;
 
 export interface RedisFlagStoreOptions {
   /**
-   * A connected ioredis client (Redis, Sentinel or Cluster) — yours to close — or a URL /
-   * RedisOptions from which the store creates (and later closes) its own client with
+   * A connected ioredis client (Redis, Sentinel or Cluster) — yours to close; refused unless it sets
+   * `commandTimeout` and `maxRetriesPerRequest` (0 to 3), e.g. `new Redis({ ...SAFE_REDIS_OPTIONS, host })`
+   * — or a URL / RedisOptions from which the store creates (and later closes) its own client with
    * {@link SAFE_REDIS_OPTIONS} applied under yours.
    */
   redis: Client | string | RedisOptions;
@@ -45,6 +46,28 @@ export const SAFE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
   disconnectTimeout: 100,
   retryStrategy: (times: number) => Math.min(2 ** times * 50, 2000) + Math.floor(Math.random() * 100),
 });
+
+/**
+ * Most reconnection attempts a client passed in may let a command wait for (SAFE_REDIS_OPTIONS: 1;
+ * ioredis' default of 20 is what waited 73 s).
+ */
+const MAX_RETRIES_PER_REQUEST = 3;
+
+/** What makes a client passed in hang callers while Redis is down; empty when it is safe. */
+function unsafeSettings(client: Client): string[] {
+  // a Cluster's commands run on per-node connections configured by its redisOptions
+  const [where, options] = client instanceof Cluster ? ['redisOptions.', client.options.redisOptions ?? {}] : ['', client.options];
+  const problems: string[] = [];
+  const timeout = options.commandTimeout;
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
+    problems.push(`${where}commandTimeout is ${timeout === undefined ? 'not set' : String(timeout)}`);
+  }
+  const retries = options.maxRetriesPerRequest;
+  if (!Number.isInteger(retries) || (retries as number) < 0 || (retries as number) > MAX_RETRIES_PER_REQUEST) {
+    problems.push(`${where}maxRetriesPerRequest is ${retries === undefined ? 'not set' : String(retries)} (must be 0 to ${MAX_RETRIES_PER_REQUEST})`);
+  }
+  return problems;
+}
 
 function createClient(redis: string | RedisOptions): Redis {
   if (typeof redis === 'string') return new Redis(redis, { ...SAFE_REDIS_OPTIONS });
@@ -112,10 +135,23 @@ export class RedisFlagStore extends BaseFlagStore {
     if (keyPrefix) {
       throw new ConfigError('RedisFlagStore: ioredis keyPrefix is not supported (it does not apply to pub/sub channels); use options.prefix instead');
     }
-    this.pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs ?? 5000);
-    this.auditMaxLength = positive('auditMaxLength', options.auditMaxLength ?? 10_000);
-    this.eventsMaxLength = positive('eventsMaxLength', options.eventsMaxLength ?? 10_000);
-    this.writeRetries = options.writeRetries ?? 3;
+    if (isClient(given)) {
+      const problems = unsafeSettings(given);
+      if (problems.length > 0) {
+        const example = given instanceof Cluster
+          ? 'new Cluster(nodes, { redisOptions: { commandTimeout: SAFE_REDIS_OPTIONS.commandTimeout, maxRetriesPerRequest: SAFE_REDIS_OPTIONS.maxRetriesPerRequest } })'
+          : 'new Redis({ ...SAFE_REDIS_OPTIONS, host, port })';
+        throw new ConfigError(
+          `RedisFlagStore: the ioredis client in options.redis would make loads and writes hang while Redis is down: ${problems.join(', ')}. ` +
+            `Create it with ${example} (SAFE_REDIS_OPTIONS from @rollgate/redis), or pass a URL or RedisOptions and let the store create it.`,
+        );
+      }
+    }
+    // integers: Redis refuses a fractional MAXLEN, and setInterval turns a delay above 2^31 - 1 into 1 ms
+    this.pollIntervalMs = integer('pollIntervalMs', options.pollIntervalMs ?? 5000, 1, 2 ** 31 - 1);
+    this.auditMaxLength = integer('auditMaxLength', options.auditMaxLength ?? 10_000, 1);
+    this.eventsMaxLength = integer('eventsMaxLength', options.eventsMaxLength ?? 10_000, 1);
+    this.writeRetries = integer('writeRetries', options.writeRetries ?? 3, 0);
     this.ownsClient = !isClient(given);
     this.client = isClient(given) ? given : createClient(given);
     this.client.on('error', this.onClientError);
@@ -161,7 +197,10 @@ export class RedisFlagStore extends BaseFlagStore {
           evaluators: entries.filter((e) => e.kind === 'evaluator').map((e) => e.key),
         };
       } catch (e) {
-        const match = /VERSION_CONFLICT (\d+)/.exec((e as Error).message ?? '');
+        const message = (e as Error).message ?? '';
+        // the script refused its arguments, having written nothing: a bug, not an outage
+        if (message.startsWith('INVALID_WRITE ')) throw e;
+        const match = /VERSION_CONFLICT (\d+)/.exec(message);
         if (!match) unavailable(e);
         // validated against a version someone else has since replaced
         if (options.expectedVersion !== undefined || attempt >= this.writeRetries) {
@@ -318,8 +357,11 @@ function unavailable(e: unknown): never {
   throw new StoreUnavailableError(`Redis did not answer: ${(e as Error)?.message ?? String(e)}`, { cause: e });
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`RedisFlagStore: options.${name} must be a positive number, got ${value}`);
+function integer(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new ConfigError(`RedisFlagStore: options.${name} must be an integer ${range}, got ${String(value)}`);
+  }
   return value;
 }
 

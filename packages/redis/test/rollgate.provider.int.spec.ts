@@ -1,6 +1,6 @@
 import { OpenFeature, ProviderEvents, ProviderStatus, type Client, type EventDetails } from '@openfeature/server-sdk';
 import { Redis } from 'ioredis';
-import { RedisFlagStore, RollgateProvider, type RedisFlagStoreOptions } from '@rollgate/redis';
+import { RedisFlagStore, RollgateProvider, SAFE_REDIS_OPTIONS, type RedisFlagStoreOptions } from '@rollgate/redis';
 import { freePort, startRedis, type TestRedis } from './support/redis-server';
 import { actor, checkoutTheme, fastPayment, vipAgencies } from './support/flags';
 
@@ -166,7 +166,7 @@ it('records track() events in a capped Redis stream', async () => {
 it('closes only what it created', async () => {
   const env = nextEnv();
   await seededWriter(env);
-  const mine = new Redis(redis.url);
+  const mine = new Redis(redis.url, { ...SAFE_REDIS_OPTIONS }); // a client passed in must not hang callers
   cleanups.push(async () => mine.disconnect());
   const store = new RedisFlagStore({ redis: mine, env, pollIntervalMs: 60_000 });
   const provider = new RollgateProvider({ store });
