@@ -6,8 +6,8 @@ import { getRequestIdentity } from './request-identity';
 import { identity as identityMiddleware } from './identity.middleware';
 
 export interface OfrepRouterOptions extends Pick<OfrepOptions, 'clientVisible' | 'clientAttributes' | 'exposedMetadata'> {
-  /** The provider whose flags are served and whose changes drive the SSE stream. */
-  provider: Pick<RollgateProvider, 'snapshot' | 'events'>;
+  /** The provider whose flags are served (once loaded) and whose changes drive the SSE stream. */
+  provider: Pick<RollgateProvider, 'snapshot' | 'events'> & Partial<Pick<RollgateProvider, 'health'>>;
   /** Verify callers here; without it, `identity()` must run before this router. */
   identity?: IdentityOptions;
   /** Browser origins allowed to call (CORS, with ETag exposed). @default none (same origin only) */
@@ -34,8 +34,9 @@ function send(res: Response, out: OfrepResponse): void {
     if (name.toLowerCase() === 'vary') res.vary(value);
     else res.set(name, value);
   }
+  // end(), not send(): send() would add Express's own weak ETag to error answers
   if (out.body === undefined) res.end();
-  else res.send(JSON.stringify(out.body));
+  else res.end(JSON.stringify(out.body));
 }
 
 /**

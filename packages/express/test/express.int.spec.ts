@@ -329,6 +329,33 @@ describe('OFREP', () => {
     }
   });
 
+  it('answers 500 PROVIDER_NOT_READY (no ETag) until the provider has loaded its flags, then the flags', async () => {
+    const own = await startRedis();
+    const env = `express-ofrep-late-${process.pid}`;
+    await own.kill(); // Redis is down when the app starts
+    const late = new RollgateProvider({ store: { redis: { host: '127.0.0.1', port: own.port, retryStrategy: () => 50 }, env }, initTimeoutMs: 200, retryIntervalMs: 50 });
+    await late.initialize().catch(() => undefined);
+    const lateRouter = ofrep({ provider: late, identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } }, stream: false });
+    const a = express().use(lateRouter);
+    try {
+      const bulk = await request(a).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(500);
+      expect(bulk.body).toEqual({ errorCode: 'PROVIDER_NOT_READY', errorDetails: 'flags are not loaded yet; retry later' });
+      expect(bulk.headers.etag).toBeUndefined();
+      expect(bulk.headers['retry-after']).toBe('5');
+      await request(a).post('/ofrep/v1/evaluate/flags/fast-payment').set(bearer(customer)).send({}).expect(500, { key: 'fast-payment', errorCode: 'PROVIDER_NOT_READY', errorDetails: 'flags are not loaded yet; retry later' });
+      await own.start();
+      const ownWriter = await seed(own.url, env);
+      await ownWriter.close();
+      await eventually(() => late.health().syncedAt !== undefined && late.snapshot.keys().length > 0, 5000);
+      const loaded = await request(a).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+      expect((loaded.body as BulkEvaluationSuccessResponse).flags!.map((f) => f.key).sort()).toEqual(['checkout-variant', 'fast-payment']);
+    } finally {
+      lateRouter.close();
+      await late.onClose();
+      await own.stop();
+    }
+  });
+
   it('single: evaluates a visible flag, 404 for server-only or unknown flags', async () => {
     const ok = await request(app).post('/ofrep/v1/evaluate/flags/fast-payment').set(bearer(customer)).send({ context: {} }).expect(200);
     expect(ok.body as EvaluationResponse).toEqual({ key: 'fast-payment', value: false, variant: 'off', reason: 'TARGETING_MATCH' });

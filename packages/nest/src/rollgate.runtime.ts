@@ -171,7 +171,7 @@ function createOfrep(provider: Provider, options: RollgateModuleOptions): OfrepR
   }
   const ofrep = options.ofrep!;
   const evaluatorOptions: OfrepOptions = {
-    source: source as Pick<RollgateProvider, 'snapshot'>,
+    source: source as Pick<RollgateProvider, 'snapshot'> & Partial<Pick<RollgateProvider, 'health'>>,
     clientAttributes: ofrep.clientAttributes ?? [],
     identityAttributes: identityAttributeNames(options.claims),
     exposedMetadata: ofrep.exposedMetadata ?? [],

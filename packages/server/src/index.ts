@@ -3,7 +3,7 @@ export type { ClaimMapping, Identity, IdentityContext, IdentityOptions, JwtVerif
 export { decideFeature, featureRequirement } from './feature-decision';
 export type { FeatureDecision, FeatureRequirement, FeatureRequirementOptions } from './feature-decision';
 export { OfrepEvaluator } from './ofrep';
-export type { OfrepOptions, OfrepResponse } from './ofrep';
+export type { OfrepOptions, OfrepResponse, OfrepSource } from './ofrep';
 export { ChangeStream } from './change-stream';
 export type { ChangeStreamOptions } from './change-stream';
 export { AdminApi } from './admin-api';

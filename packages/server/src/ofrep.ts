@@ -5,9 +5,17 @@ import { ConfigError } from '@rollgate/redis';
 // OFREP (OpenFeature Remote Evaluation Protocol) evaluation, independent of any HTTP framework:
 // the adapters turn requests into calls here and the returned {status, headers, body} into responses.
 
+/** Where the flags are read: a RollgateProvider, or anything with a snapshot. */
+export interface OfrepSource {
+  /** The current flags (a RollgateProvider's swaps on change). */
+  readonly snapshot: FlagSnapshot;
+  /** When present, flags are only served once loaded: `syncedAt` is undefined before the first load. */
+  health?(): { readonly syncedAt: number | undefined };
+}
+
 export interface OfrepOptions {
   /** Where the current flags are read (e.g. a RollgateProvider, whose `snapshot` swaps on change). */
-  source: { readonly snapshot: FlagSnapshot };
+  source: OfrepSource;
   /**
    * Which flags browsers may see. Server-only flags never appear, not even by name.
    * @default flags whose metadata has `clientVisible: true`
@@ -43,13 +51,22 @@ type OfrepFlag =
 const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
 const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store', Vary: 'Authorization' };
 const MAX_CLIENT_STRING = 256;
+/**
+ * Before the first load. OFREP's error statuses are 400, 404 and 500 (clients treat others as
+ * malformed), so 500 with OpenFeature's PROVIDER_NOT_READY code, no ETag, and a Retry-After.
+ */
+const NOT_LOADED = {
+  status: 500,
+  headers: { ...JSON_HEADERS, 'Retry-After': '5' },
+  body: { errorCode: 'PROVIDER_NOT_READY', errorDetails: 'flags are not loaded yet; retry later' },
+} as const;
 
 function defaultVisible(_key: string, definition: Readonly<FlagDefinition>): boolean {
   return definition.metadata?.clientVisible === true;
 }
 
 export class OfrepEvaluator {
-  private readonly source: { readonly snapshot: FlagSnapshot };
+  private readonly source: OfrepSource;
   private readonly visible: (flagKey: string, definition: Readonly<FlagDefinition>) => boolean;
   private readonly clientAttributes: ReadonlySet<string>;
   private readonly exposedMetadata: readonly string[];
@@ -72,6 +89,7 @@ export class OfrepEvaluator {
 
   /** `POST /ofrep/v1/evaluate/flags`: every client-visible flag, values only, with an ETag. */
   bulk(identity: Readonly<EvaluationContext>, body: unknown, ifNoneMatch: string | undefined): OfrepResponse {
+    if (!this.loaded()) return NOT_LOADED;
     const ctx = this.context(identity, body);
     if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
     const snapshot = this.source.snapshot;
@@ -87,6 +105,7 @@ export class OfrepEvaluator {
 
   /** `POST /ofrep/v1/evaluate/flags/{key}`: one client-visible flag. */
   single(flagKey: string, identity: Readonly<EvaluationContext>, body: unknown): OfrepResponse {
+    if (!this.loaded()) return { ...NOT_LOADED, body: { key: flagKey, ...NOT_LOADED.body } };
     const ctx = this.context(identity, body);
     if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { key: flagKey, errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
     const snapshot = this.source.snapshot;
@@ -96,6 +115,11 @@ export class OfrepEvaluator {
     }
     const flag = this.toOfrep(snapshot.evaluate(flagKey, ctx.context));
     return { status: 'errorCode' in flag ? 400 : 200, headers: JSON_HEADERS, body: flag };
+  }
+
+  /** False until the provider has loaded its flags: an empty answer then would read as "no flags". */
+  private loaded(): boolean {
+    return this.source.health === undefined || this.source.health().syncedAt !== undefined;
   }
 
   /** Identity first; then only allow-listed, primitive client attributes. */
