@@ -86,7 +86,7 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   router.post('/ofrep/v1/evaluate/flags', authenticate, json, (req: Request, res: Response) => {
     const who = getRequestIdentity(req);
     if (!who) return unauthorized(res);
-    const out = evaluator.bulk(who.context, req.body, req.headers['if-none-match']);
+    const out = evaluator.bulk(who, req.body, req.headers['if-none-match']);
     if (out.status === 200 && stream) {
       (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${req.baseUrl}/ofrep/v1/events?ticket=${stream.issueTicket()}` } }];
     }
@@ -96,7 +96,7 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   router.post('/ofrep/v1/evaluate/flags/:key', authenticate, json, (req: Request, res: Response) => {
     const who = getRequestIdentity(req);
     if (!who) return unauthorized(res);
-    send(res, evaluator.single(String(req.params.key), who.context, req.body));
+    send(res, evaluator.single(String(req.params.key), who, req.body));
   });
 
   // OFREP error bodies for what the JSON parser refuses (malformed, too large)

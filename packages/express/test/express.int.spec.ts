@@ -6,7 +6,7 @@ import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { NOOP_PROVIDER, OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
 import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfeature/ofrep-core';
-import { RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
+import { MemoryFlagStore, RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
 import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, recordingLogger, SECRET, seed, token, vipAgent } from '../../server/test/support/pilot-scenario';
@@ -187,6 +187,20 @@ describe('identity rejects bad tokens with 401 and never runs the handler', () =
     expect(() => identity({ jwt: { secret: SECRET, algorithms: ['HS256', 'RS256'] } })).toThrow('one family');
     expect(() => identity({ jwt: { secret: SECRET, algorithms: ['RS256'] } })).toThrow('need jwt.publicKey');
     expect(() => identity({})).toThrow('give options.jwt');
+    for (const clockTolerance of [301, -1, Number.NaN]) {
+      expect(() => identity({ jwt: { secret: SECRET, algorithms: ['HS256'], clockTolerance } })).toThrow(/jwt\.clockTolerance must be a number of seconds from 0 to 300/);
+    }
+  });
+
+  it('accepts a few seconds of clock skew (default 5 s) on exp and nbf, no more', async () => {
+    const a = express().use(identity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }));
+    a.get('/x', (_req, res) => res.json({ ok: true }));
+    const now = Math.floor(Date.now() / 1000);
+    const at = (claims: Record<string, unknown>) => bearer(jwt.sign({ sub: 'bo', ...claims }, SECRET, { algorithm: 'HS256' }));
+    await request(a).get('/x').set(at({ exp: now - 2 })).expect(200);
+    await request(a).get('/x').set(at({ exp: now - 30 })).expect(401);
+    await request(a).get('/x').set(at({ exp: now + 60, nbf: now + 2 })).expect(200);
+    await request(a).get('/x').set(at({ exp: now + 60, nbf: now + 30 })).expect(401);
   });
 });
 
@@ -353,6 +367,33 @@ describe('OFREP', () => {
       lateRouter.close();
       await late.onClose();
       await own.stop();
+    }
+  });
+
+  it('client context: allow-listed attributes reach the rules; one the identity mapping owns never does, even when the token lacks it', async () => {
+    const set = {
+      'pro-reports': { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ '==': [{ var: 'plan' }, 'pro'] }, 'on', null] }, metadata: { clientVisible: true } },
+      'french-ui': { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ '==': [{ var: 'locale' }, 'fr'] }, 'on', null] }, metadata: { clientVisible: true } },
+    };
+    const local = new RollgateProvider({ store: new MemoryFlagStore({ initial: { flags: set } }) });
+    await local.initialize();
+    // identity() mounted by the app, maps `plan`; the router is told only which client attributes to take
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const] };
+    const plans = ofrep({ provider: local, clientAttributes: ['plan', 'locale'], stream: false });
+    const a = express().use(identity({ jwt: jwtOpts, claims: { attributes: ['plan'] } })).use(plans);
+    const values = async (claims: Record<string, unknown>, context: Record<string, unknown>) => {
+      const t = jwt.sign({ sub: 'bo', ...claims }, SECRET, { algorithm: 'HS256', expiresIn: 60 });
+      const res = await request(a).post('/ofrep/v1/evaluate/flags').set(bearer(t)).send({ context }).expect(200);
+      return Object.fromEntries((res.body as BulkEvaluationSuccessResponse).flags!.map((f) => [f.key, 'value' in f ? f.value : undefined]));
+    };
+    try {
+      expect(await values({}, { locale: 'fr' })).toEqual({ 'pro-reports': false, 'french-ui': true });
+      expect(await values({}, { plan: 'pro', locale: 'en' })).toEqual({ 'pro-reports': false, 'french-ui': false });
+      expect(await values({ plan: 'basic' }, { plan: 'pro' })).toEqual({ 'pro-reports': false, 'french-ui': false });
+      expect(await values({ plan: 'pro' }, {})).toEqual({ 'pro-reports': true, 'french-ui': false });
+    } finally {
+      plans.close();
+      await local.onClose();
     }
   });
 

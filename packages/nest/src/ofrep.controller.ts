@@ -86,7 +86,7 @@ export class OfrepController implements OnModuleInit {
     if (!who) return;
     const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusals);
     if (!read.ok) return send(res, read.response);
-    const out = this.ofrep.evaluator.bulk(who.context, read.body, req.headers['if-none-match']);
+    const out = this.ofrep.evaluator.bulk(who, read.body, req.headers['if-none-match']);
     const stream = this.ofrep.stream;
     if (out.status === 200 && stream) {
       const base = (req.originalUrl ?? req.url ?? '').split('?')[0]!.replace(/\/evaluate\/flags\/?$/, '');
@@ -102,7 +102,7 @@ export class OfrepController implements OnModuleInit {
     if (!who) return;
     const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusals);
     if (!read.ok) return send(res, read.response);
-    send(res, this.ofrep.evaluator.single(String(req.params?.key), who.context, read.body));
+    send(res, this.ofrep.evaluator.single(String(req.params?.key), who, read.body));
   }
 
   /** EventSource cannot send Authorization: the stream is authorised by the ticket from a bulk response. */

@@ -27,7 +27,7 @@ export interface JwtVerifyOptions {
   issuer?: string | string[];
   /** Required `aud`, when given. */
   audience?: string | RegExp | (string | RegExp)[];
-  /** Allowed clock skew in seconds for exp / nbf. @default 5 */
+  /** Allowed clock skew in seconds for exp / nbf, 0 to 300. @default 5 */
   clockTolerance?: number;
   /** Oldest accepted token age (needs `iat`), e.g. '12h'. */
   maxAge?: string | number;
@@ -60,6 +60,11 @@ export interface IdentityContext extends EvaluationContext {
 export interface Identity {
   readonly subject: string;
   readonly context: Readonly<IdentityContext>;
+  /**
+   * Every context name the claims mapping owns (targetingKey, roles, tenant and the mapped
+   * attributes), whether or not this caller's claims carried it: a client may never set them.
+   */
+  readonly mappedNames: readonly string[];
 }
 
 /** The request carries no acceptable identity. Always answered with 401; never says which check failed to the client. */
@@ -74,6 +79,8 @@ const FAMILY: Record<string, string> = { HS: 'hmac', RS: 'rsa', PS: 'rsa', ES: '
 const MAX_STRING = 1024;
 const MAX_ARRAY = 256;
 const MAX_SUBJECT = 256;
+/** Skew beyond a few minutes is not skew: it would keep expired tokens alive. */
+const MAX_CLOCK_TOLERANCE_SEC = 300;
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 interface ResolvedMapping {
@@ -81,6 +88,8 @@ interface ResolvedMapping {
   roles: string;
   tenant: string;
   attributes: readonly string[];
+  /** The context names this mapping owns (frozen). */
+  names: readonly string[];
 }
 
 /** Checks the options once, at start-up, and returns a function that resolves a request's identity. */
@@ -109,11 +118,13 @@ export function createIdentityResolver(options: IdentityOptions): (request: { he
 }
 
 function resolveMapping(claims: ClaimMapping | undefined): ResolvedMapping {
+  const attributes = [...(claims?.attributes ?? [])];
   const m: ResolvedMapping = {
     targetingKey: claims?.targetingKey ?? 'sub',
     roles: claims?.roles ?? 'roles',
     tenant: claims?.tenant ?? 'tenant',
-    attributes: [...(claims?.attributes ?? [])],
+    attributes,
+    names: Object.freeze(['targetingKey', 'roles', 'tenant', ...attributes]),
   };
   for (const name of [m.targetingKey, m.roles, m.tenant, ...m.attributes]) {
     if (typeof name !== 'string' || name === '' || FORBIDDEN.has(name)) throw new ConfigError(`identity: claims mapping names an invalid claim ${JSON.stringify(name)}`);
@@ -148,9 +159,13 @@ function createVerifier(options: JwtVerifyOptions): (token: string) => JwtPayloa
   } else {
     key = options.publicKey!;
   }
+  const clockTolerance = options.clockTolerance ?? 5;
+  if (typeof clockTolerance !== 'number' || !Number.isFinite(clockTolerance) || clockTolerance < 0 || clockTolerance > MAX_CLOCK_TOLERANCE_SEC) {
+    throw new ConfigError(`identity: jwt.clockTolerance must be a number of seconds from 0 to ${MAX_CLOCK_TOLERANCE_SEC}, got ${String(clockTolerance)}`);
+  }
   const verifyOptions: jwt.VerifyOptions = {
     algorithms,
-    clockTolerance: options.clockTolerance ?? 5,
+    clockTolerance,
     ...(options.issuer !== undefined ? { issuer: options.issuer as jwt.VerifyOptions['issuer'] } : {}),
     ...(options.audience !== undefined ? { audience: options.audience as jwt.VerifyOptions['audience'] } : {}),
     ...(options.maxAge !== undefined ? { maxAge: options.maxAge } : {}),
@@ -195,24 +210,22 @@ export function identityFromClaims(claims: unknown, mapping: ResolvedMapping): I
   const roles = (Array.isArray(rawRoles) ? rawRoles : rawRoles === undefined ? [] : [rawRoles])
     .slice(0, MAX_ARRAY)
     .filter((r): r is string => typeof r === 'string' && r.length <= MAX_STRING);
-  context.roles = roles;
+  context.roles = Object.freeze(roles) as string[]; // frozen: a handler cannot change what later guards decide
   const tenant = own(claims, mapping.tenant);
   if (typeof tenant === 'string' && tenant.length <= MAX_STRING) context.tenant = tenant;
   for (const name of mapping.attributes) {
     const value = own(claims, name);
     if (Array.isArray(value)) {
-      const items = value.slice(0, MAX_ARRAY).map(primitive).filter((v) => v !== undefined);
-      context[name] = items;
+      context[name] = Object.freeze(value.slice(0, MAX_ARRAY).map(primitive).filter((v) => v !== undefined));
     } else {
       const v = primitive(value);
       if (v !== undefined) context[name] = v;
     }
   }
-  return Object.freeze({ subject, context: Object.freeze(context) });
+  return Object.freeze({ subject, context: Object.freeze(context), mappedNames: mapping.names });
 }
 
 /** @internal exposed for the adapters' option checks */
 export function identityAttributeNames(claims: ClaimMapping | undefined): string[] {
-  const m = resolveMapping(claims);
-  return ['targetingKey', 'roles', 'tenant', ...m.attributes];
+  return [...resolveMapping(claims).names];
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EvaluationContext, EvaluationResult, FlagDefinition, FlagSnapshot } from '@rollgate/core';
 import { ConfigError } from '@rollgate/redis';
+import type { Identity } from './identity';
 
 // OFREP (OpenFeature Remote Evaluation Protocol) evaluation, independent of any HTTP framework:
 // the adapters turn requests into calls here and the returned {status, headers, body} into responses.
@@ -43,6 +44,9 @@ export interface OfrepResponse {
   headers: Record<string, string>;
   body?: unknown;
 }
+
+/** The verified caller an evaluation is for. */
+type Caller = Pick<Identity, 'context' | 'mappedNames'>;
 
 type OfrepFlag =
   | { key: string; value?: unknown; reason: string; variant?: string; metadata?: Record<string, string | number | boolean> }
@@ -88,9 +92,9 @@ export class OfrepEvaluator {
   }
 
   /** `POST /ofrep/v1/evaluate/flags`: every client-visible flag, values only, with an ETag. */
-  bulk(identity: Readonly<EvaluationContext>, body: unknown, ifNoneMatch: string | undefined): OfrepResponse {
+  bulk(caller: Caller, body: unknown, ifNoneMatch: string | undefined): OfrepResponse {
     if (!this.loaded()) return NOT_LOADED;
-    const ctx = this.context(identity, body);
+    const ctx = this.context(caller, body);
     if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
     const snapshot = this.source.snapshot;
     const keys = snapshot.keys().filter((k) => this.visible(k, snapshot.definition(k)!));
@@ -104,9 +108,9 @@ export class OfrepEvaluator {
   }
 
   /** `POST /ofrep/v1/evaluate/flags/{key}`: one client-visible flag. */
-  single(flagKey: string, identity: Readonly<EvaluationContext>, body: unknown): OfrepResponse {
+  single(flagKey: string, caller: Caller, body: unknown): OfrepResponse {
     if (!this.loaded()) return { ...NOT_LOADED, body: { key: flagKey, ...NOT_LOADED.body } };
-    const ctx = this.context(identity, body);
+    const ctx = this.context(caller, body);
     if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { key: flagKey, errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
     const snapshot = this.source.snapshot;
     const definition = snapshot.definition(flagKey);
@@ -122,8 +126,12 @@ export class OfrepEvaluator {
     return this.source.health === undefined || this.source.health().syncedAt !== undefined;
   }
 
-  /** Identity first; then only allow-listed, primitive client attributes. */
-  private context(identity: Readonly<EvaluationContext>, body: unknown): { context: EvaluationContext } | { error: string } {
+  /**
+   * Only allow-listed, primitive client attributes, never one the identity mapping owns (even
+   * when this caller's claims lack it); then the identity, which always wins.
+   */
+  private context(caller: Caller, body: unknown): { context: EvaluationContext } | { error: string } {
+    const identity = caller.context;
     if (body === undefined || body === null) return { context: identity };
     if (typeof body !== 'object' || Array.isArray(body)) return { error: 'the request body must be a JSON object' };
     const sent = Object.prototype.hasOwnProperty.call(body, 'context') ? (body as { context: unknown }).context : undefined;
@@ -131,7 +139,7 @@ export class OfrepEvaluator {
     if (typeof sent !== 'object' || Array.isArray(sent)) return { error: '"context" must be an object' };
     const context: EvaluationContext = {};
     for (const name of this.clientAttributes) {
-      if (!Object.prototype.hasOwnProperty.call(sent, name)) continue;
+      if (!Object.prototype.hasOwnProperty.call(sent, name) || caller.mappedNames.includes(name)) continue;
       const value = (sent as Record<string, unknown>)[name];
       if ((typeof value === 'string' && value.length <= MAX_CLIENT_STRING) || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) {
         context[name] = value;
