@@ -1,5 +1,5 @@
 import { FlagValidationError, RollgateError } from '@rollgate/core';
-import { ConfigError, NotFoundError, StoreUnavailableError, VersionConflictError } from '@rollgate/redis';
+import { ConfigError, InvalidWriteError, NotFoundError, StoreUnavailableError, VersionConflictError } from '@rollgate/redis';
 import { EditRefusedError, FileValidationError, MissingError, UsageError } from './errors';
 
 /** Exit codes a script can rely on. Documented in README.md, docs/cli.md and `rollgate --help`. */
@@ -51,7 +51,7 @@ export function reportOf(error: unknown): ErrorReport {
   if (error instanceof UsageError || error instanceof ConfigError) return { exitCode: EXIT.usage, code: error.code, message: error.message };
   if (error instanceof FileValidationError) return { exitCode: EXIT.validation, code: error.code, message: error.message, issues: error.issues };
   if (error instanceof FlagValidationError) return { exitCode: EXIT.validation, code: error.code, message: error.message, issues: error.issues };
-  if (error instanceof EditRefusedError) return { exitCode: EXIT.validation, code: error.code, message: error.message };
+  if (error instanceof EditRefusedError || error instanceof InvalidWriteError) return { exitCode: EXIT.validation, code: error.code, message: error.message };
   if (error instanceof VersionConflictError) {
     return { exitCode: EXIT.conflict, code: error.code, message: `${error.message} (nothing was written)` };
   }

@@ -81,7 +81,20 @@ it('answers 400 with the path-qualified message for invalid input, writing nothi
     .expect(400);
   expect(res.body.issues).toEqual(['flags.fast-payment.defaultVariant: "nope" is not one of the variants on, off']);
   await request(app).put('/rollgate/admin/flags/x').set(flagAdmin).set('If-Match', '1').set('Content-Type', 'application/json').send('{"state":').expect(400);
+  await request(app)
+    .patch('/rollgate/admin/flags/checkout-theme')
+    .set(flagAdmin)
+    .set('If-Match', '1')
+    .send({ owner: 'x' })
+    .expect(400, { error: 'invalid', message: 'cannot patch "owner"; patchable fields are state, variants, defaultVariant, targeting, metadata' });
   expect((await store.load()).version).toBe(1);
+});
+
+it('answers a bug in the store as a server error, not as the caller\'s bad input with its message', async () => {
+  const buggy = Object.create(store, { apply: { value: () => Promise.reject(new TypeError("Cannot read properties of undefined (reading 'x')")) } }) as MemoryFlagStore;
+  const a = express().use(adminRouter({ store: buggy, identity: { jwt: jwtOptions }, authorize: () => true }));
+  a.use((_err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => res.status(500).json({ error: 'internal' }));
+  await request(a).put('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '1').send(theme).expect(500, { error: 'internal' });
 });
 
 it('refuses prototype-pollution payloads', async () => {

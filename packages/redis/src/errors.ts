@@ -25,3 +25,8 @@ export class StoreUnavailableError extends RollgateError {
 export class NotFoundError extends RollgateError {
   readonly code = 'ERR_ROLLGATE_NOT_FOUND';
 }
+
+/** A write's own input is wrong (unknown kind, duplicate key, unpatchable field…); nothing was written. */
+export class InvalidWriteError extends RollgateError {
+  readonly code = 'ERR_ROLLGATE_INVALID_WRITE';
+}

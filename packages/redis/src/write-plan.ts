@@ -1,5 +1,5 @@
 import { compileFlagSet, FlagValidationError, formatIssue, type ValidationIssue } from '@rollgate/core';
-import { NotFoundError } from './errors';
+import { InvalidWriteError, NotFoundError } from './errors';
 import type { AuditEntry, FlagChange, StoredFlagSet, WriteOptions } from './flag-store';
 
 // The one write path's logic, shared by every store: validate a change against the current set,
@@ -24,18 +24,18 @@ function toFlagSet(set: Pick<StoredFlagSet, 'flags' | 'evaluators'>): { flags: R
  */
 export function planWrite(current: StoredFlagSet, changes: readonly FlagChange[], options: WriteOptions): PlannedEntry[] {
   if (typeof options?.actor !== 'string' || options.actor.trim() === '') {
-    throw new TypeError('options.actor is required: name who makes the change (it is recorded in the audit)');
+    throw new InvalidWriteError('options.actor is required: name who makes the change (it is recorded in the audit)');
   }
-  if (changes.length === 0) throw new TypeError('a write needs at least one change');
+  if (changes.length === 0) throw new InvalidWriteError('a write needs at least one change');
   const flags: Record<string, unknown> = { ...current.flags };
   const evaluators: Record<string, unknown> = { ...current.evaluators };
   const entries: PlannedEntry[] = [];
   const seen = new Set<string>();
   for (const change of changes) {
-    if (change.kind !== 'flag' && change.kind !== 'evaluator') throw new TypeError(`unknown change kind ${JSON.stringify((change as { kind: unknown }).kind)}`);
-    if (typeof change.key !== 'string' || change.key === '') throw new TypeError(`a ${change.kind} change needs a non-empty key`);
+    if (change.kind !== 'flag' && change.kind !== 'evaluator') throw new InvalidWriteError(`unknown change kind ${JSON.stringify((change as { kind: unknown }).kind)}`);
+    if (typeof change.key !== 'string' || change.key === '') throw new InvalidWriteError(`a ${change.kind} change needs a non-empty key`);
     const id = `${change.kind}:${change.key}`;
-    if (seen.has(id)) throw new TypeError(`${change.kind} "${change.key}" appears twice in one write`);
+    if (seen.has(id)) throw new InvalidWriteError(`${change.kind} "${change.key}" appears twice in one write`);
     seen.add(id);
     const target = change.kind === 'flag' ? flags : evaluators;
     if (change.definition === null) {
@@ -45,7 +45,7 @@ export function planWrite(current: StoredFlagSet, changes: readonly FlagChange[]
     } else {
       // What is validated is exactly what is stored: the JSON text (undefined fields vanish).
       const json = JSON.stringify(change.definition) as string | undefined;
-      if (json === undefined) throw new TypeError(`${change.kind} "${change.key}": the definition is not JSON`);
+      if (json === undefined) throw new InvalidWriteError(`${change.kind} "${change.key}": the definition is not JSON`);
       // defineProperty so a key like "__proto__" is a plain own property; validation refuses it.
       Object.defineProperty(target, change.key, { value: JSON.parse(json), enumerable: true, configurable: true, writable: true });
       entries.push({ kind: change.kind, key: change.key, json });
@@ -63,10 +63,10 @@ const PATCHABLE = ['state', 'variants', 'defaultVariant', 'targeting', 'metadata
 /** Builds the full definition for a patch, copying only the known fields (never a spread of input). */
 export function patchedDefinition(current: StoredFlagSet, key: string, patch: Record<string, unknown>): Record<string, unknown> {
   if (!Object.prototype.hasOwnProperty.call(current.flags, key)) throw new NotFoundError(`flag "${key}" does not exist; use put to create it`);
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw new TypeError('a patch must be an object');
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw new InvalidWriteError('a patch must be an object');
   for (const field of Object.keys(patch)) {
     if (!(PATCHABLE as readonly string[]).includes(field)) {
-      throw new TypeError(`cannot patch "${field}"; patchable fields are ${PATCHABLE.join(', ')}`);
+      throw new InvalidWriteError(`cannot patch "${field}"; patchable fields are ${PATCHABLE.join(', ')}`);
     }
   }
   const base = current.flags[key] as Record<string, unknown>;

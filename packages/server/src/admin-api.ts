@@ -1,5 +1,5 @@
 import { FlagValidationError, formatIssue } from '@rollgate/core';
-import { ConfigError, NotFoundError, StoreUnavailableError, VersionConflictError, type BaseFlagStore, type FlagChange } from '@rollgate/redis';
+import { ConfigError, InvalidWriteError, NotFoundError, StoreUnavailableError, VersionConflictError, type BaseFlagStore, type FlagChange } from '@rollgate/redis';
 import type { Identity } from './identity';
 
 // The admin API's behaviour, independent of any framework: every write goes through the store's
@@ -132,7 +132,7 @@ export class AdminApi {
       if (e instanceof FlagValidationError) return json(400, { error: 'invalid', message: e.message, issues: e.issues.map(formatIssue) });
       if (e instanceof VersionConflictError) return json(409, { error: 'version_conflict', message: e.message, currentVersion: e.currentVersion }, etag(e.currentVersion));
       if (e instanceof NotFoundError) return json(404, { error: 'not_found', message: e.message });
-      if (e instanceof TypeError) return json(400, { error: 'invalid', message: e.message });
+      if (e instanceof InvalidWriteError) return json(400, { error: 'invalid', message: e.message });
       if (e instanceof StoreUnavailableError) return json(503, { error: 'store_unavailable', message: 'the flag store did not answer; reload before retrying (a write may or may not have been applied)' }, { 'Retry-After': '5' });
       throw e;
     }
