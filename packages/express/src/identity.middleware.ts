@@ -24,23 +24,33 @@ export function sendUnauthorized(res: Response): void {
  * and builds the evaluation context through the claims allow-list. Rejects with 401 otherwise.
  */
 export function identity(options: IdentityMiddlewareOptions): RequestHandler {
+  return authenticate(options, sendUnauthorized);
+}
+
+/**
+ * identity() with the 401 answer chosen by the caller: the OFREP and admin routers answer in
+ * their own error format. Not exported from the package.
+ */
+export function authenticate(options: IdentityMiddlewareOptions, unauthorized: (res: Response) => void): RequestHandler {
   const resolve = createIdentityResolver(options);
   const propagate = options.transactionContext !== false;
   if (propagate) OpenFeature.setTransactionContextPropagator(new AsyncLocalStorageTransactionContextPropagator());
   const logger = options.logger;
   return (req: Request, res: Response, next: NextFunction) => {
-    resolve(req).then(
-      (who) => {
-        setRequestIdentity(req, who);
-        if (propagate) OpenFeature.setTransactionContext({ ...who.context } as never, () => next());
-        else next();
-      },
-      (err: unknown) => {
-        if (err instanceof IdentityError) {
-          logger?.debug(`rollgate: 401 ${req.method} ${req.path}: ${err.message}`);
-          sendUnauthorized(res);
-        } else next(err); // a bug in getIdentity: let the app's error handler answer (never an allow)
-      },
-    ).catch(next);
+    resolve(req)
+      .then(
+        (who) => {
+          setRequestIdentity(req, who);
+          if (propagate) OpenFeature.setTransactionContext({ ...who.context } as never, () => next());
+          else next();
+        },
+        (err: unknown) => {
+          if (err instanceof IdentityError) {
+            logger?.debug(`rollgate: 401 ${req.method} ${req.path}: ${err.message}`);
+            unauthorized(res);
+          } else next(err); // a bug in getIdentity: let the app's error handler answer (never an allow)
+        },
+      )
+      .catch(next);
   };
 }

@@ -3,7 +3,7 @@ import { ChangeStream, OfrepEvaluator, identityAttributeNames, type ChangeStream
 import type { RollgateProvider } from '@rollgate/redis';
 import { ConfigError } from '@rollgate/redis';
 import { getRequestIdentity } from './request-identity';
-import { identity as identityMiddleware } from './identity.middleware';
+import { authenticate as authenticateWith } from './identity.middleware';
 
 export interface OfrepRouterOptions extends Pick<OfrepOptions, 'clientVisible' | 'clientAttributes' | 'exposedMetadata'> {
   /** The provider whose flags are served (once loaded) and whose changes drive the SSE stream. */
@@ -80,7 +80,7 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   // EventSource cannot send Authorization: the stream is authorised by the ticket from a bulk response.
   if (stream) router.get('/ofrep/v1/events', (req: Request, res: Response) => stream.handle(req, res, req.query.ticket));
 
-  const authenticate = options.identity ? identityMiddleware({ ...options.identity, transactionContext: false }) : (_req: Request, _res: Response, next: NextFunction) => next();
+  const authenticate = options.identity ? authenticateWith({ ...options.identity, transactionContext: false }, unauthorized) : (_req: Request, _res: Response, next: NextFunction) => next();
   const json = express.json({ limit: options.bodyLimit ?? '16kb', strict: true, type: () => true });
 
   router.post('/ofrep/v1/evaluate/flags', authenticate, json, (req: Request, res: Response) => {
@@ -103,12 +103,15 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   router.use('/ofrep/v1', (err: { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (err?.type === 'entity.too.large') return send(res, { status: 413, headers: ERROR_HEADERS, body: { errorDetails: 'request body too large' } });
     if (err?.type === 'entity.parse.failed') return send(res, { status: 400, headers: ERROR_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' } });
+    // other refusals of the body parser (415 unsupported charset or encoding, 400 aborted...) keep their status
+    if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500) return send(res, { status: err.status, headers: ERROR_HEADERS, body: { errorDetails: 'request body refused' } });
     if (err) return send(res, { status: 500, headers: ERROR_HEADERS, body: { errorDetails: 'internal error' } });
     next();
   });
   return router;
 }
 
+/** OFREP's 401: its error body, and the caching headers every OFREP answer carries. */
 function unauthorized(res: Response): void {
-  res.status(401).set('WWW-Authenticate', 'Bearer').set(ERROR_HEADERS).send(JSON.stringify({ errorDetails: 'unauthorized' }));
+  res.status(401).set('WWW-Authenticate', 'Bearer').set(ERROR_HEADERS).vary('Authorization').end(JSON.stringify({ errorDetails: 'unauthorized' }));
 }

@@ -404,8 +404,12 @@ describe('OFREP', () => {
   });
 
   it('refuses unauthenticated, malformed and oversized requests with OFREP error bodies', async () => {
-    await request(app).post('/ofrep/v1/evaluate/flags').send({}).expect(401);
+    for (const auth of [{}, bearer(`${admin.slice(0, -4)}AAAA`)]) {
+      const refused = await request(app).post('/ofrep/v1/evaluate/flags').set(auth).send({}).expect(401, { errorDetails: 'unauthorized' });
+      expect(refused.headers).toMatchObject({ 'www-authenticate': 'Bearer', 'cache-control': 'private, no-store', vary: expect.stringContaining('Authorization') });
+    }
     await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).set('Content-Type', 'application/json').send('{"context":').expect(400, { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' });
+    await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).set('Content-Type', 'application/json; charset=koi8-r').send('{}').expect(415, { errorDetails: 'request body refused' });
     await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).send({ context: 'nope' }).expect(400);
     await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).send({ context: { locale: 'x'.repeat(20_000) } }).expect(413);
   });
