@@ -88,7 +88,7 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
     if (!who) return unauthorized(res);
     const out = evaluator.bulk(who, req.body, req.headers['if-none-match']);
     if (out.status === 200 && stream) {
-      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${req.baseUrl}/ofrep/v1/events?ticket=${stream.issueTicket()}` } }];
+      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${req.baseUrl}/ofrep/v1/events?ticket=${stream.issueTicket(who.subject)}` } }];
     }
     send(res, out);
   });

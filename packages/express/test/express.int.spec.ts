@@ -315,7 +315,7 @@ describe('OFREP', () => {
     expect(res.headers['cache-control']).toBe('private, no-store');
     expect(res.headers.vary).toContain('Authorization');
     expect(res.headers.etag).toMatch(/^".+"$/);
-    expect(body.eventStreams).toEqual([{ type: 'sse', endpoint: { requestUri: expect.stringMatching(/^\/ofrep\/v1\/events\?ticket=\d+\.[\w-]+$/) } }]);
+    expect(body.eventStreams).toEqual([{ type: 'sse', endpoint: { requestUri: expect.stringMatching(/^\/ofrep\/v1\/events\?ticket=\d+\.[\w-]{16}\.[\w-]{43}$/) } }]);
   });
 
   it('bulk: answers 304 to a matching If-None-Match', async () => {
@@ -458,6 +458,39 @@ describe('OFREP', () => {
       await Promise.all([second.ended, third.ended]);
       expect(capped.openStreams()).toBe(0);
       expect((await open(uri)).status).toBe(401); // a closed router opens no new stream
+    } finally {
+      capped.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('SSE: one caller\'s tickets hold at most maxStreamsPerCaller streams; other callers are unaffected', async () => {
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+    const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreamsPerCaller: 1 } });
+    const server = http.createServer(express().use(capped)).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const streamUri = async (t: string) => {
+      const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(t)).send({}).expect(200);
+      return (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
+    };
+    try {
+      const first = await openStream(port, await streamUri(customer));
+      expect(first.status).toBe(200);
+      // a second ticket of the same caller (another tab, or a leaked URL) is refused
+      const second = await openStream(port, await streamUri(customer));
+      expect(second.status).toBe(429);
+      await second.ended;
+      expect(JSON.parse(second.text())).toEqual({ errorDetails: 'too many open streams for this caller' });
+      const other = await openStream(port, await streamUri(admin));
+      expect(other.status).toBe(200);
+      // the ticket carries an expiry, a keyed hash standing for the caller, and a signature
+      expect(await streamUri(customer)).toMatch(/\?ticket=\d+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
+      first.destroy();
+      await eventually(() => capped.openStreams() === 1);
+      const again = await openStream(port, await streamUri(customer));
+      expect(again.status).toBe(200);
     } finally {
       capped.close();
       server.closeAllConnections();

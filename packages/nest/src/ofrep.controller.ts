@@ -90,7 +90,7 @@ export class OfrepController implements OnModuleInit {
     const stream = this.ofrep.stream;
     if (out.status === 200 && stream) {
       const base = (req.originalUrl ?? req.url ?? '').split('?')[0]!.replace(/\/evaluate\/flags\/?$/, '');
-      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${base}/events?ticket=${stream.issueTicket()}` } }];
+      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${base}/events?ticket=${stream.issueTicket(who.subject)}` } }];
     }
     send(res, out);
   }

@@ -14,6 +14,11 @@ export interface ChangeStreamOptions {
   heartbeatMs?: number;
   /** Concurrent streams per process; more get 429 with Retry-After. @default 1000 */
   maxStreams?: number;
+  /**
+   * Concurrent streams one caller may hold (a ticket names its caller, hashed); more get 429. A
+   * leaked ticket can then not take every slot. @default 5 (a few tabs)
+   */
+  maxStreamsPerCaller?: number;
   /** How long a ticket from a bulk response stays valid. @default 3600 (seconds) */
   ticketTtlSec?: number;
   /** HMAC key for tickets; share it across instances behind one load balancer. @default random per process */
@@ -24,6 +29,9 @@ export interface ChangeStreamOptions {
 
 export class ChangeStream {
   private readonly streams = new Set<ServerResponse>();
+  /** Open streams per caller tag. */
+  private readonly perCaller = new Map<string, number>();
+  private readonly maxStreamsPerCaller: number;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly maxStreams: number;
   private readonly ticketTtlSec: number;
@@ -39,6 +47,10 @@ export class ChangeStream {
     if (!options?.events) throw new ConfigError('changeStream: options.events is required (e.g. provider.events)');
     this.events = options.events;
     this.maxStreams = options.maxStreams ?? 1000;
+    this.maxStreamsPerCaller = options.maxStreamsPerCaller ?? 5;
+    for (const [name, value] of [['maxStreams', this.maxStreams], ['maxStreamsPerCaller', this.maxStreamsPerCaller]] as const) {
+      if (!Number.isInteger(value) || value < 1) throw new ConfigError(`changeStream: options.${name} must be an integer >= 1, got ${String(value)}`);
+    }
     this.ticketTtlSec = options.ticketTtlSec ?? 3600;
     this.retryMs = options.retryMs ?? 3000;
     this.secret = options.ticketSecret !== undefined ? Buffer.from(options.ticketSecret) : randomBytes(32);
@@ -55,19 +67,24 @@ export class ChangeStream {
     return this.streams.size;
   }
 
-  /** A ticket to put in the stream URL of a bulk response. */
-  issueTicket(now = Date.now()): string {
+  /**
+   * A ticket to put in the stream URL of a bulk response for `caller` (the verified subject). It
+   * carries an expiry and a keyed hash of the caller (not the caller's name: URLs end up in logs).
+   */
+  issueTicket(caller: string, now = Date.now()): string {
     const exp = Math.floor(now / 1000) + this.ticketTtlSec;
-    return `${exp}.${this.sign(String(exp))}`;
+    const tag = this.sign(`caller:${caller}`).slice(0, 16);
+    return `${exp}.${tag}.${this.sign(`${exp}.${tag}`)}`;
   }
 
-  verifyTicket(ticket: unknown, now = Date.now()): boolean {
-    if (typeof ticket !== 'string' || ticket.length > 128) return false;
-    const [exp, sig] = ticket.split('.');
-    if (!exp || !sig || !/^\d+$/.test(exp) || Number(exp) * 1000 < now) return false;
-    const expected = Buffer.from(this.sign(exp));
+  /** The caller tag of a valid, unexpired ticket; undefined otherwise. */
+  verifyTicket(ticket: unknown, now = Date.now()): string | undefined {
+    if (typeof ticket !== 'string' || ticket.length > 128) return undefined;
+    const [exp, tag, sig, extra] = ticket.split('.');
+    if (!exp || !tag || !sig || extra !== undefined || !/^\d+$/.test(exp) || Number(exp) * 1000 < now) return undefined;
+    const expected = Buffer.from(this.sign(`${exp}.${tag}`));
     const given = Buffer.from(sig);
-    return expected.length === given.length && timingSafeEqual(expected, given);
+    return expected.length === given.length && timingSafeEqual(expected, given) ? tag : undefined;
   }
 
   /**
@@ -77,17 +94,20 @@ export class ChangeStream {
    */
   etagSalt(now = Date.now()): string {
     const window = Math.floor(now / 1000 / Math.max(1, this.ticketTtlSec / 2));
-    return `${this.keyId}.${window}`;
+    return `t2.${this.keyId}.${window}`; // t2: the ticket format (with a caller tag)
   }
 
   /** Serves one SSE connection until the client goes away or the stream is closed. */
   handle(req: IncomingMessage, res: ServerResponse, ticket: unknown): void {
-    if (this.closed || !this.verifyTicket(ticket)) {
+    const caller = this.closed ? undefined : this.verifyTicket(ticket);
+    if (caller === undefined) {
       res.writeHead(401, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }).end('{"errorDetails":"invalid or expired stream ticket"}');
       return;
     }
-    if (this.streams.size >= this.maxStreams) {
-      res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '30' }).end('{"errorDetails":"too many open streams"}');
+    const mine = this.perCaller.get(caller) ?? 0;
+    if (this.streams.size >= this.maxStreams || mine >= this.maxStreamsPerCaller) {
+      const why = mine >= this.maxStreamsPerCaller ? 'too many open streams for this caller' : 'too many open streams';
+      res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '30' }).end(JSON.stringify({ errorDetails: why }));
       return;
     }
     res.writeHead(200, {
@@ -98,7 +118,13 @@ export class ChangeStream {
     });
     res.write(`retry: ${this.retryMs}\n: connected\n\n`);
     this.streams.add(res);
-    const drop = () => this.streams.delete(res);
+    this.perCaller.set(caller, mine + 1);
+    const drop = () => {
+      if (!this.streams.delete(res)) return; // req and res both report the close
+      const left = (this.perCaller.get(caller) ?? 1) - 1;
+      if (left > 0) this.perCaller.set(caller, left);
+      else this.perCaller.delete(caller);
+    };
     req.on('close', drop);
     res.on('close', drop);
   }
@@ -118,6 +144,7 @@ export class ChangeStream {
     this.events.removeHandler(ProviderEvents.Ready, this.onChange);
     for (const res of this.streams) res.end();
     this.streams.clear();
+    this.perCaller.clear();
   }
 
   private write(chunk: string): void {
