@@ -1,12 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { flagStoreKeys, RedisFlagStore } from '@rollgate/redis';
 import { freePort, startRedis, type TestRedis } from '../../redis/test/support/redis-server';
-import { buildCli, runBin, spawnBin, type CliRun } from './support/cli';
+import { buildCli, REPO_ROOT, runBin, spawnBin, type CliRun } from './support/cli';
 
 // The real `rollgate` bin, run as a child process against a throwaway redis-server; one --env
 // per test. Tests run several processes each, on machines that may be busy: a generous timeout.
@@ -92,6 +93,14 @@ describe('help and usage (the real bin; every command is covered in program.spec
     expect(root.stdout).toMatch(/--redis <url>[\s\S]*env: REDIS_URL/);
     expect(rollout).toMatchObject({ code: 0, stderr: '' });
     expect(rollout.stdout).toContain('Usage: rollgate rollout [options] <key> <percent>');
+  });
+
+  it('is what `npx rollgate` runs in this repository after npm install (the demo tells you to use it)', async () => {
+    const linked = join(REPO_ROOT, 'node_modules', '.bin', 'rollgate');
+    const version = await new Promise<string>((resolve, reject) =>
+      execFile(linked, ['--version'], { timeout: 20_000 }, (error, stdout) => (error ? reject(error) : resolve(String(stdout).trim()))),
+    );
+    expect(version).toBe((JSON.parse(readFileSync(join(REPO_ROOT, 'packages', 'cli', 'package.json'), 'utf8')) as { version: string }).version);
   });
 
   it('exits 2 on usage errors, with a message on stderr and nothing on stdout', async () => {

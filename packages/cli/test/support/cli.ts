@@ -4,7 +4,8 @@ import { join } from 'node:path';
 // Runs the real, built `rollgate` bin as a child process (test helper; not exported).
 
 export const REPO_ROOT = join(__dirname, '..', '..', '..', '..');
-export const BIN = join(REPO_ROOT, 'packages', 'cli', 'dist', 'bin.js');
+/** The command npm installs (bin/rollgate.js, which runs dist/bin.js). */
+export const BIN = join(REPO_ROOT, 'packages', 'cli', 'bin', 'rollgate.js');
 
 /** Builds packages/cli (and what it references) into dist/, as `npm run build` does. */
 export function buildCli(): void {
