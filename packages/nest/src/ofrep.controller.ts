@@ -32,14 +32,14 @@ function setHeaders(res: ServerResponse, headers: Record<string, string>): void 
 function send(res: ExpressResponse, out: OfrepResponse): void {
   res.status(out.status);
   setHeaders(res, out.headers);
+  // end(), not send(): send() would add Express's own weak ETag to error answers
   if (out.body === undefined) res.end();
-  else res.send(JSON.stringify(out.body));
+  else res.end(JSON.stringify(out.body));
 }
 
 const tooLarge: OfrepResponse = { status: 413, headers: ERROR_HEADERS, body: { errorDetails: 'request body too large' } };
 const notJson: OfrepResponse = { status: 400, headers: ERROR_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' } };
 const refusals = { tooLarge, notJson };
-
 
 /**
  * The OFREP endpoints. Registered by RollgateModule when `ofrep` is set, under `ofrep.path`

@@ -208,6 +208,7 @@ describe('when Redis is down', () => {
         readyTimeoutMs: 300,
         jwt: jwtOptions,
         domain: 'down',
+        ofrep: { stream: false },
         logger,
       }),
     );
@@ -222,6 +223,9 @@ describe('when Redis is down', () => {
     await request(server).get('/deny-when-down').set(bearer(admin)).expect(403, { error: 'feature_not_enabled' });
     await request(server).get('/hidden-when-down').set(bearer(admin)).expect(404);
     await request(server).get('/gated').expect(401); // identity still comes first
+    // OFREP says the flags are not there yet, rather than "no flags"
+    const ofrepDown = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).send({}).expect(500, { errorCode: 'PROVIDER_NOT_READY', errorDetails: 'flags are not loaded yet; retry later' });
+    expect(ofrepDown.headers.etag).toBeUndefined();
 
     // Redis comes up and gets the flags: the provider recovers by itself
     const provider = app.get<RollgateProvider>(ROLLGATE_PROVIDER);
@@ -232,6 +236,7 @@ describe('when Redis is down', () => {
       await loaded;
       await request(server).get('/gated').set(bearer(admin)).expect(200);
       await request(server).get('/gated').set(bearer(customer)).expect(403);
+      await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).send({}).expect(200);
     } finally {
       await app.close();
       apps.splice(0);
