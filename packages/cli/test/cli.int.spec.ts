@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { execFile } from 'node:child_process';
@@ -97,6 +97,7 @@ describe('help and usage (the real bin; every command is covered in program.spec
 
   it('is what `npx rollgate` runs in this repository after npm install (the demo tells you to use it)', async () => {
     const linked = join(REPO_ROOT, 'node_modules', '.bin', 'rollgate');
+    expect(realpathSync(linked)).toBe(realpathSync(join(REPO_ROOT, 'packages', 'cli', 'bin', 'rollgate.js'))); // the committed shim, not dist/
     const version = await new Promise<string>((resolve, reject) =>
       execFile(linked, ['--version'], { timeout: 20_000 }, (error, stdout) => (error ? reject(error) : resolve(String(stdout).trim()))),
     );

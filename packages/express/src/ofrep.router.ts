@@ -25,6 +25,9 @@ export interface OfrepRouter extends Router {
   openStreams(): number;
 }
 
+/** body-parser's error types other than too large / not JSON (answered above them). */
+const BODY_REFUSALS = new Set(['charset.unsupported', 'encoding.unsupported', 'request.aborted', 'request.size.invalid', 'stream.encoding.set', 'stream.not.readable', 'entity.verify.failed']);
+
 const ERROR_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store' };
 
 function send(res: Response, out: OfrepResponse): void {
@@ -104,7 +107,7 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
     if (err?.type === 'entity.too.large') return send(res, { status: 413, headers: ERROR_HEADERS, body: { errorDetails: 'request body too large' } });
     if (err?.type === 'entity.parse.failed') return send(res, { status: 400, headers: ERROR_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' } });
     // other refusals of the body parser (415 unsupported charset or encoding, 400 aborted...) keep their status
-    if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500) return send(res, { status: err.status, headers: ERROR_HEADERS, body: { errorDetails: 'request body refused' } });
+    if (err?.type !== undefined && BODY_REFUSALS.has(err.type) && typeof err.status === 'number') return send(res, { status: err.status, headers: ERROR_HEADERS, body: { errorDetails: 'request body refused' } });
     if (err) return send(res, { status: 500, headers: ERROR_HEADERS, body: { errorDetails: 'internal error' } });
     next();
   });

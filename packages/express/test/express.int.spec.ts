@@ -465,6 +465,32 @@ describe('OFREP', () => {
     }
   });
 
+  it('SSE: a client that leaves while the app\'s middleware still runs holds no slot', async () => {
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+    const slow = ofrep({ provider, identity: { jwt: jwtOpts } });
+    let reached = 0;
+    const a = express()
+      .use((_req, _res, next) => void setTimeout(next, 150)) // e.g. an async auth or rate-limit check
+      .use((_req, _res, next) => (reached++, next()))
+      .use(slow);
+    const server = http.createServer(a).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+      const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
+      const gone = http.get({ port, host: '127.0.0.1', path: uri });
+      gone.on('error', () => undefined);
+      setTimeout(() => gone.destroy(), 30);
+      await eventually(() => reached === 2); // the bulk request, then the stream request (handled in the same tick)
+      expect(slow.openStreams()).toBe(0);
+    } finally {
+      slow.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('SSE: one caller\'s tickets hold at most maxStreamsPerCaller streams; other callers are unaffected', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
     const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreamsPerCaller: 1 } });

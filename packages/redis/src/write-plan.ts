@@ -18,6 +18,13 @@ function toFlagSet(set: Pick<StoredFlagSet, 'flags' | 'evaluators'>): { flags: R
 }
 
 /**
+ * In JSON.stringify's output a lone surrogate is the only thing written as a \\udXXX escape
+ * (pairs are written as characters), after an even run of backslashes (an odd one would be a
+ * literal backslash followed by "u"). Redis's JSON decoder, and any strict one, refuses them.
+ */
+const LONE_SURROGATE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+/**
  * Checks a write and returns what to store. Refuses (FlagValidationError, nothing written) when
  * the change introduces a validation problem; problems that already existed do not block
  * unrelated writes.
@@ -46,6 +53,9 @@ export function planWrite(current: StoredFlagSet, changes: readonly FlagChange[]
       // What is validated is exactly what is stored: the JSON text (undefined fields vanish).
       const json = JSON.stringify(change.definition) as string | undefined;
       if (json === undefined) throw new InvalidWriteError(`${change.kind} "${change.key}": the definition is not JSON`);
+      if (LONE_SURROGATE.test(json)) {
+        throw new InvalidWriteError(`${change.kind} "${change.key}": a string holds a broken character (a lone UTF-16 surrogate, e.g. an emoji cut in half), which is not valid Unicode and cannot be stored`);
+      }
       // defineProperty so a key like "__proto__" is a plain own property; validation refuses it.
       Object.defineProperty(target, change.key, { value: JSON.parse(json), enumerable: true, configurable: true, writable: true });
       entries.push({ kind: change.kind, key: change.key, json });

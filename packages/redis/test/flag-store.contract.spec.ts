@@ -1,5 +1,5 @@
 import { FlagValidationError } from '@rollgate/core';
-import { MemoryFlagStore, NotFoundError, RedisFlagStore, VersionConflictError, type BaseFlagStore } from '@rollgate/redis';
+import { InvalidWriteError, MemoryFlagStore, NotFoundError, RedisFlagStore, VersionConflictError, type BaseFlagStore } from '@rollgate/redis';
 import { startRedis, type TestRedis } from './support/redis-server';
 import { actor, checkoutTheme, fastPayment, vipAgencies } from './support/flags';
 
@@ -120,6 +120,17 @@ describe.each(factories)('%s', (_name, create) => {
     await store.putFlag('fast-payment', fastPayment, actor);
     await expect(store.removeEvaluator('vip-agencies', actor)).rejects.toThrow('unknown $ref "vip-agencies"');
     expect((await store.load()).evaluators).toEqual({ 'vip-agencies': vipAgencies });
+  });
+
+  it('refuses a string with a lone UTF-16 surrogate (not valid Unicode), writing nothing; an escaped backslash-u text is fine', async () => {
+    const cut = '🚀 launch'.slice(1); // starts with the low half of the rocket
+    await expect(store.putFlag('theme', { ...checkoutTheme, variants: { classic: cut, bold: 'bold' } }, actor)).rejects.toThrow(
+      new InvalidWriteError('flag "theme": a string holds a broken character (a lone UTF-16 surrogate, e.g. an emoji cut in half), which is not valid Unicode and cannot be stored'),
+    );
+    expect((await store.load()).version).toBe(0);
+    const literal = { ...checkoutTheme, variants: { classic: '\\ud800 and 🚀', bold: 'bold' } };
+    await store.putFlag('theme', literal, actor);
+    expect((await store.load()).flags.theme).toEqual(literal);
   });
 
   it('requires an actor', async () => {

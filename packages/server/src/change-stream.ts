@@ -72,6 +72,7 @@ export class ChangeStream {
    * carries an expiry and a keyed hash of the caller (not the caller's name: URLs end up in logs).
    */
   issueTicket(caller: string, now = Date.now()): string {
+    if (typeof caller !== 'string' || caller === '') throw new TypeError('changeStream.issueTicket(caller): give the verified subject');
     const exp = Math.floor(now / 1000) + this.ticketTtlSec;
     const tag = this.sign(`caller:${caller}`).slice(0, 16);
     return `${exp}.${tag}.${this.sign(`${exp}.${tag}`)}`;
@@ -99,6 +100,9 @@ export class ChangeStream {
 
   /** Serves one SSE connection until the client goes away or the stream is closed. */
   handle(req: IncomingMessage, res: ServerResponse, ticket: unknown): void {
+    // The client may have left while the app's middleware ran: its close event has fired already,
+    // so a stream counted now would never be dropped.
+    if (req.destroyed || res.destroyed || res.writableEnded) return;
     const caller = this.closed ? undefined : this.verifyTicket(ticket);
     if (caller === undefined) {
       res.writeHead(401, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }).end('{"errorDetails":"invalid or expired stream ticket"}');
@@ -127,6 +131,7 @@ export class ChangeStream {
     };
     req.on('close', drop);
     res.on('close', drop);
+    res.on('error', drop);
   }
 
   /** Tells every open stream to refetch. */

@@ -131,6 +131,9 @@ export class OfrepEvaluator {
    * when this caller's claims lack it); then the identity, which always wins.
    */
   private context(caller: Caller, body: unknown): { context: EvaluationContext } | { error: string } {
+    if (typeof caller?.context !== 'object' || caller.context === null || !Array.isArray(caller.mappedNames)) {
+      throw new TypeError('ofrep: evaluate for the verified Identity ({ context, mappedNames }), not a bare context');
+    }
     const identity = caller.context;
     if (body === undefined || body === null) return { context: identity };
     if (typeof body !== 'object' || Array.isArray(body)) return { error: 'the request body must be a JSON object' };

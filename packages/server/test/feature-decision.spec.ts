@@ -1,4 +1,4 @@
-import { AsyncLocalStorageTransactionContextPropagator, OpenFeature, type Client, type EvaluationContext, type Hook } from '@openfeature/server-sdk';
+import { AsyncLocalStorageTransactionContextPropagator, OpenFeature, ProviderEvents, type Client, type EvaluationContext, type Hook } from '@openfeature/server-sdk';
 import { ConfigError, MemoryFlagStore, RollgateProvider } from '@rollgate/redis';
 import { decideFeature, featureRequirement, type FeatureDecision, type FeatureRequirementOptions } from '@rollgate/server';
 
@@ -133,8 +133,9 @@ describe('decideFeature without hooks', () => {
     const client = await clientFor(live);
     const customer = contexts[3]!;
     const before = await decideFeature(client, featureRequirement('retired'), customer);
+    const changed = new Promise<void>((resolve) => live.events.addHandler(ProviderEvents.ConfigurationChanged, () => resolve()));
     await store.putFlag('retired', { ...flags.retired, state: 'ENABLED' }, { actor: 'test' });
-    await new Promise((r) => setTimeout(r, 20));
+    await changed;
     expect(before.outcome).toBe('deny');
     expect((await decideFeature(client, featureRequirement('retired'), customer)).outcome).toBe('allow');
   });
