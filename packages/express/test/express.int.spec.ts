@@ -1,5 +1,4 @@
 import { createHmac, generateKeyPairSync } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import express, { type Express } from 'express';
 import jwt from 'jsonwebtoken';
@@ -9,7 +8,7 @@ import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfea
 import { MemoryFlagStore, RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
 import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
-import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, recordingLogger, SECRET, seed, token, vipAgent } from '../../server/test/support/pilot-scenario';
+import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, recordingLogger, SECRET, seed, serve, token, vipAgent } from '../../server/test/support/pilot-scenario';
 
 // Express adapters end to end: a real redis-server, a real provider, real HTTP.
 
@@ -428,9 +427,7 @@ describe('OFREP', () => {
   it('SSE: caps concurrent streams (429 + Retry-After), sends heartbeats, frees a slot on disconnect, ends every stream on close()', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
     const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreams: 2, heartbeatMs: 40 } });
-    const server = http.createServer(express().use(capped)).listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port, close } = await serve(express().use(capped));
     const open = (path: string) => openStream(port, path);
     try {
       const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
@@ -460,8 +457,7 @@ describe('OFREP', () => {
       expect((await open(uri)).status).toBe(401); // a closed router opens no new stream
     } finally {
       capped.close();
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await close();
     }
   });
 
@@ -473,9 +469,7 @@ describe('OFREP', () => {
       .use((_req, _res, next) => void setTimeout(next, 150)) // e.g. an async auth or rate-limit check
       .use((_req, _res, next) => (reached++, next()))
       .use(slow);
-    const server = http.createServer(a).listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port, close } = await serve(a);
     try {
       const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
       const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
@@ -486,17 +480,14 @@ describe('OFREP', () => {
       expect(slow.openStreams()).toBe(0);
     } finally {
       slow.close();
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await close();
     }
   });
 
   it('SSE: one caller\'s tickets hold at most maxStreamsPerCaller streams; other callers are unaffected', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
     const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreamsPerCaller: 1 } });
-    const server = http.createServer(express().use(capped)).listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port, close } = await serve(express().use(capped));
     const streamUri = async (t: string) => {
       const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(t)).send({}).expect(200);
       return (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
@@ -519,15 +510,12 @@ describe('OFREP', () => {
       expect(again.status).toBe(200);
     } finally {
       capped.close();
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await close();
     }
   });
 
   it('SSE: announces a write with refetchEvaluation, and refuses streams without a valid ticket', async () => {
-    const server = http.createServer(app).listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const { port } = server.address() as AddressInfo;
+    const { server, port, close } = await serve(app);
     try {
       const bulk = await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({});
       const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri;
@@ -536,8 +524,7 @@ describe('OFREP', () => {
       const message = await firstMessageAfter(port, uri!, () => writer.patchFlag('checkout-variant', { defaultVariant: 'fast' }, { actor: 'ops' }));
       expect(message).toEqual({ status: 200, contentType: expect.stringContaining('text/event-stream'), data: { type: 'refetchEvaluation', etag: expect.any(String) } });
     } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await close();
     }
   });
 });

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
 import { ProviderEvents } from '@openfeature/server-sdk';
 import type { RollgateProvider } from '@rollgate/redis';
@@ -138,4 +139,26 @@ export async function firstMessageAfter(port: number, path: string, write: () =>
   } finally {
     stream.destroy();
   }
+}
+
+/** A listening HTTP server on an ephemeral loopback port, for tests that need real sockets (SSE). */
+export interface Served {
+  server: http.Server;
+  port: number;
+  /** Ends open connections (streams included) and stops listening. */
+  close(): Promise<void>;
+}
+
+export async function serve(handler: http.RequestListener): Promise<Served> {
+  const server = http.createServer(handler).listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    port,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
