@@ -65,6 +65,12 @@ afterAll(async () => {
   await redis.stop();
 });
 
+/** A write that changes what callers get (so the provider announces it), whatever ran before. */
+async function flipCheckoutVariant(): Promise<void> {
+  const current = (await writer.load()).flags['checkout-variant'] as { defaultVariant: string };
+  await writer.patchFlag('checkout-variant', { defaultVariant: current.defaultVariant === 'fast' ? 'classic' : 'fast' }, { actor: 'ops' });
+}
+
 beforeEach(() => {
   handlerCalls = 0;
 });
@@ -461,25 +467,30 @@ describe('OFREP', () => {
     }
   });
 
-  it('SSE: a client that leaves while the app\'s middleware still runs holds no slot', async () => {
+  it('SSE: a client that leaves while the app\'s middleware runs holds no slot; one whose empty body a middleware read keeps its stream', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-    const slow = ofrep({ provider, identity: { jwt: jwtOpts } });
+    const router = ofrep({ provider, identity: { jwt: jwtOpts } });
     let reached = 0;
     const a = express()
-      .use((_req, _res, next) => void setTimeout(next, 150)) // e.g. an async auth or rate-limit check
-      .use((_req, _res, next) => (reached++, next()))
-      .use(slow);
+      // e.g. an async auth or rate-limit check
+      .use('/slow', (_req, _res, next) => void setTimeout(next, 150), (_req, _res, next) => (reached++, next()), router)
+      // a middleware that reads every body, even a GET's empty one
+      .use('/reading', (req, _res, next) => void req.resume().once('end', () => next()), router);
     const { server, port, close } = await serve(a);
     try {
-      const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+      const bulk = await request(server).post('/slow/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
       const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
+      expect(uri).toMatch(/^\/slow\/ofrep\/v1\/events\?ticket=/);
       const gone = http.get({ port, host: '127.0.0.1', path: uri });
       gone.on('error', () => undefined);
       setTimeout(() => gone.destroy(), 30);
-      await eventually(() => reached === 2); // the bulk request, then the stream request (handled in the same tick)
-      expect(slow.openStreams()).toBe(0);
+      await eventually(() => reached === 2); // the bulk request, then the stream request: handled in that same tick
+      expect(router.openStreams()).toBe(0);
+
+      const message = await firstMessageAfter(port, uri.replace(/^\/slow\//, '/reading/'), flipCheckoutVariant);
+      expect(message).toEqual({ status: 200, contentType: expect.stringContaining('text/event-stream'), data: { type: 'refetchEvaluation', etag: expect.any(String) } });
     } finally {
-      slow.close();
+      router.close();
       await close();
     }
   });
@@ -521,7 +532,7 @@ describe('OFREP', () => {
       const uri = (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri;
       await request(app).get('/ofrep/v1/events?ticket=123.bad').expect(401);
 
-      const message = await firstMessageAfter(port, uri!, () => writer.patchFlag('checkout-variant', { defaultVariant: 'fast' }, { actor: 'ops' }));
+      const message = await firstMessageAfter(port, uri!, flipCheckoutVariant);
       expect(message).toEqual({ status: 200, contentType: expect.stringContaining('text/event-stream'), data: { type: 'refetchEvaluation', etag: expect.any(String) } });
     } finally {
       await close();

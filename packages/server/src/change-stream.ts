@@ -101,8 +101,9 @@ export class ChangeStream {
   /** Serves one SSE connection until the client goes away or the stream is closed. */
   handle(req: IncomingMessage, res: ServerResponse, ticket: unknown): void {
     // The client may have left while the app's middleware ran: its close event has fired already,
-    // so a stream counted now would never be dropped.
-    if (req.destroyed || res.destroyed || res.writableEnded) return;
+    // so a stream counted now would never be dropped. (Not req.destroyed: a request whose empty
+    // body some middleware read is destroyed too, with its client still there.)
+    if (res.destroyed || res.writableEnded || req.socket.destroyed) return;
     const caller = this.closed ? undefined : this.verifyTicket(ticket);
     if (caller === undefined) {
       res.writeHead(401, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }).end('{"errorDetails":"invalid or expired stream ticket"}');
@@ -124,12 +125,13 @@ export class ChangeStream {
     this.streams.add(res);
     this.perCaller.set(caller, mine + 1);
     const drop = () => {
-      if (!this.streams.delete(res)) return; // req and res both report the close
+      if (!this.streams.delete(res)) return; // close after error: counted once
       const left = (this.perCaller.get(caller) ?? 1) - 1;
       if (left > 0) this.perCaller.set(caller, left);
       else this.perCaller.delete(caller);
     };
-    req.on('close', drop);
+    // the response's close is the connection's; the request's also fires once a middleware has
+    // read its (empty) body, with the client still listening
     res.on('close', drop);
     res.on('error', drop);
   }
