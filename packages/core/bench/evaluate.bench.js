@@ -4,6 +4,7 @@
 //
 //   npm run bench                       (builds, then runs this file; about 30 s)
 //   BENCH_ROUNDS=3 BENCH_MS=60 node packages/core/bench/evaluate.bench.js   (quicker, noisier)
+//   BENCH_NO_DOC=1 node packages/core/bench/evaluate.bench.js   (print the table, leave docs/benchmarks.md alone)
 //
 // Prints a markdown table and writes it to docs/benchmarks.md (section "Core evaluation engine").
 // Only ratios measured in the same run are meaningful: the machines this runs on are shared.
@@ -386,7 +387,10 @@ function verdict(a, b) {
 }
 
 function writeDoc(markdown) {
+  // BENCH_NO_DOC=1: print only (for before/after comparisons that must not touch the docs)
+  if (process.env.BENCH_NO_DOC) return false;
   writeSection(SECTION, markdown);
+  return true;
 }
 
 // ---- main -----------------------------------------------------------------------------------------
@@ -461,8 +465,7 @@ ${v.lines.join('\n')}
 
 Reproduce: \`npm run bench\` (builds, then runs \`packages/core/bench/evaluate.bench.js\`; rewrites this section).
 `;
-  writeDoc(md);
-  console.log(`\nwrote ${path.relative(process.cwd(), DOC_PATH)}`);
+  if (writeDoc(md)) console.log(`\nwrote ${path.relative(process.cwd(), DOC_PATH)}`);
 }
 
 main();

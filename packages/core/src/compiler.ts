@@ -1,3 +1,38 @@
+import {
+  add,
+  BudgetExceeded,
+  BYTES_PER_ARRAY,
+  BYTES_PER_CHAR,
+  BYTES_PER_ELEMENT,
+  BYTES_PER_PIECE,
+  CHARS_PER_STEP,
+  CONTEXT_SIZE,
+  CONTEXT_STRING,
+  FREE_CHARS,
+  lin,
+  max,
+  MAX_OBJECT_KEYS,
+  measure,
+  overElements,
+  plus,
+  scale,
+  sizeOf,
+  sum,
+  T_ANY,
+  T_ARR,
+  T_BOOL,
+  T_NULL,
+  T_NUM,
+  T_OBJ,
+  T_STR,
+  typeOf,
+  upper,
+  valueAt,
+  WEIGHT,
+  ZERO,
+  type Cost,
+  type Lin,
+} from './cost';
 import { bucketOf, murmur3 } from './murmur3';
 import { compareVersions, isSemVerOperator, parseVersion } from './semver-op';
 import type { EvaluationContext, ExplainStep, JsonValue } from './types';
@@ -6,6 +41,13 @@ import type { EvaluationContext, ExplainStep, JsonValue } from './types';
 // Semantics follow json-logic-engine (the engine flagd-core uses), including which inputs are
 // evaluation errors (a number compared with a non-numeric string, arithmetic on objects): those
 // throw EvaluationFailure, which the snapshot turns into a GENERAL error result.
+//
+// Every node also gets a static Cost (cost.ts). A rule whose worst case is over the budget is
+// refused here (RuleCompileError, with the path of the node), before anything is folded or run.
+// The closures charge the work that depends on the data (iterations, list scans, strings read,
+// arrays and strings built) to the budget carried in Env, and throw BudgetExceeded when it runs
+// out. For every context within the assumption of cost.ts, what they charge is at most the static
+// bound; the node evaluations that are not charged are counted in Cost.weight.
 
 /** Per-evaluation state shared by the closures of one flag. */
 export interface Env {
@@ -17,11 +59,21 @@ export interface Env {
   split: boolean;
   /** Present only for `explain`. */
   trace: ExplainStep[] | undefined;
+  /** Steps left in this evaluation's budget; below zero the evaluation is stopped. */
+  steps: number;
+  /** Bytes (estimated) left in this evaluation's budget; below zero the evaluation is stopped. */
+  alloc: number;
 }
 
 export type Evaluator = (data: unknown, env: Env) => unknown;
 
-/** A rule that cannot be compiled (unknown operator, wrong arity, forbidden path). */
+/** The most one evaluation may cost: the static bound at compile time and the run-time budget. */
+export interface EvaluationBudget {
+  readonly steps: number;
+  readonly bytes: number;
+}
+
+/** A rule that cannot be compiled (unknown operator, wrong arity, forbidden path, too costly). */
 export class RuleCompileError extends Error {
   constructor(
     readonly path: string,
@@ -37,59 +89,265 @@ export class EvaluationFailure extends Error {}
 interface Scope {
   /** Inside map/filter/reduce/all/some/none, `var` reads the current element, not the context. */
   readonly inIterator: boolean;
+  /** What `var` reads here: the context, a list element, or reduce's {current, accumulator}. */
+  readonly data: 'context' | 'element' | 'reduce';
   /** The value of this node is the targeting result (not a condition): a split here is SPLIT. */
   readonly tail: boolean;
   readonly flagKey: string;
+  /** Largest size of what `var` reads here (D in cost.ts); Infinity when it has no numeric bound. */
+  readonly dMax: number;
+  /** Longest string in what `var` reads here (in reduce: in `current`). */
+  readonly dText: number;
+  /** In a reduce body: the types the accumulator can have. */
+  readonly accTypes?: number;
+  readonly budget: EvaluationBudget;
 }
 
 interface Node {
   fn: Evaluator;
   /** Set when the node is a constant (folded at compile time). */
   constant?: { value: unknown };
+  cost: Cost;
 }
 
 const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_WEIGHT = 2147483647;
 
-/** Compiles a flag's targeting. `flagKey` is fixed at compile time (used by `$flagd.flagKey`). */
-export function compileTargeting(rule: JsonValue, flagKey: string): Evaluator {
-  return compile(rule, 'targeting', { inIterator: false, tail: true, flagKey }).fn;
+/** Budget used when none is given (the defaults of FlagSetLimits). */
+export const DEFAULT_BUDGET: EvaluationBudget = Object.freeze({ steps: 100_000, bytes: 1_000_000 });
+
+/** A compiled rule and its static worst case (for a context within the assumption of cost.ts). */
+export interface CompiledRule {
+  fn: Evaluator;
+  /** Worst-case steps of one evaluation: those charged at run time plus the uncharged node evaluations. */
+  maxSteps: number;
+  /** Worst-case steps charged to the run-time budget. */
+  maxChargedSteps: number;
+  /** Worst-case bytes charged to the run-time budget. */
+  maxBytes: number;
 }
+
+/**
+ * Compiles a flag's targeting, refusing it (RuleCompileError) when its worst-case cost is over
+ * the budget. `flagKey` is fixed at compile time (used by `$flagd.flagKey`).
+ */
+export function compileRule(rule: JsonValue, flagKey: string, budget: EvaluationBudget = DEFAULT_BUDGET): CompiledRule {
+  const scope: Scope = { inIterator: false, data: 'context', tail: true, flagKey, dMax: CONTEXT_SIZE, dText: CONTEXT_STRING, budget };
+  const node = compile(rule, 'targeting', scope);
+  const charged = valueAt(node.cost.steps, CONTEXT_SIZE, 0);
+  return { fn: node.fn, maxSteps: node.cost.weight + charged, maxChargedSteps: charged, maxBytes: valueAt(node.cost.alloc, CONTEXT_SIZE, 0) };
+}
+
+/** Compiles a flag's targeting (see compileRule). */
+export function compileTargeting(rule: JsonValue, flagKey: string, budget: EvaluationBudget = DEFAULT_BUDGET): Evaluator {
+  return compileRule(rule, flagKey, budget).fn;
+}
+
+/** A fresh per-evaluation state with the whole budget. */
+export function newEnv(ctx: EvaluationContext, flagKey: string, budget: EvaluationBudget, trace?: ExplainStep[]): Env {
+  return { ctx, flagKey, timestamp: undefined, split: false, trace, steps: budget.steps, alloc: budget.bytes };
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
 
 /** json-logic-engine's truthiness: [] and {} are false, as are the JS falsy values. */
 export function truthy(value: unknown): boolean {
   if (!value) return false;
   if (typeof value === 'object') {
     if (Array.isArray(value)) return value.length > 0;
-    return Object.keys(value).length > 0;
+    // an own enumerable key, as Object.keys(value).length > 0, without building the list of keys
+    for (const key in value) if (hasOwn.call(value, key)) return true;
+    return false;
   }
   return true;
 }
 
-function constant(value: unknown): Node {
-  return { fn: () => value, constant: { value } };
+// ---- budget --------------------------------------------------------------------------------------
+
+function chargeSteps(env: Env, n: number): void {
+  if ((env.steps -= n) < 0) throw new BudgetExceeded('steps');
+}
+
+function chargeBytes(env: Env, n: number): void {
+  if ((env.alloc -= n) < 0) throw new BudgetExceeded('allocation');
+}
+
+/**
+ * Reading a string's characters: compared, parsed, hashed, searched (or first copied flat). Up
+ * to FREE_CHARS characters this is part of a node's own step (and a string `cat` built that
+ * short was paid for by its pieces); longer strings are charged by length.
+ */
+function chargeRead(env: Env, v: unknown): void {
+  if (typeof v === 'string' && v.length > FREE_CHARS) {
+    const n = v.length;
+    if ((env.steps -= (n / CHARS_PER_STEP) | 0) < 0) throw new BudgetExceeded('steps');
+    if ((env.alloc -= BYTES_PER_CHAR * n) < 0) throw new BudgetExceeded('allocation');
+  }
+}
+
+/** Bytes of an array of n elements. */
+function arrayBytes(n: number): number {
+  return BYTES_PER_ARRAY + BYTES_PER_ELEMENT * n;
+}
+
+/** Folding at compile time runs on constants whose cost was checked first: no budget there. */
+const FOLD_ENV: Env = { ctx: Object.freeze({}), flagKey: '', timestamp: undefined, split: false, trace: undefined, steps: Infinity, alloc: Infinity };
+
+interface OwnCost {
+  weight?: number;
+  steps?: Lin;
+  alloc?: Lin;
+  size: Lin;
+  text?: Lin;
+  built?: Lin;
+  types: number;
+}
+
+/** The cost of a node evaluating its children once, plus its own weight and data-dependent work. */
+function costOf(children: readonly Node[], own: OwnCost): Cost {
+  let weight = 1 + (own.weight ?? 0);
+  const steps: Lin[] = own.steps ? [own.steps] : [];
+  const alloc: Lin[] = own.alloc ? [own.alloc] : [];
+  const built: Lin[] = own.built ? [own.built] : [];
+  for (const child of children) {
+    weight += child.cost.weight;
+    steps.push(child.cost.steps);
+    alloc.push(child.cost.alloc);
+    built.push(child.cost.built);
+  }
+  return { weight, steps: sum(steps), alloc: sum(alloc), size: own.size, text: own.text ?? ZERO, built: upper(built), types: own.types };
+}
+
+/** Static counterpart of chargeRead for the values of these nodes. */
+function reads(nodes: readonly Node[]): { steps: Lin; alloc: Lin } {
+  const steps: Lin[] = [];
+  const alloc: Lin[] = [];
+  for (const n of nodes) {
+    if (!(n.cost.types & T_STR)) continue;
+    if (n.constant) {
+      const v = n.constant.value;
+      const len = typeof v === 'string' && v.length > FREE_CHARS ? v.length : 0;
+      steps.push(lin((len / CHARS_PER_STEP) | 0));
+      alloc.push(lin(BYTES_PER_CHAR * len));
+    } else if (n.cost.text.d !== 0 || n.cost.text.a !== 0 || n.cost.text.c > FREE_CHARS) {
+      steps.push(scale(1 / CHARS_PER_STEP, n.cost.text));
+      alloc.push(scale(BYTES_PER_CHAR, n.cost.text));
+    }
+  }
+  return { steps: sum(steps), alloc: sum(alloc) };
+}
+
+/** Bound used to refuse a node: its variables at their largest; those with no numeric bound are left to the enclosing node. */
+function worstCase(x: Lin, scope: Scope): number {
+  return Number.isFinite(scope.dMax) ? valueAt(x, scope.dMax, 0) : x.c;
+}
+
+function formatCount(n: number): string {
+  if (!Number.isFinite(n)) return 'unboundedly many';
+  if (n >= 1e9) return n.toExponential(1).replace('e+', '×10^');
+  return Math.ceil(n).toLocaleString('en-US');
+}
+
+const STEPS_ADVICE = 'iterate over shorter lists or nest fewer iterations, and test membership with "in" against a constant list, which is a set lookup, not a loop';
+const BYTES_ADVICE = 'build smaller lists and strings with merge, map, filter and cat';
+const GROWTH_ADVICE = 'use the accumulator at most once in its next value, so that it grows by addition, not multiplication';
+
+/** Refuses a node whose worst case is over the budget, saying why and what to do. */
+function enforce(cost: Cost, path: string, scope: Scope, why?: () => { reason: string; advice?: string }): void {
+  const steps = cost.weight + worstCase(cost.steps, scope);
+  const bytes = worstCase(cost.alloc, scope);
+  const built = worstCase(cost.built, scope);
+  const longest = maxStringLength(scope.budget);
+  // (written so that a NaN, which no bound should ever be, counts as over the limit)
+  if (steps <= scope.budget.steps && bytes <= scope.budget.bytes && built <= longest) return;
+  const explained = why?.();
+  const reason = explained ? ` (${explained.reason})` : '';
+  // the context-size assumption matters only when the cost grows with what the rule reads
+  const dependsOnData = scope.data === 'context' && (cost.steps.d > 0 || cost.alloc.d > 0 || cost.built.d > 0);
+  const assumption = dependsOnData ? ` (a context is assumed to be at most ${CONTEXT_SIZE.toLocaleString('en-US')} characters of JSON)` : '';
+  if (!(steps <= scope.budget.steps)) {
+    throw new RuleCompileError(path, `worst-case cost is ${formatCount(steps)} steps per evaluation, above the limit of ${formatCount(scope.budget.steps)}${reason}${assumption}; ${explained?.advice ?? STEPS_ADVICE}`);
+  }
+  if (!(bytes <= scope.budget.bytes)) {
+    throw new RuleCompileError(path, `may allocate ${formatCount(bytes)} bytes per evaluation, above the limit of ${formatCount(scope.budget.bytes)}${reason}${assumption}; ${explained?.advice ?? BYTES_ADVICE}`);
+  }
+  throw new RuleCompileError(path, `may build a string of ${formatCount(built)} characters, above the limit of ${formatCount(longest)}${reason}${assumption}; ${explained?.advice ?? BYTES_ADVICE}`);
+}
+
+/** Longest string an operation may build (half the byte budget: 2 bytes per character). */
+function maxStringLength(budget: EvaluationBudget): number {
+  return Math.floor(budget.bytes / BYTES_PER_CHAR);
+}
+
+function constant(value: unknown, facts = measure(value)): Node {
+  return {
+    fn: () => value,
+    constant: { value },
+    cost: { weight: 1, steps: ZERO, alloc: ZERO, size: lin(facts.size), text: lin(facts.text), built: ZERO, types: typeOf(value) },
+  };
 }
 
 function compile(rule: JsonValue, path: string, scope: Scope): Node {
+  const node = build(rule, path, scope);
+  enforce(node.cost, path, scope);
+  return node;
+}
+
+function build(rule: JsonValue, path: string, scope: Scope): Node {
   if (rule === null || typeof rule !== 'object') return constant(rule);
   if (Array.isArray(rule)) {
     const items = rule.map((item, i) => compile(item, `${path}[${i}]`, { ...scope, tail: false }));
-    if (items.every((n) => n.constant)) return constant(items.map((n) => n.constant!.value));
+    const commas = Math.max(0, items.length - 1);
+    if (items.every((n) => n.constant)) {
+      let size = 2 + commas;
+      let text = 0;
+      for (const n of items) {
+        size += n.cost.size.c;
+        text = Math.max(text, n.cost.text.c);
+      }
+      return constant(
+        items.map((n) => n.constant!.value),
+        { size, text, keys: 0 },
+      );
+    }
     const fns = items.map((n) => n.fn);
-    return { fn: (data, env) => fns.map((fn) => fn(data, env)) };
+    const bytes = arrayBytes(fns.length);
+    return {
+      fn: (data, env) => {
+        chargeBytes(env, bytes);
+        const out: unknown[] = new Array(fns.length);
+        for (let i = 0; i < fns.length; i++) out[i] = fns[i]!(data, env);
+        return out;
+      },
+      cost: costOf(items, {
+        alloc: lin(bytes),
+        size: plus(sum(items.map((n) => n.cost.size)), 2 + commas),
+        text: upper(items.map((n) => n.cost.text)),
+        types: T_ARR,
+      }),
+    };
   }
   const keys = Object.keys(rule);
   // An object that is not a single-key operation is data, as in JsonLogic.
-  if (keys.length !== 1) return constant(rule);
+  if (keys.length !== 1) return dataObject(rule, path);
   const op = keys[0]!;
   const raw = rule[op] as JsonValue;
   const opPath = `${path}.${op}`;
-  const build = OPERATORS[op];
-  if (!build) {
+  const builder = OPERATORS[op];
+  if (!builder) {
     if (op === '$ref') throw new RuleCompileError(path, `unresolved $ref ${JSON.stringify(raw)}`);
     throw new RuleCompileError(path, `unknown operator "${op}"`);
   }
-  return build(raw, opPath, scope);
+  return builder(raw, opPath, scope);
+}
+
+/** An object written as a value. Testing one for truth lists its keys: large ones are refused. */
+function dataObject(rule: JsonValue, path: string): Node {
+  const facts = measure(rule);
+  if (facts.keys > MAX_OBJECT_KEYS) {
+    throw new RuleCompileError(path, `an object used as a value has ${facts.keys} keys, above the limit of ${MAX_OBJECT_KEYS}; use a list and "in" instead`);
+  }
+  return constant(rule, facts);
 }
 
 type Builder = (raw: JsonValue, path: string, scope: Scope) => Node;
@@ -110,12 +368,18 @@ function arity(path: string, args: unknown[], min: number, max = Infinity): void
   }
 }
 
-/** Folds an operation over constant arguments at compile time when it has no side inputs. */
-function pure(args: Node[], fn: (values: unknown[]) => unknown): Node {
+type PureFn = (values: unknown[], env: Env) => unknown;
+
+/**
+ * An operation of its arguments' values only. Over constant arguments it is folded at compile
+ * time, after its cost was checked (folding a costly operation is as costly as running it).
+ */
+function pure(args: Node[], cost: Cost, fn: PureFn, path: string, scope: Scope): Node {
   if (args.every((a) => a.constant)) {
+    enforce(cost, path, scope);
     const values = args.map((a) => a.constant!.value);
     try {
-      return constant(fn(values));
+      return constant(fn(values, FOLD_ENV));
     } catch {
       // evaluation errors stay evaluation errors: fall through and fail at run time
     }
@@ -123,14 +387,18 @@ function pure(args: Node[], fn: (values: unknown[]) => unknown): Node {
   const fns = args.map((a) => a.fn);
   if (fns.length === 1) {
     const [a] = fns as [Evaluator];
-    return { fn: (d, e) => fn([a(d, e)]) };
+    return { fn: (d, e) => fn([a(d, e)], e), cost };
   }
   if (fns.length === 2) {
     const [a, b] = fns as [Evaluator, Evaluator];
-    return { fn: (d, e) => fn([a(d, e), b(d, e)]) };
+    return { fn: (d, e) => fn([a(d, e), b(d, e)], e), cost };
   }
-  return { fn: (d, e) => fn(fns.map((f) => f(d, e))) };
+  return { fn: (d, e) => fn(fns.map((f) => f(d, e)), e), cost };
 }
+
+/** Size bounds of booleans and numbers (String(n) has at most 24 characters). */
+const BOOLEAN_SIZE = lin(5);
+const NUMBER_SIZE = lin(24);
 
 // ---- var / missing ---------------------------------------------------------------------------
 
@@ -169,14 +437,68 @@ function flagdProperties(env: Env): Record<string, unknown> {
   return { flagKey: env.flagKey, timestamp: timestampOf(env) };
 }
 
+/** Bytes charged per context key copied by rootData. */
+const BYTES_PER_PROPERTY = 16;
+
 /** Root data as flagd sees it: the context plus `$flagd` (built only for `{"var": ""}`). */
 function rootData(env: Env): Record<string, unknown> {
   const data: Record<string, unknown> = {};
-  for (const key of Object.keys(env.ctx)) {
+  const keys = Object.keys(env.ctx);
+  chargeSteps(env, keys.length);
+  chargeBytes(env, BYTES_PER_PROPERTY * (keys.length + 1));
+  for (const key of keys) {
     if (!FORBIDDEN_SEGMENTS.has(key)) data[key] = env.ctx[key];
   }
   data.$flagd = flagdProperties(env);
   return data;
+}
+
+/** Size of `$flagd` ({"flagKey": …, "timestamp": …}). */
+function flagdSize(flagKey: string): number {
+  return 40 + flagKey.length;
+}
+
+/** What `var` reads in this scope (`path` undefined: a path known only at run time). */
+function varCost(path: string | undefined, fallback: Node, scope: Scope): OwnCost {
+  const fb = { size: max(fallback.cost.size, lin(4)), text: fallback.cost.text, types: fallback.cost.types | T_NULL };
+  const or = (size: Lin, text: Lin, types = T_ANY): OwnCost => ({ size: max(size, fb.size), text: max(text, fb.text), types: types | fb.types });
+  const D = lin(0, 1);
+  if (scope.data === 'context') {
+    // the root data: the context (a key per ≥ 5 characters of its JSON) plus $flagd
+    const root: OwnCost = {
+      weight: WEIGHT.rootData,
+      steps: lin(0, 1 / 5),
+      alloc: lin(BYTES_PER_PROPERTY * 2, BYTES_PER_PROPERTY / 5),
+      size: plus(D, flagdSize(scope.flagKey) + 12),
+      text: lin(Math.max(CONTEXT_STRING, scope.flagKey.length)),
+      types: T_OBJ,
+    };
+    const read = or(D, lin(CONTEXT_STRING));
+    if (path === undefined) return { ...root, ...or(root.size, root.text!) };
+    if (path === '') return root;
+    const first = path.split('.', 1)[0];
+    if (first === '$flagd') {
+      const key = lin(scope.flagKey.length);
+      if (path === '$flagd') return { size: lin(flagdSize(scope.flagKey)), text: key, types: T_OBJ };
+      if (path === '$flagd.flagKey') return { size: lin(sizeOf(scope.flagKey)), text: key, types: T_STR };
+      if (path === '$flagd.timestamp') return { size: NUMBER_SIZE, types: T_NUM };
+      return fb;
+    }
+    return read;
+  }
+  // inside an iterator a string in an element is at most the element's size (their sum is at most the list's)
+  const elementText = scope.dText === 0 ? ZERO : D;
+  if (scope.data === 'element') return or(D, elementText);
+  // reduce: the data is {current, accumulator}
+  const A = lin(0, 0, 1);
+  const accTypes = scope.accTypes ?? T_ANY;
+  const accText = accTypes & (T_STR | T_ARR | T_OBJ) ? A : ZERO;
+  if (path === undefined || path === '') return or(plus(add(D, A), 40), max(elementText, accText));
+  const first = path.split('.', 1)[0];
+  if (first === 'current') return or(D, elementText);
+  if (path === 'accumulator') return or(A, accText, accTypes);
+  if (first === 'accumulator') return or(A, accText, accTypes & (T_ARR | T_OBJ) ? T_ANY : accTypes & T_STR ? T_STR : 0);
+  return fb;
 }
 
 function compileVarPath(path: string, fallback: unknown, scope: Scope, where: string): Evaluator {
@@ -208,56 +530,105 @@ const compileVar: Builder = (raw, path, scope) => {
   if (pathNode.constant && fallbackNode.constant) {
     const p = pathNode.constant.value;
     const fallback = fallbackNode.constant.value ?? null;
-    return { fn: compileVarPath(p === null || p === undefined ? '' : String(p), fallback, scope, path) };
+    const str = p === null || p === undefined ? '' : String(p);
+    return { fn: compileVarPath(str, fallback, scope, path), cost: costOf([], varCost(str, fallbackNode, scope)) };
   }
   // dynamic path: resolved (and checked) on every evaluation
+  const read = varCost(undefined, fallbackNode, scope);
+  const pathFn = pathNode.fn;
+  const fallbackFn = fallbackNode.fn;
+  const pathRead = reads([pathNode]);
   return {
     fn: (d, env) => {
-      const p = pathNode.fn(d, env);
-      const fallback = fallbackNode.fn(d, env) ?? null;
-      const str = p === null || p === undefined ? '' : String(p);
+      const p = pathFn(d, env);
+      const fallback = fallbackFn(d, env) ?? null;
+      const str = p === null || p === undefined ? '' : stringOf(p, env);
+      chargeRead(env, str);
       try {
         return compileVarPath(str, fallback, scope, path)(d, env);
       } catch (e) {
+        if (e instanceof BudgetExceeded) throw e;
         throw new EvaluationFailure(e instanceof Error ? e.message : String(e));
       }
     },
+    cost: costOf([pathNode, fallbackNode], {
+      ...read,
+      weight: WEIGHT.dynamicVar! + (read.weight ?? 0),
+      steps: add(read.steps ?? ZERO, pathRead.steps, conversion([pathNode]).steps),
+      alloc: add(read.alloc ?? ZERO, pathRead.alloc, conversion([pathNode]).alloc, scale(BYTES_PER_CHAR, pathNode.cost.size)),
+    }),
   };
 };
 
 /** `missing` semantics (json-logic-engine): only an absent (undefined) value is missing. */
 function isAbsent(data: unknown, key: unknown, scope: Scope, env: Env): boolean {
-  const segments = String(key).split('.');
+  const name = typeof key === 'string' ? key : stringOf(key, env);
+  chargeRead(env, name);
+  const segments = name.split('.');
   if (segments.some((s) => FORBIDDEN_SEGMENTS.has(s))) return true;
   // at the root, `$flagd.*` is present exactly where `var` finds it
   if (!scope.inIterator && segments[0] === '$flagd') return lookup({ $flagd: flagdProperties(env) }, segments) === undefined;
   return lookup(data, segments) === undefined;
 }
 
+/** Steps of checking one key (split on dots, looked up), measured (bench/cost.bench.js). */
+const STEPS_PER_KEY = 6;
+
+/**
+ * Cost of checking a list of keys: a step and an array element per key (at most size/2 of the
+ * list, or one per argument), and reading each key as a string (at most the list's size).
+ */
+function missingCost(args: Node[], keys: Node[]): Cost {
+  const size = sum(keys.map((k) => k.cost.size));
+  const count = plus(scale(1 / 2, size), keys.length);
+  return costOf(args, {
+    weight: WEIGHT.missing,
+    steps: add(scale(STEPS_PER_KEY, count), scale(1 / CHARS_PER_STEP, size), conversion(keys).steps),
+    alloc: add(plus(scale(BYTES_PER_ELEMENT, count), BYTES_PER_ARRAY), scale(BYTES_PER_CHAR, size), conversion(keys).alloc),
+    size: plus(size, 2 + keys.length),
+    text: upper(keys.map((k) => k.cost.text)),
+    types: T_ARR,
+  });
+}
+
 const compileMissing: Builder = (raw, path, scope) => {
   const args = compileArgs(raw, path, scope);
+  const fns = args.map((a) => a.fn);
   return {
     fn: (d, env) => {
-      let keys = args.map((a) => a.fn(d, env));
+      let keys = fns.map((fn) => fn(d, env));
       if (keys.length === 1 && Array.isArray(keys[0])) keys = keys[0] as unknown[];
+      chargeSteps(env, STEPS_PER_KEY * keys.length);
+      chargeBytes(env, arrayBytes(keys.length));
       const data = scope.inIterator ? d : env.ctx;
       return keys.filter((k) => isAbsent(data, k, scope, env));
     },
+    cost: missingCost(args, args),
   };
 };
 
 const compileMissingSome: Builder = (raw, path, scope) => {
   const args = compileArgs(raw, path, scope);
   arity(path, args, 2, 2);
+  const [needFn, keysFn] = args.map((a) => a.fn) as [Evaluator, Evaluator];
   return {
     fn: (d, env) => {
-      const need = Number(args[0]!.fn(d, env));
-      const keys = args[1]!.fn(d, env);
+      const needed = needFn(d, env);
+      chargeRead(env, needed);
+      const need = Number(needed);
+      const keys = keysFn(d, env);
       const list = Array.isArray(keys) ? keys : [keys];
+      chargeSteps(env, STEPS_PER_KEY * list.length);
+      chargeBytes(env, arrayBytes(list.length));
       const data = scope.inIterator ? d : env.ctx;
       const absent = list.filter((k) => isAbsent(data, k, scope, env));
       return list.length - absent.length >= need ? [] : absent;
     },
+    cost: (() => {
+      const c = missingCost(args, [args[1]!]);
+      const r = reads([args[0]!]);
+      return { ...c, steps: add(c.steps, r.steps), alloc: add(c.alloc, r.alloc) };
+    })(),
   };
 };
 
@@ -271,13 +642,22 @@ const compileIf: Builder = (raw, path, scope) => {
   const conditions: Evaluator[] = [];
   const conditionRules: JsonValue[] = [];
   const branches: Evaluator[] = [];
+  const children: Node[] = [];
+  const results: Node[] = [];
   let i = 0;
   for (; i + 1 < args.length; i += 2) {
-    conditions.push(compile(args[i]!, `${path}[${i}]`, cond).fn);
+    const condition = compile(args[i]!, `${path}[${i}]`, cond);
+    const branch = compile(args[i + 1]!, `${path}[${i + 1}]`, scope);
+    conditions.push(condition.fn);
     conditionRules.push(args[i]!);
-    branches.push(compile(args[i + 1]!, `${path}[${i + 1}]`, scope).fn);
+    branches.push(branch.fn);
+    children.push(condition, branch);
+    results.push(branch);
   }
-  const otherwise = i < args.length ? compile(args[i]!, `${path}[${i}]`, scope).fn : () => null;
+  const otherwiseNode = i < args.length ? compile(args[i]!, `${path}[${i}]`, scope) : constant(null);
+  children.push(otherwiseNode);
+  results.push(otherwiseNode);
+  const otherwise = otherwiseNode.fn;
   const n = conditions.length;
   return {
     fn: (d, env) => {
@@ -299,12 +679,19 @@ const compileIf: Builder = (raw, path, scope) => {
       }
       return otherwise(d, env);
     },
+    cost: costOf(children, oneOf(results)),
   };
 };
 
+/** Size, text and types of a value that is one of these nodes' values. */
+function oneOf(nodes: readonly Node[]): OwnCost {
+  return { size: upper(nodes.map((r) => r.cost.size)), text: upper(nodes.map((r) => r.cost.text)), types: nodes.reduce((t, r) => t | r.cost.types, 0) };
+}
+
 function compileAndOr(isAnd: boolean): Builder {
   return (raw, path, scope) => {
-    const args = compileArgs(raw, path, scope).map((a) => a.fn);
+    const nodes = compileArgs(raw, path, scope);
+    const args = nodes.map((a) => a.fn);
     if (args.length === 0) return constant(null);
     return {
       fn: (d, env) => {
@@ -315,18 +702,25 @@ function compileAndOr(isAnd: boolean): Builder {
         }
         return item;
       },
+      cost: costOf(nodes, oneOf(nodes)),
     };
   };
 }
 
+function booleanOf(args: Node[], extra?: { steps: Lin; alloc: Lin }): Cost {
+  return costOf(args, { size: BOOLEAN_SIZE, types: T_BOOL, steps: extra?.steps, alloc: extra?.alloc });
+}
+
 const compileNot: Builder = (raw, path, scope) => {
   const [a] = compileArgs(raw, path, scope);
-  return pure([a ?? constant(undefined)], ([v]) => !truthy(v));
+  const args = [a ?? constant(undefined)];
+  return pure(args, booleanOf(args), ([v]) => !truthy(v), path, scope);
 };
 
 const compileNotNot: Builder = (raw, path, scope) => {
   const [a] = compileArgs(raw, path, scope);
-  return pure([a ?? constant(undefined)], ([v]) => truthy(v));
+  const args = [a ?? constant(undefined)];
+  return pure(args, booleanOf(args), ([v]) => truthy(v), path, scope);
 };
 
 // ---- comparison --------------------------------------------------------------------------------
@@ -353,12 +747,44 @@ function comparator(strict: boolean, test: (a: never, b: never) => boolean): Bui
   return (raw, path, scope) => {
     const args = compileArgs(raw, path, scope);
     arity(path, args, 2);
-    if (args.length === 2) return pure(args, ([a, b]) => cmp(a, b));
+    // comparing (or parsing) strings reads their characters
+    const cost = booleanOf(args, reads(args));
+    if (args.length === 2) {
+      // a constant that is not a long string costs nothing to read: no check for it on every evaluation
+      const [left, right] = args as [Node, Node];
+      const short = (n: Node) => n.constant !== undefined && !(typeof n.constant.value === 'string' && n.constant.value.length > FREE_CHARS);
+      let fn: PureFn;
+      if (short(right)) {
+        fn = ([a, b], env) => {
+          chargeRead(env, a);
+          return cmp(a, b);
+        };
+      } else if (short(left)) {
+        fn = ([a, b], env) => {
+          chargeRead(env, b);
+          return cmp(a, b);
+        };
+      } else {
+        fn = ([a, b], env) => {
+          chargeRead(env, a);
+          chargeRead(env, b);
+          return cmp(a, b);
+        };
+      }
+      return pure(args, cost, fn, path, scope);
+    }
     // chained form, e.g. {"<": [0, {"var": "x"}, 10]} ("between")
-    return pure(args, (values) => {
-      for (let i = 1; i < values.length; i++) if (!cmp(values[i - 1], values[i])) return false;
-      return true;
-    });
+    return pure(
+      args,
+      cost,
+      (values, env) => {
+        for (const v of values) chargeRead(env, v);
+        for (let i = 1; i < values.length; i++) if (!cmp(values[i - 1], values[i])) return false;
+        return true;
+      },
+      path,
+      scope,
+    );
   };
 }
 
@@ -404,7 +830,19 @@ function compileArithmetic(op: string, min: number): Builder {
   return (raw, path, scope) => {
     const args = compileArgs(raw, path, scope);
     arity(path, args, min);
-    return pure(args, (values) => fn(values, path));
+    // a string operand is parsed as a number
+    const r = reads(args);
+    const cost = costOf(args, { steps: r.steps, alloc: r.alloc, size: NUMBER_SIZE, types: T_NUM });
+    return pure(
+      args,
+      cost,
+      (values, env) => {
+        for (const v of values) chargeRead(env, v);
+        return fn(values, path);
+      },
+      path,
+      scope,
+    );
   };
 }
 
@@ -412,14 +850,67 @@ function compileMinMax(isMax: boolean): Builder {
   return (raw, path, scope) => {
     const args = compileArgs(raw, path, scope);
     arity(path, args, 1);
-    return pure(args, (values) => {
-      for (const v of values) if (typeof v !== 'number') throw new EvaluationFailure(`${isMax ? 'max' : 'min'} of a non-number`);
-      return isMax ? Math.max(...(values as number[])) : Math.min(...(values as number[]));
-    });
+    const cost = costOf(args, { size: NUMBER_SIZE, types: T_NUM });
+    return pure(
+      args,
+      cost,
+      (values) => {
+        for (const v of values) if (typeof v !== 'number') throw new EvaluationFailure(`${isMax ? 'max' : 'min'} of a non-number`);
+        return isMax ? Math.max(...(values as number[])) : Math.min(...(values as number[]));
+      },
+      path,
+      scope,
+    );
   };
 }
 
 // ---- membership and strings ----------------------------------------------------------------------
+
+/**
+ * String(v), charging what it costs: for an array or object, a step per element visited (so a
+ * structure that repeats itself cannot stall) and the string it becomes.
+ */
+function stringOf(v: unknown, env: Env): string {
+  if (typeof v === 'string') return v;
+  if (v === null || typeof v !== 'object') return String(v);
+  chargeBytes(env, BYTES_PER_CHAR * textLength(v, env));
+  return String(v);
+}
+
+/** The length of String(v) for an array or object, charging a step per element visited. */
+function textLength(v: object, env: Env): number {
+  if (!Array.isArray(v)) return String(v).length;
+  chargeSteps(env, v.length + 1);
+  let n = Math.max(0, v.length - 1);
+  for (const item of v) {
+    if (typeof item === 'string') n += item.length;
+    else if (item !== null && typeof item === 'object') n += textLength(item, env);
+    else if (item !== null && item !== undefined) n += String(item).length;
+  }
+  return n;
+}
+
+/**
+ * Static counterpart of stringOf for arrays and objects among these nodes' values: String(v) is
+ * at most v's size, visiting at most that many elements; counted twice, as the string is then
+ * read as well.
+ */
+function conversion(nodes: readonly Node[]): { steps: Lin; alloc: Lin } {
+  const sizes = sum(nodes.filter((n) => n.cost.types & (T_ARR | T_OBJ)).map((n) => n.cost.size));
+  return { steps: scale(1 + 1 / CHARS_PER_STEP, sizes), alloc: scale(2 * BYTES_PER_CHAR, sizes) };
+}
+
+/** The longest a value's String() can be: its longest string, a number's 24 characters, or (array, object) its size. */
+function stringLength(node: Node): Lin {
+  if (node.constant) {
+    const v = node.constant.value;
+    return lin(v === null || v === undefined ? 0 : typeof v === 'object' ? node.cost.size.c : String(v).length);
+  }
+  const t = node.cost.types;
+  if (t & (T_ARR | T_OBJ)) return node.cost.size;
+  const scalar = t & (T_NUM | T_BOOL) ? lin(24) : ZERO;
+  return t & T_STR ? max(node.cost.text, scalar) : scalar;
+}
 
 /** Above this size a constant list is matched through a Set (O(1)); below, includes() is as fast. */
 const SET_THRESHOLD = 8;
@@ -434,53 +925,160 @@ const compileIn: Builder = (raw, path, scope) => {
     const members = new Set(list);
     if (needle.constant) return constant(members.has(needle.constant.value));
     const n = needle.fn;
-    return { fn: (d, env) => members.has(n(d, env)) };
+    return {
+      fn: (d, env) => {
+        const item = n(d, env);
+        chargeRead(env, item); // hashed
+        return members.has(item);
+      },
+      cost: booleanOf(args, reads([needle])),
+    };
   }
-  return pure(args, ([item, container]) => {
-    if (container === null || container === undefined) return false;
-    if (typeof container === 'string') return container.includes(item as string);
-    if (Array.isArray(container)) return container.includes(item);
-    throw new EvaluationFailure('"in" needs an array or a string to search');
-  });
+  // A scan: a step per array element (plus comparing a string needle with the elements: at most
+  // the list's size); a string is read, and a needle that is an array or object is turned into a
+  // string to search it.
+  const h = haystack.cost;
+  const r = reads(args);
+  const c = conversion(h.types & T_STR ? [needle] : []);
+  const scan = h.types & T_ARR ? add(scale(1 / 2, h.size), needle.cost.types & T_STR ? scale(1 / CHARS_PER_STEP, h.size) : ZERO) : ZERO;
+  const cost = booleanOf(args, { steps: plus(add(r.steps, c.steps, scan), 1), alloc: add(r.alloc, c.alloc) });
+  return pure(
+    args,
+    cost,
+    ([item, container], env) => {
+      if (container === null || container === undefined) return false;
+      if (typeof container === 'string') {
+        const s = item !== null && typeof item === 'object' ? stringOf(item, env) : item;
+        chargeRead(env, container);
+        chargeRead(env, s);
+        chargeSteps(env, 1);
+        return container.includes(s as string);
+      }
+      if (Array.isArray(container)) {
+        chargeRead(env, item);
+        chargeSteps(env, container.length + 1);
+        return container.includes(item);
+      }
+      throw new EvaluationFailure('"in" needs an array or a string to search');
+    },
+    path,
+    scope,
+  );
 };
 
 const compileCat: Builder = (raw, path, scope) => {
   const args = compileArgs(raw, path, scope);
-  return pure(args, (values) => {
-    let s = '';
-    for (const v of values) if (v !== null && v !== undefined) s += String(v);
-    return s;
+  const length = sum(args.map(stringLength));
+  const c = conversion(args);
+  const cost = costOf(args, {
+    steps: c.steps,
+    alloc: plus(c.alloc, BYTES_PER_PIECE * Math.max(0, args.length - 1)),
+    size: plus(length, 2),
+    text: length,
+    built: length,
+    types: T_STR,
   });
+  // no string longer than half the byte budget (2 bytes per character) is built
+  const limit = maxStringLength(scope.budget);
+  return pure(
+    args,
+    cost,
+    (values, env) => {
+      let s = '';
+      for (const v of values) {
+        if (v === null || v === undefined) continue;
+        // appending to "" allocates nothing; each further piece makes a cons string
+        if (s !== '') chargeBytes(env, BYTES_PER_PIECE);
+        s += stringOf(v, env);
+      }
+      if (s.length > limit) throw new BudgetExceeded('allocation');
+      return s;
+    },
+    path,
+    scope,
+  );
 };
 
 const compileSubstr: Builder = (raw, path, scope) => {
   const args = compileArgs(raw, path, scope);
   arity(path, args, 2, 3);
-  return pure(args, ([str, from, len]) => {
-    const s = String(str ?? '');
-    const start = Number(from);
-    const sliced = start < 0 ? s.slice(Math.max(s.length + start, 0)) : s.slice(start);
-    if (len === undefined || len === null) return sliced;
-    const n = Number(len);
-    return n < 0 ? sliced.slice(0, Math.max(sliced.length + n, 0)) : sliced.slice(0, n);
+  const str = args[0]!;
+  const length = stringLength(str);
+  const c = conversion([str]);
+  const r = reads(args.slice(1)); // from and len are parsed as numbers
+  // slicing reads (flattens) the string
+  const cost = costOf(args, {
+    steps: add(c.steps, r.steps, scale(1 / CHARS_PER_STEP, length)),
+    alloc: plus(add(c.alloc, r.alloc, scale(BYTES_PER_CHAR, length)), BYTES_PER_PIECE),
+    size: plus(length, 2),
+    text: length,
+    types: T_STR,
   });
+  return pure(
+    args,
+    cost,
+    ([str, from, len], env) => {
+      const s = str === null || str === undefined ? '' : stringOf(str, env);
+      chargeRead(env, s);
+      chargeRead(env, from);
+      chargeRead(env, len);
+      chargeBytes(env, BYTES_PER_PIECE);
+      const start = Number(from);
+      const sliced = start < 0 ? s.slice(Math.max(s.length + start, 0)) : s.slice(start);
+      if (len === undefined || len === null) return sliced;
+      const n = Number(len);
+      return n < 0 ? sliced.slice(0, Math.max(sliced.length + n, 0)) : sliced.slice(0, n);
+    },
+    path,
+    scope,
+  );
 };
 
 const compileMerge: Builder = (raw, path, scope) => {
   const args = compileArgs(raw, path, scope);
-  return pure(args, (values) => values.flatMap((v) => (Array.isArray(v) ? v : [v])));
+  // an array argument of size s has at most s/2 elements; anything else is one element
+  const sizes = sum(args.map((a) => a.cost.size));
+  const count = plus(scale(1 / 2, sizes), args.length);
+  const cost = costOf(args, {
+    steps: count,
+    alloc: plus(scale(BYTES_PER_ELEMENT, count), BYTES_PER_ARRAY),
+    size: plus(sizes, 2 + args.length),
+    text: upper(args.map((a) => a.cost.text)),
+    types: T_ARR,
+  });
+  return pure(
+    args,
+    cost,
+    (values, env) => {
+      let n = 0;
+      for (const v of values) n += Array.isArray(v) ? v.length : 1;
+      chargeSteps(env, n);
+      chargeBytes(env, arrayBytes(n));
+      return values.flatMap((v) => (Array.isArray(v) ? v : [v]));
+    },
+    path,
+    scope,
+  );
 };
 
 function compileAffix(isStart: boolean): Builder {
   // flagd: null (not false) for a wrong argument count or non-string input
   return (raw, path, scope) => {
     const args = compileArgs(raw, path, scope);
-    return pure(args, (values) => {
-      if (values.length !== 2) return null;
-      const [s, affix] = values;
-      if (typeof s !== 'string' || typeof affix !== 'string') return null;
-      return isStart ? s.startsWith(affix) : s.endsWith(affix);
-    });
+    return pure(
+      args,
+      costOf(args, { ...reads(args), size: BOOLEAN_SIZE, types: T_BOOL | T_NULL }),
+      (values, env) => {
+        if (values.length !== 2) return null;
+        const [s, affix] = values;
+        if (typeof s !== 'string' || typeof affix !== 'string') return null;
+        chargeRead(env, s);
+        chargeRead(env, affix);
+        return isStart ? s.startsWith(affix) : s.endsWith(affix);
+      },
+      path,
+      scope,
+    );
   };
 }
 
@@ -493,12 +1091,18 @@ const compileSemVer: Builder = (raw, path, scope) => {
   const fixedLeft = left.constant ? parseVersion(left.constant.value) : undefined;
   return {
     fn: (d, env) => {
-      const a = fixedLeft !== undefined ? fixedLeft : parseVersion(left.fn(d, env));
+      const l = fixedLeft !== undefined ? undefined : left.fn(d, env);
       const operator = op.fn(d, env);
-      const b = fixedRight !== undefined ? fixedRight : parseVersion(right.fn(d, env));
+      const r = fixedRight !== undefined ? undefined : right.fn(d, env);
+      chargeRead(env, l);
+      chargeRead(env, operator);
+      chargeRead(env, r);
+      const a = fixedLeft !== undefined ? fixedLeft : parseVersion(l);
+      const b = fixedRight !== undefined ? fixedRight : parseVersion(r);
       if (!a || !b || !isSemVerOperator(operator)) return null;
       return compareVersions(a, operator, b);
     },
+    cost: costOf(args, { ...reads(args), weight: WEIGHT.sem_ver, size: BOOLEAN_SIZE, types: T_BOOL | T_NULL }),
   };
 };
 
@@ -506,47 +1110,251 @@ const compileSemVer: Builder = (raw, path, scope) => {
 
 type IterKind = 'map' | 'filter' | 'all' | 'none' | 'some';
 
+/** Length and size bounds of an iterated list (a constant one is known exactly). */
+function listBounds(source: Node): { length: Lin; size: Lin } {
+  if (source.constant) {
+    const v = source.constant.value;
+    return { length: lin(Array.isArray(v) ? v.length : 0), size: source.cost.size };
+  }
+  // an array of size s has at most s/2 elements; anything else iterates as []
+  return { length: scale(1 / 2, source.cost.size), size: source.cost.size };
+}
+
+/**
+ * Size of map's result: 2 + n - 1 commas + the body's values. Each element's value is at most
+ * f.c + f.d·(its size), and n elements of a list of size S have sizes adding up to S - n - 1, with
+ * n ≤ S/2: at most 2 + max(f.d, (1 + f.c + f.d) / 2)·S (exactly n for a constant list).
+ */
+function mapSize(f: Lin, length: Lin, size: Lin, source: Node): Lin {
+  if (source.constant) return plus(add(length, overElements(f, length, size)), 2);
+  return plus(scale(Math.max(f.d, (1 + f.c + f.d) / 2), size), 2);
+}
+
+/** A body bound at its largest over the elements (each element's size is at most the list's). */
+function atLargestElement(f: Lin, size: Lin): Lin {
+  return add(lin(f.c), scale(f.d, size));
+}
+
+function describeLength(length: Lin, source: Node, scope: Scope): string {
+  const n = valueAt(length, scope.dMax, Infinity);
+  return source.constant ? `a list of ${formatCount(n)} elements` : `a list of up to ${formatCount(n)} elements`;
+}
+
+/** Numeric bound of the longest string among a list's elements, for the body's scope. */
+function textBound(source: Node, scope: Scope): number {
+  return valueAt(source.cost.text, scope.dMax, Infinity);
+}
+
 function compileIterator(kind: IterKind): Builder {
   return (raw, path, scope) => {
     const args = argsOf(raw);
     arity(path, args, 2, 2);
-    const source = compile(args[0]!, `${path}[0]`, { ...scope, tail: false }).fn;
-    const body = compile(args[1]!, `${path}[1]`, { ...scope, tail: false, inIterator: true }).fn;
-    return {
-      fn: (d, env) => {
-        const value = source(d, env);
-        const list = Array.isArray(value) ? value : [];
-        switch (kind) {
-          case 'map':
-            return list.map((x) => body(x, env));
-          case 'filter':
-            return list.filter((x) => truthy(body(x, env)));
-          case 'all':
-            return list.length > 0 && list.every((x) => truthy(body(x, env)));
-          case 'some':
-            return list.some((x) => truthy(body(x, env)));
-          case 'none':
-            return !list.some((x) => truthy(body(x, env)));
-        }
-      },
+    const sourceNode = compile(args[0]!, `${path}[0]`, { ...scope, tail: false });
+    const { length, size } = listBounds(sourceNode);
+    const bodyScope: Scope = {
+      ...scope,
+      tail: false,
+      inIterator: true,
+      data: 'element',
+      dMax: valueAt(size, scope.dMax, Infinity),
+      dText: textBound(sourceNode, scope),
     };
+    const bodyNode = compile(args[1]!, `${path}[1]`, bodyScope);
+    const source = sourceNode.fn;
+    const body = bodyNode.fn;
+    // every element costs the body's node evaluations, and two steps of the iteration itself
+    // (visiting the element, testing or storing the result), charged up front
+    const perElement = 2 + bodyNode.cost.weight;
+    const builds = kind === 'map' || kind === 'filter';
+    const b = bodyNode.cost;
+    const cost: Cost = {
+      weight: 1 + sourceNode.cost.weight,
+      steps: add(sourceNode.cost.steps, scale(perElement, length), overElements(b.steps, length, size)),
+      alloc: add(sourceNode.cost.alloc, overElements(b.alloc, length, size), builds ? plus(scale(BYTES_PER_ELEMENT, length), BYTES_PER_ARRAY) : ZERO),
+      // map: 2 + an element (and a comma) per element; filter: some of the list's elements
+      size: kind === 'map' ? mapSize(b.size, length, size, sourceNode) : kind === 'filter' ? plus(size, 2) : BOOLEAN_SIZE,
+      text: kind === 'map' ? atLargestElement(b.text, size) : kind === 'filter' ? sourceNode.cost.text : ZERO,
+      built: max(sourceNode.cost.built, atLargestElement(b.built, size)),
+      types: builds ? T_ARR : T_BOOL,
+    };
+    enforce(cost, path, scope, () => ({ reason: `${kind} evaluates its rule once per element of ${describeLength(length, sourceNode, scope)}` }));
+    const fn: Evaluator = (d, env) => {
+      const value = source(d, env);
+      const list = Array.isArray(value) ? value : [];
+      chargeSteps(env, list.length * perElement);
+      switch (kind) {
+        case 'map':
+          chargeBytes(env, arrayBytes(list.length));
+          return list.map((x) => body(x, env));
+        case 'filter':
+          chargeBytes(env, arrayBytes(list.length));
+          return list.filter((x) => truthy(body(x, env)));
+        case 'all':
+          return list.length > 0 && list.every((x) => truthy(body(x, env)));
+        case 'some':
+          return list.some((x) => truthy(body(x, env)));
+        case 'none':
+          return !list.some((x) => truthy(body(x, env)));
+      }
+    };
+    return { fn, cost };
   };
+}
+
+/** x·y for two bounds, kept linear: a factor without variables scales the other; else the first is taken at its largest. */
+function product(x: Lin, y: Lin, scope: Scope): Lin {
+  if (x.d === 0 && x.a === 0) return scale(x.c, y);
+  if (y.d === 0 && y.a === 0) return scale(y.c, x);
+  return scale(valueAt(x, scope.dMax, Infinity), y);
+}
+
+/** The types reduce's accumulator can have: the initial value's, and what the body gives for them (a fixpoint). */
+function accumulatorTypes(body: JsonValue, initial: number): number {
+  let types = initial;
+  for (;;) {
+    const next = types | shapeTypes(body, types);
+    if (next === types) return types;
+    types = next;
+  }
+}
+
+/** The types a rule's value can have, from its shape alone; `acc`: the types of a reduce accumulator it reads. */
+function shapeTypes(rule: JsonValue, acc: number): number {
+  if (rule === null || typeof rule !== 'object') return typeOf(rule);
+  if (Array.isArray(rule)) return T_ARR;
+  const keys = Object.keys(rule);
+  if (keys.length !== 1) return T_OBJ;
+  const op = keys[0]!;
+  const args = argsOf(rule[op] as JsonValue);
+  const union = (rules: JsonValue[]) => rules.reduce<number>((t, r) => t | shapeTypes(r, acc), 0);
+  switch (op) {
+    case 'var': {
+      const fallback = args.length > 1 ? shapeTypes(args[1]!, acc) : 0;
+      return (args[0] === 'accumulator' ? acc : T_ANY) | fallback | T_NULL;
+    }
+    case 'if':
+    case '?:':
+      if (args.length === 0) return T_NULL;
+      if (args.length === 1) return shapeTypes(args[0]!, acc);
+      return union(args.filter((_r, i) => i % 2 === 1 || i === args.length - 1)) | (args.length % 2 === 0 ? T_NULL : 0);
+    case 'and':
+    case 'or':
+      return args.length === 0 ? T_NULL : union(args);
+    case '+':
+    case '-':
+    case '*':
+    case '/':
+    case '%':
+    case 'min':
+    case 'max':
+      return T_NUM;
+    case '==':
+    case '!=':
+    case '===':
+    case '!==':
+    case '<':
+    case '<=':
+    case '>':
+    case '>=':
+    case '!':
+    case '!!':
+    case 'in':
+    case 'all':
+    case 'some':
+    case 'none':
+      return T_BOOL;
+    case 'starts_with':
+    case 'ends_with':
+    case 'sem_ver':
+      return T_BOOL | T_NULL;
+    case 'cat':
+    case 'substr':
+      return T_STR;
+    case 'merge':
+    case 'map':
+    case 'filter':
+    case 'missing':
+    case 'missing_some':
+      return T_ARR;
+    case 'fractional':
+      return T_STR | T_NUM | T_BOOL | T_NULL;
+    default:
+      return T_ANY;
+  }
 }
 
 const compileReduce: Builder = (raw, path, scope) => {
   const args = argsOf(raw);
   arity(path, args, 2, 3);
-  const source = compile(args[0]!, `${path}[0]`, { ...scope, tail: false }).fn;
-  const body = compile(args[1]!, `${path}[1]`, { ...scope, tail: false, inIterator: true }).fn;
-  const initial = compile(args[2] ?? null, `${path}[2]`, { ...scope, tail: false }).fn;
+  const inner = { ...scope, tail: false };
+  const sourceNode = compile(args[0]!, `${path}[0]`, inner);
+  const { length, size } = listBounds(sourceNode);
+  // the body reads {current, accumulator}: D is the size of current, A that of the accumulator
+  const initialNode = compile(args[2] ?? null, `${path}[2]`, inner);
+  const bodyScope: Scope = {
+    ...inner,
+    inIterator: true,
+    data: 'reduce',
+    dMax: valueAt(size, scope.dMax, Infinity),
+    dText: textBound(sourceNode, scope),
+    accTypes: accumulatorTypes(args[1]!, initialNode.cost.types),
+  };
+  const bodyNode = compile(args[1]!, `${path}[1]`, bodyScope);
+  const b = bodyNode.cost;
+  // Accumulator bound. Step k: A' ≤ c + d·current + g·A. With g ≤ 1 it grows at most linearly:
+  // A ≤ initial + c·length + d·size. With g > 1 (the accumulator used more than once in its next
+  // value) it can grow g× per step: A ≤ g^length · (initial + c·length + d·size).
+  const g = b.size.a;
+  const linear = add(initialNode.cost.size, scale(b.size.c, length), scale(b.size.d, size));
+  const steps = sourceNode.constant ? length.c : valueAt(length, scope.dMax, Infinity);
+  const growth = g > 1 ? g ** steps : 1;
+  const accumulator = scale(growth, linear);
+  // a body bound summed over the steps: c per step, d·(sizes of all elements), a·(A at its largest) per step
+  const overSteps = (f: Lin) => add(scale(f.c, length), scale(f.d, size), scale(f.a, product(length, accumulator, scope)));
+  // and at its largest in any one step
+  const inAnyStep = (f: Lin) => add(lin(f.c), scale(f.d, size), scale(f.a, accumulator));
+  const perElement = 2 + b.weight;
+  const cost: Cost = {
+    weight: 1 + sourceNode.cost.weight + initialNode.cost.weight,
+    steps: add(sourceNode.cost.steps, initialNode.cost.steps, scale(perElement, length), overSteps(b.steps)),
+    alloc: add(sourceNode.cost.alloc, initialNode.cost.alloc, overSteps(b.alloc)),
+    size: accumulator,
+    // a string in the accumulator is at most its size
+    text: max(initialNode.cost.text, inAnyStep(b.text), b.types & T_STR ? accumulator : ZERO),
+    built: max(sourceNode.cost.built, initialNode.cost.built, inAnyStep(b.built)),
+    types: initialNode.cost.types | b.types,
+  };
+  enforce(cost, path, scope, () =>
+    g > 1
+      ? { reason: `its accumulator is used ${g} times in its next value, so it can grow ${g}× on each element of ${describeLength(length, sourceNode, scope)}`, advice: GROWTH_ADVICE }
+      : { reason: `reduce evaluates its rule once per element of ${describeLength(length, sourceNode, scope)}` },
+  );
+  if (g > 1) {
+    // the accumulator may share its parts (like [acc, acc]): small in memory, but that large once
+    // turned into a string or flattened, so its size is bounded too
+    const grown = worstCase(accumulator, scope);
+    const limit = maxStringLength(scope.budget);
+    if (grown > limit) {
+      throw new RuleCompileError(
+        path,
+        `its accumulator is used ${g} times in its next value, so it can grow ${g}× on each element of ${describeLength(length, sourceNode, scope)}, ` +
+          `to a size of ${formatCount(grown)}, above the limit of ${formatCount(limit)}; ${GROWTH_ADVICE}`,
+      );
+    }
+  }
+  const source = sourceNode.fn;
+  const body = bodyNode.fn;
+  const initial = initialNode.fn;
   return {
     fn: (d, env) => {
       const value = source(d, env);
       let acc = initial(d, env);
       if (!Array.isArray(value)) return acc;
+      chargeSteps(env, value.length * perElement);
       for (const current of value) acc = body({ current, accumulator: acc }, env);
       return acc;
     },
+    cost,
   };
 };
 
@@ -601,6 +1409,19 @@ const compileFractional: Builder = (raw, path, scope) => {
   const fns = args.map((a) => a.fn);
   const prefix = scope.flagKey;
   const tail = scope.tail;
+  // the key is hashed (read): flag key + targetingKey (read from the context, even inside an
+  // iterator: a string, so at most a context string), or the first argument
+  const keyLength = max(lin(prefix.length + CONTEXT_STRING), fixed !== undefined ? ZERO : first.cost.text);
+  const variants = fixed ? fixed.buckets.map((b) => measure(b.variant)) : undefined;
+  const n = args.length;
+  const cost = costOf(args, {
+    weight: WEIGHT.fractional,
+    steps: add(scale(1 / CHARS_PER_STEP, keyLength), fixed !== undefined ? ZERO : lin(n)),
+    alloc: add(scale(BYTES_PER_CHAR, keyLength), lin(BYTES_PER_PIECE), fixed !== undefined ? ZERO : lin(3 * arrayBytes(n))),
+    size: variants ? lin(variants.reduce((n, v) => Math.max(n, v.size), 4)) : upper([lin(4), ...args.map((a) => a.cost.size)]),
+    text: variants ? lin(variants.reduce((n, v) => Math.max(n, v.text), 0)) : upper(args.map((a) => a.cost.text)),
+    types: T_STR | T_NUM | T_BOOL | T_NULL,
+  });
   return {
     fn: (d, env) => {
       let key: string;
@@ -608,9 +1429,11 @@ const compileFractional: Builder = (raw, path, scope) => {
       if (fixed !== undefined) {
         const tk = env.ctx.targetingKey as unknown;
         if (!tk) return null; // no targetingKey: default variant (flagd)
-        key = prefix + String(tk);
+        key = prefix + (typeof tk === 'string' ? tk : stringOf(tk, env));
         split = fixed;
       } else {
+        chargeSteps(env, n);
+        chargeBytes(env, 3 * arrayBytes(n));
         const values = fns.map((f) => f(d, env));
         if (typeof values[0] === 'string') {
           key = values[0];
@@ -618,10 +1441,11 @@ const compileFractional: Builder = (raw, path, scope) => {
         } else {
           const tk = env.ctx.targetingKey as unknown;
           if (!tk) return null;
-          key = prefix + String(tk);
+          key = prefix + stringOf(tk, env);
           split = toBuckets(values);
         }
       }
+      chargeRead(env, key);
       if (!split) return null;
       const { variant, bucket } = pick(key, split);
       if (tail && variant !== null) env.split = true;
@@ -635,6 +1459,7 @@ const compileFractional: Builder = (raw, path, scope) => {
       }
       return variant;
     },
+    cost,
   };
 };
 

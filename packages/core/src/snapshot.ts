@@ -1,4 +1,5 @@
-import { compileTargeting, EvaluationFailure, RuleCompileError, type Env, type Evaluator } from './compiler';
+import { compileTargeting, EvaluationFailure, RuleCompileError, type Env, type EvaluationBudget, type Evaluator } from './compiler';
+import { BudgetExceeded, type BudgetResource } from './cost';
 import type {
   EvaluateOptions,
   EvaluationContext,
@@ -13,11 +14,30 @@ import type {
   Reason,
   ValidationIssue,
 } from './types';
-import { DEFAULT_LIMITS, validateFlagSet, type FlagSetLimits, type ValidFlag } from './validate';
+import { DEFAULT_LIMITS, escapeControls, validateFlagSet, type FlagSetLimits, type ValidFlag } from './validate';
 
 export interface CompileOptions {
-  /** Size and depth limits for untrusted input (see docs/flag-format.md). */
+  /** Size, depth and evaluation-cost limits for untrusted input (see docs/flag-format.md). */
   limits?: Partial<FlagSetLimits>;
+  /**
+   * Called when an evaluation of a flag ran out of its budget (`limits.maxEvaluationSteps` or
+   * `maxEvaluationBytes`) and was stopped: that evaluation answered `GENERAL` with the caller's
+   * default. Called synchronously from `evaluate`/`evaluateAll`/`explain`, **at most once per
+   * flag per snapshot** (a snapshot is one compiled version of the flag set), so it can log
+   * without flooding. What it throws is ignored.
+   */
+  onBudgetExceeded?: (event: BudgetExceededEvent) => void;
+}
+
+/** A flag whose evaluation was stopped for using up its budget (see `CompileOptions.onBudgetExceeded`). */
+export interface BudgetExceededEvent {
+  flagKey: string;
+  /** What ran out: `steps` (time) or `allocation` (memory). */
+  resource: 'steps' | 'allocation';
+  /** The limit that was reached (steps, or bytes). */
+  limit: number;
+  /** The `errorMessage` of the evaluation result. */
+  message: string;
 }
 
 export interface CompileResult {
@@ -32,6 +52,8 @@ interface CompiledFlag {
   readonly definition: Readonly<FlagDefinition>;
   readonly enabled: boolean;
   readonly variants: ReadonlyMap<string, FlagValue>;
+  /** Length of the longest variant name. */
+  readonly longestVariant: number;
   readonly defaultVariant: string | undefined;
   readonly targeting: Evaluator | undefined;
   readonly parseError: string | undefined;
@@ -47,22 +69,33 @@ const NO_CONTEXT: EvaluationContext = Object.freeze({});
  * swap a whole snapshot to change flags.
  */
 export class FlagSnapshot {
+  /** Flags already reported to onBudgetExceeded. */
+  private readonly overBudget = new Set<string>();
+
   /** @internal */
   private constructor(
     private readonly flags: ReadonlyMap<string, CompiledFlag>,
     /** Flag-set metadata (`metadata` at the top of the flag set). */
     readonly metadata: FlagMetadata,
     private readonly evaluatorDefinitions: Readonly<Record<string, JsonValue>>,
+    private readonly budget: EvaluationBudget,
+    private readonly onBudgetExceeded: ((event: BudgetExceededEvent) => void) | undefined,
   ) {}
 
   /** @internal */
-  static create(flags: ReadonlyMap<string, CompiledFlag>, metadata: FlagMetadata, evaluators: Readonly<Record<string, JsonValue>>): FlagSnapshot {
-    return new FlagSnapshot(flags, metadata, evaluators);
+  static create(
+    flags: ReadonlyMap<string, CompiledFlag>,
+    metadata: FlagMetadata,
+    evaluators: Readonly<Record<string, JsonValue>>,
+    budget: EvaluationBudget,
+    onBudgetExceeded?: (event: BudgetExceededEvent) => void,
+  ): FlagSnapshot {
+    return new FlagSnapshot(flags, metadata, evaluators, budget, onBudgetExceeded);
   }
 
   /** A snapshot with no flags: every evaluation is FLAG_NOT_FOUND. */
   static empty(): FlagSnapshot {
-    return new FlagSnapshot(new Map(), Object.freeze({}), Object.freeze({}));
+    return new FlagSnapshot(new Map(), Object.freeze({}), Object.freeze({}), { steps: DEFAULT_LIMITS.maxEvaluationSteps, bytes: DEFAULT_LIMITS.maxEvaluationBytes }, undefined);
   }
 
   /** Flag keys, in definition order. */
@@ -125,11 +158,12 @@ export class FlagSnapshot {
       reason = 'STATIC';
     } else {
       const ctx = context !== null && typeof context === 'object' ? context : NO_CONTEXT;
-      const env: Env = { ctx, flagKey, timestamp: undefined, split: false, trace };
+      const env: Env = { ctx, flagKey, timestamp: undefined, split: false, trace, steps: this.budget.steps, alloc: this.budget.bytes };
       let picked: unknown;
       try {
         picked = flag.targeting(ctx, env);
       } catch (e) {
+        if (e instanceof BudgetExceeded) return this.stopped(flag, fallback, e.resource);
         const why = e instanceof EvaluationFailure ? e.message : 'unexpected error';
         return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting rule failed: ${why}`, flag.metadata);
       }
@@ -148,9 +182,12 @@ export class FlagSnapshot {
       }
     }
     if (variant === undefined) return { flagKey, value: fallback, reason: 'DEFAULT', flagMetadata: flag.metadata };
-    const value = flag.variants.get(variant);
+    // a name longer than every variant's is none of them: not hashed for the lookup (it may be a
+    // long string the rule joined from pieces), and shown shortened
+    const value = variant.length <= flag.longestVariant ? flag.variants.get(variant) : undefined;
     if (value === undefined) {
-      return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting returned variant "${variant}", which is not one of ${[...flag.variants.keys()].join(', ')}`, flag.metadata);
+      const shown = escapeControls(variant.length > 64 ? `${variant.slice(0, 64)}…` : variant);
+      return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting returned variant "${shown}", which is not one of ${[...flag.variants.keys()].join(', ')}`, flag.metadata);
     }
     const type = options?.type;
     if (type !== undefined && !hasType(value, type)) {
@@ -158,6 +195,26 @@ export class FlagSnapshot {
     }
     return { flagKey, value, variant, reason, flagMetadata: flag.metadata };
   }
+
+  private stopped(flag: CompiledFlag, fallback: unknown, resource: BudgetResource): EvaluationResult {
+    const limit = resource === 'steps' ? this.budget.steps : this.budget.bytes;
+    const message = budgetMessage(flag.key, resource, limit);
+    if (this.onBudgetExceeded !== undefined && !this.overBudget.has(flag.key)) {
+      this.overBudget.add(flag.key);
+      try {
+        this.onBudgetExceeded({ flagKey: flag.key, resource, limit, message });
+      } catch {
+        // a logging hook must not turn an answered evaluation into an exception
+      }
+    }
+    return failure(flag.key, fallback, 'GENERAL', message, flag.metadata);
+  }
+}
+
+/** What is said about an evaluation stopped for its budget. */
+function budgetMessage(flagKey: string, resource: BudgetResource, limit: number): string {
+  const what = resource === 'steps' ? `${limit.toLocaleString('en-US')} steps` : `${limit.toLocaleString('en-US')} bytes allocated`;
+  return `flag "${flagKey}": evaluation stopped: it went over its budget of ${what} per evaluation (the context holds larger lists or strings than the flag was validated for); the default value is served`;
 }
 
 function hasType(value: FlagValue, type: FlagValueType): boolean {
@@ -189,30 +246,39 @@ function summarize(result: EvaluationResult, steps: ExplainStep[]): string {
 /** Validates and compiles a flag set in flagd's format (JSON text or an object). Never throws. */
 export function compileFlagSet(input: string | object, options: CompileOptions = {}): CompileResult {
   const limits: FlagSetLimits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
+  const budget: EvaluationBudget = Object.freeze({ steps: limits.maxEvaluationSteps, bytes: limits.maxEvaluationBytes });
   const validated = validateFlagSet(input, limits);
   const errors = validated.issues;
   const flags = new Map<string, CompiledFlag>();
   for (const flag of validated.flags) {
-    const compiled = compileFlag(flag);
+    const compiled = compileFlag(flag, budget);
     if (compiled.parseError !== undefined && flag.parseError === undefined) {
       errors.push({ path: `flags.${flag.key}.${compiled.errorPath}`, message: compiled.parseError, flagKey: flag.key, effect: 'parse-error' });
     }
     flags.set(flag.key, compiled);
   }
-  return { snapshot: FlagSnapshot.create(flags, validated.metadata, Object.freeze(validated.evaluators)), errors };
+  const snapshot = FlagSnapshot.create(flags, validated.metadata, Object.freeze(validated.evaluators), budget, options.onBudgetExceeded);
+  // issues echo keys and rule text from untrusted input: never let them carry terminal or bidi controls
+  return { snapshot, errors: errors.map(printable) };
 }
 
-function compileFlag(flag: ValidFlag): CompiledFlag & { errorPath?: string } {
+function printable(issue: ValidationIssue): ValidationIssue {
+  const path = escapeControls(issue.path);
+  const message = escapeControls(issue.message);
+  return path === issue.path && message === issue.message ? issue : { ...issue, path, message };
+}
+
+function compileFlag(flag: ValidFlag, budget: EvaluationBudget): CompiledFlag & { errorPath?: string } {
   const def = flag.definition;
   let targeting: Evaluator | undefined;
   let parseError = flag.parseError;
   let errorPath: string | undefined;
   if (flag.targeting !== undefined && parseError === undefined) {
     try {
-      targeting = compileTargeting(flag.targeting, flag.key);
+      targeting = compileTargeting(flag.targeting, flag.key, budget);
     } catch (e) {
       if (!(e instanceof RuleCompileError)) throw e;
-      parseError = e.message;
+      parseError = escapeControls(e.message);
       errorPath = e.path;
     }
   }
@@ -221,6 +287,7 @@ function compileFlag(flag: ValidFlag): CompiledFlag & { errorPath?: string } {
     definition: def,
     enabled: def.state === 'ENABLED',
     variants: new Map(Object.entries(def.variants)),
+    longestVariant: Object.keys(def.variants).reduce((n, k) => Math.max(n, k.length), 0),
     defaultVariant: def.defaultVariant ?? undefined,
     targeting,
     parseError,

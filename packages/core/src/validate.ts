@@ -1,4 +1,5 @@
 import { describeAjvError, typeName, validators } from './schema';
+import { DEFAULT_BUDGET } from './compiler';
 import type { FlagDefinition, FlagMetadata, JsonObject, JsonValue, ValidationIssue } from './types';
 
 /** Limits applied to untrusted flag sets. Defaults are documented in docs/flag-format.md. */
@@ -11,6 +12,14 @@ export interface FlagSetLimits {
   maxEvaluators: number;
   /** Deepest nesting of objects/arrays inside one flag or evaluator. @default 64 */
   maxDepth: number;
+  /**
+   * Most steps (≈ compiled nodes evaluated, list elements visited) one evaluation of a flag may
+   * take: targeting whose worst case is above it is refused at validation, and an evaluation that
+   * reaches it is stopped (`GENERAL`, the caller's default). @default 100_000 (≈ 1 ms)
+   */
+  maxEvaluationSteps: number;
+  /** Most bytes (estimated) one evaluation may allocate; refused and stopped like the steps. @default 1_000_000 */
+  maxEvaluationBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<FlagSetLimits> = Object.freeze({
@@ -18,7 +27,48 @@ export const DEFAULT_LIMITS: Readonly<FlagSetLimits> = Object.freeze({
   maxFlags: 10_000,
   maxEvaluators: 1_000,
   maxDepth: 64,
+  maxEvaluationSteps: DEFAULT_BUDGET.steps,
+  maxEvaluationBytes: DEFAULT_BUDGET.bytes,
 });
+
+/**
+ * Characters refused in flag keys and evaluator names: C0 controls (U+0000-001F: ESC starts
+ * terminal sequences, CR/LF forge log lines), DEL, C1 controls (U+0080-009F: U+009B is an 8-bit
+ * CSI), format characters (Cf: bidi overrides and isolates such as U+202E, which make text display
+ * in another order than it reads, "Trojan Source"; zero-width characters, BOM, soft hyphen and tag
+ * characters, which make two keys look identical or hide text), the line and paragraph
+ * separators U+2028/2029, and lone surrogates (not Unicode text). Keys are identifiers shown in
+ * logs, terminals and admin UIs; none of these has a use there.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+const UNPRINTABLE_ALL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+function codePoint(ch: string): string {
+  return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** Text with every refused character written as a \u escape, safe to print. */
+export function escapeControls(text: string): string {
+  if (!UNPRINTABLE.test(text)) return text;
+  return text.replace(UNPRINTABLE_ALL, (ch) => {
+    const cp = ch.codePointAt(0)!;
+    return cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** Why a key may not be used, or undefined when it is fine. */
+function unprintableIn(key: string, what: string): string | undefined {
+  const found = UNPRINTABLE.exec(key);
+  if (!found) return undefined;
+  const ch = found[0];
+  const cp = ch.codePointAt(0)!;
+  let kind = 'an invisible formatting character (bidi override, zero-width or tag)';
+  if (cp < 0x20 || cp === 0x7f) kind = 'a control character';
+  else if (cp < 0xa0) kind = 'a C1 control character';
+  else if (cp === 0x2028 || cp === 0x2029) kind = 'a line separator';
+  else if (cp >= 0xd800 && cp <= 0xdfff) kind = 'a lone surrogate';
+  return `${what} contains ${kind} (${codePoint(ch)}); keys may not contain control, invisible or bidi formatting characters, which can rewrite terminals and logs or make two keys look alike: rename it using visible characters`;
+}
 
 /** A flag that passed validation, ready to compile. */
 export interface ValidFlag {
@@ -134,6 +184,11 @@ export function validateFlagSet(input: unknown, limits: FlagSetLimits): Validate
       issues.push({ path, message: `the key "${name}" is forbidden (prototype pollution)`, effect: 'excluded' });
       continue;
     }
+    const unprintable = unprintableIn(name, 'the evaluator name');
+    if (unprintable) {
+      issues.push({ path, message: unprintable, effect: 'excluded' });
+      continue;
+    }
     try {
       evaluators[name] = deepFreeze(cleanCopy(evaluatorsIn[name], path, 0, limits.maxDepth));
     } catch (e) {
@@ -167,6 +222,8 @@ function validateFlag(
   const excluded = (path: string, message: string): ValidationIssue => ({ path, message, flagKey: key, effect: 'excluded' });
   if (FORBIDDEN_KEYS.has(key)) return { issues: [excluded(base, `the key "${key}" is forbidden (prototype pollution)`)] };
   if (key.length === 0) return { issues: [excluded('flags', 'a flag key must not be empty')] };
+  const unprintable = unprintableIn(key, 'the flag key');
+  if (unprintable) return { issues: [excluded(base, unprintable)] };
 
   let flag: JsonObject;
   try {

@@ -1,6 +1,6 @@
 // Shared helpers for the core test suite (not a spec file: jest only runs *.spec.ts).
 import { compileFlagSet, type EvaluationContext, type FlagDefinition, type FlagSetDefinition, type JsonValue } from '@rollgate/core';
-import { compileTargeting, type Env } from '../src/compiler';
+import { compileTargeting, newEnv, DEFAULT_BUDGET } from '../src/compiler';
 
 /** A valid boolean flag; spread and override in tests. */
 export const BOOL_FLAG: FlagDefinition = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off' };
@@ -23,8 +23,7 @@ export function boolFlagWith(targeting: Record<string, JsonValue>, extra: Partia
  */
 export function ruleValue(rule: JsonValue, ctx: EvaluationContext = {}, flagKey = 'f'): unknown {
   const fn = compileTargeting(rule, flagKey);
-  const env: Env = { ctx, flagKey, timestamp: undefined, split: false, trace: undefined };
-  return fn(ctx, env);
+  return fn(ctx, newEnv(ctx, flagKey, DEFAULT_BUDGET));
 }
 
 /** Deterministic PRNG (mulberry32) so generated data is the same on every run. */

@@ -151,7 +151,7 @@ describe('set-level validation: the whole input is rejected', () => {
 
 describe('limits', () => {
   it('exposes documented, frozen defaults', () => {
-    expect(DEFAULT_LIMITS).toEqual({ maxInputLength: 5_000_000, maxFlags: 10_000, maxEvaluators: 1_000, maxDepth: 64 });
+    expect(DEFAULT_LIMITS).toEqual({ maxInputLength: 5_000_000, maxFlags: 10_000, maxEvaluators: 1_000, maxDepth: 64, maxEvaluationSteps: 100_000, maxEvaluationBytes: 1_000_000 });
     expect(Object.isFrozen(DEFAULT_LIMITS)).toBe(true);
   });
 
@@ -224,6 +224,71 @@ describe('limits', () => {
     expect(errors.some((e) => e.flagKey === 'laughs')).toBe(true);
     expect(snapshot.evaluate('laughs', { plan: 'x'.repeat(400) }).reason).toBe('ERROR');
     expect(snapshot.evaluate('ok').value).toBe(false);
+  });
+});
+
+describe('control and invisible characters in flag keys and evaluator names are refused', () => {
+  // Keys are printed in logs, terminals and admin UIs. Each class below can rewrite a terminal,
+  // forge a log line, or make one key display as another.
+  const classes: Array<[what: string, key: string, codePoint: string, kind: string]> = [
+    ['C0: an xterm title + clear-screen sequence', '\x1b]0;pwned\x07\x1b[2Jfast-payment', 'U+001B', 'a control character'],
+    ['C0: a newline (forges a second log line)', 'flag\nrollgate: all flags deleted', 'U+000A', 'a control character'],
+    ['C0: NUL', 'fl\x00ag', 'U+0000', 'a control character'],
+    ['DEL', 'flag\x7f', 'U+007F', 'a control character'],
+    ['C1: CSI, the 8-bit form of ESC [', 'flag\u009b2J', 'U+009B', 'a C1 control character'],
+    ['bidi: RIGHT-TO-LEFT OVERRIDE', 'admin\u202Egnp.exe', 'U+202E', 'an invisible formatting character (bidi override, zero-width or tag)'],
+    ['bidi: FIRST STRONG ISOLATE', 'flag\u2068x', 'U+2068', 'an invisible formatting character (bidi override, zero-width or tag)'],
+    ['zero-width space (looks like "fast-payment")', 'fast\u200B-payment', 'U+200B', 'an invisible formatting character (bidi override, zero-width or tag)'],
+    ['byte order mark', '\uFEFFfast-payment', 'U+FEFF', 'an invisible formatting character (bidi override, zero-width or tag)'],
+    ['tag character (invisible text)', 'flag\u{E0041}', 'U+E0041', 'an invisible formatting character (bidi override, zero-width or tag)'],
+    ['line separator U+2028', 'flag\u2028x', 'U+2028', 'a line separator'],
+    ['a lone surrogate', 'flag\uD800', 'U+D800', 'a lone surrogate'],
+  ];
+
+  /** No issue may carry a raw control, format or separator character: it is printed as \u escapes. */
+  function expectPrintable(errors: ValidationIssue[]): void {
+    for (const e of errors) expect(formatIssue(e)).not.toMatch(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u);
+  }
+
+  it.each(classes)('as a flag key: %s', (_what, key, codePoint, kind) => {
+    const { snapshot, errors } = compileFlagSet({ flags: { [key]: { ...BOOL_FLAG }, ok: { ...BOOL_FLAG, defaultVariant: 'on' } } });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ flagKey: key, effect: 'excluded' });
+    expect(errors[0]!.message).toBe(
+      `the flag key contains ${kind} (${codePoint}); keys may not contain control, invisible or bidi formatting characters, which can rewrite terminals and logs or make two keys look alike: rename it using visible characters`,
+    );
+    expect(errors[0]!.path.startsWith('flags.')).toBe(true);
+    expectPrintable(errors);
+    expect(snapshot.keys()).toEqual(['ok']);
+    expectOkFlagServes(snapshot);
+  });
+
+  it('the path shows the refused characters as \\u escapes', () => {
+    const { errors } = compileFlagSet({ flags: { '\x1b]0;pwned\x07\x1b[2Jx': BOOL_FLAG } });
+    expect(errors[0]!.path).toBe('flags.\\u001b]0;pwned\\u0007\\u001b[2Jx');
+  });
+
+  it.each(classes)('as an evaluator name: %s', (_what, name, codePoint, kind) => {
+    const { snapshot, errors } = compileFlagSet({ $evaluators: { [name]: { '==': [{ var: 'role' }, 'admin'] }, good: true }, flags: { ok: BOOL_FLAG } });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ effect: 'excluded' });
+    expect(errors[0]!.path.startsWith('$evaluators.')).toBe(true);
+    expect(errors[0]!.message).toContain(`the evaluator name contains ${kind} (${codePoint})`);
+    expectPrintable(errors);
+    expect(Object.keys(snapshot.evaluators())).toEqual(['good']);
+  });
+
+  it('visible non-ASCII keys are fine (accents, other scripts, emoji)', () => {
+    const { snapshot, errors } = compileFlagSet({ flags: { café: BOOL_FLAG, 'новый-поиск': BOOL_FLAG, 新機能: BOOL_FLAG, '🚀-launch': BOOL_FLAG } });
+    expect(errors).toEqual([]);
+    expect(snapshot.keys()).toHaveLength(4);
+  });
+
+  it('rule text echoed in messages (an unknown operator, a $ref name) is escaped too', () => {
+    const { snapshot, errors } = compileFlagSet({ flags: { f: { ...BOOL_FLAG, targeting: { '\x1b[2J': [1] } }, g: { ...BOOL_FLAG, targeting: { $ref: 'a\u202Eb' } } } });
+    // validation issues ($ref) come before compile issues (operators)
+    expect(messages(errors)).toEqual(['flags.g.targeting: unknown $ref "a\\u202eb"; $evaluators has none', 'flags.f.targeting: unknown operator "\\u001b[2J"']);
+    expect(snapshot.evaluate('f').errorMessage).toBe('flag "f": unknown operator "\\u001b[2J"');
   });
 });
 
