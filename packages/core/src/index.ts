@@ -1,5 +1,5 @@
 export { compileFlagSet, changedFlagKeys, FlagSnapshot } from './snapshot';
-export type { CompileOptions, CompileResult } from './snapshot';
+export type { BudgetExceededEvent, CompileOptions, CompileResult } from './snapshot';
 export { DEFAULT_LIMITS } from './validate';
 export type { FlagSetLimits } from './validate';
 export { RollgateError, FlagValidationError, formatIssue } from './errors';
@@ -21,3 +21,7 @@ export type {
   Reason,
   ValidationIssue,
 } from './types';
+export { bucketingKeyFor, defaultRolloutVariant, describeSplit, setRollout, SplitEditError, shareProportionally, targetingWithoutSplitWeights } from './split-edit';
+export type { RolloutOptions, RolloutResult, SplitBuckets } from './split-edit';
+export { RegressionTest } from './regression-test';
+export type { RegressionObservation, RegressionTestOptions, RegressionTestState } from './regression-test';

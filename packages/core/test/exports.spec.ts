@@ -1,5 +1,6 @@
 import * as core from '@rollgate/core';
 import type {
+  BudgetExceededEvent,
   CompileOptions,
   CompileResult,
   ErrorCode,
@@ -26,17 +27,26 @@ describe('public API of @rollgate/core', () => {
       'DEFAULT_LIMITS',
       'FlagSnapshot',
       'FlagValidationError',
+      'RegressionTest',
       'RollgateError',
       'SUPPORTED_OPERATORS',
+      'SplitEditError',
+      'bucketingKeyFor',
       'changedFlagKeys',
       'compileFlagSet',
+      'defaultRolloutVariant',
+      'describeSplit',
       'formatIssue',
+      'setRollout',
+      'shareProportionally',
+      'targetingWithoutSplitWeights',
     ]);
   });
 
   it('exports the documented types (checked by tsc as part of npm test)', () => {
     // Each type is used so that removing or renaming one breaks the type check of this file.
-    const options: CompileOptions = { limits: { maxFlags: 10 } satisfies Partial<FlagSetLimits> };
+    const onBudgetExceeded = (event: BudgetExceededEvent): void => void [event.flagKey, event.resource, event.limit, event.message];
+    const options: CompileOptions = { limits: { maxFlags: 10, maxEvaluationSteps: 100_000, maxEvaluationBytes: 1_000_000 } satisfies Partial<FlagSetLimits>, onBudgetExceeded };
     const flag: FlagDefinition = { state: 'ENABLED', variants: { on: true }, defaultVariant: 'on' };
     const definition: FlagSetDefinition = { flags: { f: flag } };
     const result: CompileResult = core.compileFlagSet(definition, options);
