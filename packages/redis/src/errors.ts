@@ -18,7 +18,22 @@ export class ConfigError extends RollgateError {
 
 /** The flag store could not be reached (or answered too slowly). */
 export class StoreUnavailableError extends RollgateError {
-  readonly code = 'ERR_ROLLGATE_STORE_UNAVAILABLE';
+  readonly code: string = 'ERR_ROLLGATE_STORE_UNAVAILABLE';
+}
+
+/**
+ * Redis did not answer a write in time, and reading it back proved the write was not applied —
+ * and never will be: Redis refuses it past its deadline. It is safe to retry.
+ */
+export class WriteNotAppliedError extends StoreUnavailableError {
+  override readonly code = 'ERR_ROLLGATE_WRITE_NOT_APPLIED';
+  constructor(
+    readonly writeId: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** A revert or patch named something the store does not have. */
@@ -29,4 +44,30 @@ export class NotFoundError extends RollgateError {
 /** A write's own input is wrong (unknown kind, duplicate key, unpatchable field…); nothing was written. */
 export class InvalidWriteError extends RollgateError {
   readonly code = 'ERR_ROLLGATE_INVALID_WRITE';
+}
+
+/**
+ * Redis stopped answering while a write was in flight and could not be read back in time: the
+ * write may or may not be applied. If Redis runs it, it does so before `deadline` (ms on Redis'
+ * clock) or refuses it. Look for `writeId` in the audit, or retry with the same `writeId`: a write
+ * id is applied at most once.
+ */
+export class WriteOutcomeUnknownError extends StoreUnavailableError {
+  override readonly code = 'ERR_ROLLGATE_WRITE_OUTCOME_UNKNOWN';
+  constructor(
+    readonly writeId: string,
+    readonly deadline: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A write made under a rollout controller's lease (`leaseToken`) found another token in the
+ * lease: another controller has taken over. Nothing was written.
+ */
+export class FencedError extends RollgateError {
+  readonly code = 'ERR_ROLLGATE_FENCED';
 }

@@ -2,14 +2,16 @@ import type { ValidationIssue } from '@rollgate/core';
 
 /** The flag set as stored: raw definitions (validated by the reader, not trusted). */
 export interface StoredFlagSet {
-  /** Monotonic version; 0 for an empty store. */
+  /** Version, bumped by every write; 0 for an empty store. */
   version: number;
   /**
-   * Identity of the store's data lineage, set by the first write. A Redis that lost its data and
-   * was re-seeded restarts its versions under a new epoch, so readers cannot mistake it for the
-   * data they hold. '' for an empty store.
+   * Random id of the write that produced this state; '' for an empty store. A version number alone
+   * does not identify a state: a Redis restored from an older dump, or failed over to a lagging
+   * replica, moves back to an earlier version, and the next write then makes a *different* state
+   * under a number readers may already hold. `(version, revision)` identifies the state exactly,
+   * so readers adopt any state whose pair differs from theirs — newer or older.
    */
-  epoch: string;
+  revision: string;
   /** Flag key → definition as parsed from the store. */
   flags: Record<string, unknown>;
   /** Evaluator name → rule. */
@@ -36,11 +38,27 @@ export interface WriteOptions {
   expectedVersion?: number;
   /** Audit action name; defaults to put / remove / patch. */
   action?: string;
+  /**
+   * Idempotency key, recorded in the audit: a write whose id was already applied (within the
+   * store's idempotency window, 24 h by default) is not applied again; the store answers with the
+   * version it produced. Retry a write whose outcome is unknown with the same id. 1-128 characters
+   * of A-Z a-z 0-9 _ . : -. @default a random UUID
+   */
+  writeId?: string;
+  /**
+   * For the rollout controller: write only while this lease token is the environment's lease
+   * (checked inside the write script), else FencedError and nothing is written.
+   */
+  leaseToken?: string;
 }
 
 export interface WriteResult {
   /** The version this write created. */
   version: number;
+  /** The write's id (given or generated), as recorded in the audit. */
+  writeId: string;
+  /** True when an earlier attempt with this write id had already applied it: nothing was written now. */
+  alreadyApplied: boolean;
   /** Flag keys written. */
   flags: string[];
   /** Evaluator names written. */
@@ -55,13 +73,16 @@ export interface AuditEntry {
   time: number;
   actor: string;
   action: string;
-  kind: 'flag' | 'evaluator';
+  /** What changed: a flag, a shared evaluator, or a flag's rollout plan (@rollgate/rollouts). */
+  kind: 'flag' | 'evaluator' | 'plan';
   key: string;
   /** Definition before the change; null when it did not exist. */
   before: unknown | null;
   /** Definition after the change; null when it was removed. */
   after: unknown | null;
   reason: string;
+  /** Id of the write that made this change ('' for entries written before write ids existed). */
+  writeId: string;
 }
 
 /** A `track()` event as recorded. */
@@ -75,8 +96,11 @@ export interface TrackedEvent {
 
 /** What a store tells its watchers. */
 export interface StoreWatcher {
-  /** A write happened, or a check found the store at this version and epoch. */
-  onChange(version: number, epoch: string): void;
+  /**
+   * A write happened, or a check found the store at this state. `observedAt` (ms since the epoch)
+   * is when the store was known to be in it: the time a check was sent, or a notice received.
+   */
+  onChange(version: number, revision: string, observedAt: number): void;
   /** The store stopped answering (connection lost, commands timing out). */
   onUnavailable?(error: Error): void;
   /** The store answers again; a resync follows through onChange. */

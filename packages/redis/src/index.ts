@@ -7,5 +7,5 @@ export { RollgateProvider } from './rollgate.provider';
 export type { ProviderHealth, RollgateProviderOptions } from './rollgate.provider';
 export { flagStoreKeys } from './keys';
 export type { FlagStoreKeys } from './keys';
-export { ConfigError, InvalidWriteError, NotFoundError, StoreUnavailableError, VersionConflictError } from './errors';
+export { ConfigError, FencedError, InvalidWriteError, NotFoundError, StoreUnavailableError, VersionConflictError, WriteNotAppliedError, WriteOutcomeUnknownError } from './errors';
 export type { AuditEntry, FlagChange, FlagStore, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';

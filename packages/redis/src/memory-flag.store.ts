@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { BaseFlagStore } from './base-flag.store';
 import { VersionConflictError } from './errors';
 import type { AuditEntry, FlagChange, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';
-import { planWrite } from './write-plan';
+import { planWrite, writeIdOf, writeResultOf } from './write-plan';
 
 export interface MemoryFlagStoreOptions {
   /** Flag set to start with (flagd format: `{ flags, $evaluators }`). Not audited. */
@@ -11,6 +11,10 @@ export interface MemoryFlagStoreOptions {
   auditMaxLength?: number;
   /** Tracking events kept. @default 10_000 */
   eventsMaxLength?: number;
+  /** How long a write id is remembered (see WriteOptions.writeId). @default 86400 (24 h) */
+  idempotencyWindowSec?: number;
+  /** Clock for the idempotency window, in ms. @default Date.now */
+  now?: () => number;
 }
 
 /**
@@ -19,7 +23,11 @@ export interface MemoryFlagStoreOptions {
  */
 export class MemoryFlagStore extends BaseFlagStore {
   private version = 0;
-  private epoch = '';
+  private revision = '';
+  /** write id → [version it produced, when it is forgotten (ms)] */
+  private readonly writes = new Map<string, [number, number]>();
+  private readonly idempotencyWindowMs: number;
+  private readonly now: () => number;
   private readonly flags = new Map<string, string>();
   private readonly evaluators = new Map<string, string>();
   private readonly auditLog: AuditEntry[] = [];
@@ -32,11 +40,13 @@ export class MemoryFlagStore extends BaseFlagStore {
     super();
     this.auditMaxLength = options.auditMaxLength ?? 10_000;
     this.eventsMaxLength = options.eventsMaxLength ?? 10_000;
+    this.idempotencyWindowMs = (options.idempotencyWindowSec ?? 86_400) * 1000;
+    this.now = options.now ?? Date.now;
     for (const [key, def] of Object.entries(options.initial?.flags ?? {})) this.flags.set(key, JSON.stringify(def));
     for (const [key, def] of Object.entries(options.initial?.$evaluators ?? {})) this.evaluators.set(key, JSON.stringify(def));
     if (this.flags.size + this.evaluators.size > 0) {
       this.version = 1;
-      this.epoch = randomUUID();
+      this.revision = randomUUID();
     }
   }
 
@@ -50,19 +60,23 @@ export class MemoryFlagStore extends BaseFlagStore {
       for (const [k, v] of [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) Object.defineProperty(out, k, { value: JSON.parse(v), enumerable: true, configurable: true, writable: true });
       return out;
     };
-    return { version: this.version, epoch: this.epoch, flags: parse(this.flags), evaluators: parse(this.evaluators), problems: [] };
+    return { version: this.version, revision: this.revision, flags: parse(this.flags), evaluators: parse(this.evaluators), problems: [] };
   }
 
   async apply(changes: readonly FlagChange[], options: WriteOptions): Promise<WriteResult> {
     // synchronous from here on: nothing can interleave, which is what makes it atomic
+    const writeId = writeIdOf(options);
+    const time = this.now();
+    for (const [id, [, forgetAt]] of this.writes) if (forgetAt <= time) this.writes.delete(id);
+    const done = this.writes.get(writeId);
+    if (done) return writeResultOf(done[0], writeId, true, changes);
     if (options.expectedVersion !== undefined && options.expectedVersion !== this.version) {
       throw new VersionConflictError(options.expectedVersion, this.version);
     }
     const entries = planWrite(this.snapshot(), changes, options);
     const version = ++this.version;
-    if (this.epoch === '') this.epoch = randomUUID();
-    const epoch = this.epoch;
-    const time = Date.now();
+    const revision = (this.revision = randomUUID());
+    this.writes.set(writeId, [version, time + this.idempotencyWindowMs]);
     for (const entry of entries) {
       const map = entry.kind === 'flag' ? this.flags : this.evaluators;
       const before = map.get(entry.key);
@@ -79,18 +93,16 @@ export class MemoryFlagStore extends BaseFlagStore {
         before: before === undefined ? null : JSON.parse(before),
         after: entry.json === null ? null : JSON.parse(entry.json),
         reason: options.reason ?? '',
+        writeId,
       });
     }
     if (this.auditLog.length > this.auditMaxLength) this.auditLog.splice(0, this.auditLog.length - this.auditMaxLength);
     // announced asynchronously, like a pub/sub message
     queueMicrotask(() => {
-      for (const w of this.watchers) w.onChange(version, epoch);
+      const observedAt = Date.now();
+      for (const w of this.watchers) w.onChange(version, revision, observedAt);
     });
-    return {
-      version,
-      flags: entries.filter((e) => e.kind === 'flag').map((e) => e.key),
-      evaluators: entries.filter((e) => e.kind === 'evaluator').map((e) => e.key),
-    };
+    return writeResultOf(version, writeId, false, entries);
   }
 
   async audit(key?: string, options: { limit?: number } = {}): Promise<AuditEntry[]> {

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { RollgateError } from '@rollgate/core';
 import { BaseFlagStore } from './base-flag.store';
-import { ConfigError, StoreUnavailableError, VersionConflictError } from './errors';
+import { ConfigError, FencedError, StoreUnavailableError, VersionConflictError, WriteNotAppliedError, WriteOutcomeUnknownError } from './errors';
 import type { AuditEntry, FlagChange, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';
 import { flagStoreKeys, type FlagStoreKeys } from './keys';
 import { runWrite } from './scripts';
-import { planWrite } from './write-plan';
+import { planWrite, writeIdOf, writeResultOf, type PlannedEntry } from './write-plan';
 
 type Client = Redis | Cluster;
 
@@ -22,7 +23,13 @@ export interface RedisFlagStoreOptions {
   env?: string;
   /** Key prefix. @default 'rollgate' */
   prefix?: string;
-  /** How often to compare versions as a safety net for lost pub/sub messages. @default 5000 */
+  /**
+   * While watched, how often the store asks Redis for its version and revision (one MGET). This is
+   * the heartbeat: it bounds how long a hung Redis goes unnoticed (a check that does not come
+   * back within the client's `commandTimeout` reports the store unavailable, so at most
+   * `pollIntervalMs + commandTimeout` after the last answer), and how long a lost pub/sub
+   * message can delay a change. @default 500
+   */
   pollIntervalMs?: number;
   /** Audit entries kept (approximate, XADD MAXLEN ~). @default 10000 */
   auditMaxLength?: number;
@@ -30,6 +37,14 @@ export interface RedisFlagStoreOptions {
   eventsMaxLength?: number;
   /** Retries of a write not pinned to a version when another writer got in between. @default 3 */
   writeRetries?: number;
+  /**
+   * When Redis does not answer a write (timeout, lost connection), how long the store keeps
+   * reading back to learn whether it was applied before giving up with WriteOutcomeUnknownError.
+   * @default 5000
+   */
+  writeReadBackMs?: number;
+  /** How long a write id is remembered, so that a retry with the same id is not applied twice. @default 86400 (24 h) */
+  idempotencyWindowSec?: number;
 }
 
 /**
@@ -44,7 +59,9 @@ export const SAFE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
   // how long disconnect() waits for a socket to close; ioredis keeps this 2 s timer even when
   // the socket is already gone, which held processes open after close()
   disconnectTimeout: 100,
-  retryStrategy: (times: number) => Math.min(2 ** times * 50, 2000) + Math.floor(Math.random() * 100),
+  // reconnect soon after Redis is back: the delay is capped at 400 ms (+ up to 100 ms jitter), so
+  // a restarted Redis is found within 0.5 s; attempts against a closed port fail at once and cost little
+  retryStrategy: (times: number) => Math.min(2 ** (times - 1) * 50, 400) + Math.floor(Math.random() * 100),
 });
 
 /**
@@ -78,6 +95,21 @@ function isClient(value: unknown): value is Client {
   return value instanceof Redis || value instanceof Cluster;
 }
 
+/** The client's command timeout (validated for clients passed in; SAFE_REDIS_OPTIONS' otherwise). */
+function commandTimeoutOf(client: Client): number {
+  const options = client instanceof Cluster ? (client.options.redisOptions ?? {}) : client.options;
+  const timeout = options.commandTimeout;
+  return typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : (SAFE_REDIS_OPTIONS.commandTimeout as number);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** Milliseconds on Redis' clock from a TIME reply. */
+function redisMillis(time: unknown): number {
+  const [seconds, micros] = time as [string, string];
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
 function parseJson(text: string): unknown {
   return JSON.parse(text) as unknown;
 }
@@ -106,10 +138,13 @@ export class RedisFlagStore extends BaseFlagStore {
   private readonly auditMaxLength: number;
   private readonly eventsMaxLength: number;
   private readonly writeRetries: number;
+  private readonly writeReadBackMs: number;
+  private readonly idempotencyWindowSec: number;
+  private readonly commandTimeoutMs: number;
   private readonly watchers = new Set<StoreWatcher>();
   private subscriber: Client | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
-  private lastRevision = '';
+  private watching = false;
   private available = true;
   private closed = false;
   private readonly onClientReady = () => this.markAvailable();
@@ -148,20 +183,42 @@ export class RedisFlagStore extends BaseFlagStore {
       }
     }
     // integers: Redis refuses a fractional MAXLEN, and setInterval turns a delay above 2^31 - 1 into 1 ms
-    this.pollIntervalMs = integer('pollIntervalMs', options.pollIntervalMs ?? 5000, 1, 2 ** 31 - 1);
+    this.pollIntervalMs = integer('pollIntervalMs', options.pollIntervalMs ?? 500, 1, 2 ** 31 - 1);
     this.auditMaxLength = integer('auditMaxLength', options.auditMaxLength ?? 10_000, 1);
     this.eventsMaxLength = integer('eventsMaxLength', options.eventsMaxLength ?? 10_000, 1);
     this.writeRetries = integer('writeRetries', options.writeRetries ?? 3, 0);
+    this.writeReadBackMs = integer('writeReadBackMs', options.writeReadBackMs ?? 5000, 0, 2 ** 31 - 1);
+    this.idempotencyWindowSec = integer('idempotencyWindowSec', options.idempotencyWindowSec ?? 86_400, 1);
     this.ownsClient = !isClient(given);
     this.client = isClient(given) ? given : createClient(given);
+    this.commandTimeoutMs = commandTimeoutOf(this.client);
     this.client.on('error', this.onClientError);
   }
 
+  /**
+   * The store's command connection, for companions that keep their data beside the flags under
+   * the same hash tag (`@rollgate/rollouts`). It belongs to whoever owns the store: never close it.
+   */
+  get connection(): Client {
+    return this.client;
+  }
+
   async load(): Promise<StoredFlagSet> {
-    const reply = await this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).get(this.keys.epoch).exec().catch(unavailable);
+    return (await this.read()).set;
+  }
+
+  /**
+   * One transaction: the flag set, Redis' clock (for write deadlines) and, for a write, whether its
+   * id was already applied. `readAt` is performance.now() when the reply arrived.
+   */
+  private async read(writeId?: string): Promise<{ set: StoredFlagSet; redisNow: number; readAt: number; appliedVersion: number | undefined }> {
+    const multi = this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).get(this.keys.revision).time();
+    if (writeId !== undefined) multi.get(this.keys.writeRecord(writeId));
+    const reply = await multi.exec().catch(unavailable);
+    const readAt = performance.now();
     if (!reply) throw new StoreUnavailableError('Redis aborted the load transaction');
     for (const [err] of reply) if (err) throw err;
-    const [[, rawFlags], [, rawEvaluators], [, rawVersion], [, rawEpoch]] = reply as [unknown, unknown][] as [[null, unknown], [null, unknown], [null, unknown], [null, unknown]];
+    const [rawFlags, rawEvaluators, rawVersion, rawRevision, time, rawApplied] = reply.map(([, value]) => value as unknown);
     const problems: StoredFlagSet['problems'] = [];
     const decode = (reply: unknown, kind: 'flags' | '$evaluators') => {
       const out: Record<string, unknown> = {};
@@ -177,36 +234,115 @@ export class RedisFlagStore extends BaseFlagStore {
       return out;
     };
     const version = rawVersion === null || rawVersion === undefined ? 0 : Number(rawVersion);
-    return { version, epoch: typeof rawEpoch === 'string' ? rawEpoch : '', flags: decode(rawFlags, 'flags'), evaluators: decode(rawEvaluators, '$evaluators'), problems };
+    const set: StoredFlagSet = { version, revision: typeof rawRevision === 'string' ? rawRevision : '', flags: decode(rawFlags, 'flags'), evaluators: decode(rawEvaluators, '$evaluators'), problems };
+    const appliedVersion = typeof rawApplied === 'string' ? Number(rawApplied) : undefined;
+    return { set, redisNow: redisMillis(time), readAt, appliedVersion };
   }
 
   async apply(changes: readonly FlagChange[], options: WriteOptions): Promise<WriteResult> {
+    const writeId = writeIdOf(options);
     for (let attempt = 0; ; attempt++) {
-      const current = await this.load();
+      const { set: current, redisNow, readAt, appliedVersion } = await this.read(writeId);
+      if (appliedVersion !== undefined) return writeResultOf(appliedVersion, writeId, true, changes);
       if (options.expectedVersion !== undefined && options.expectedVersion !== current.version) {
         throw new VersionConflictError(options.expectedVersion, current.version);
       }
       const entries = planWrite(current, changes, options);
-      const argv: (string | number)[] = [current.version, this.keys.changes, options.actor, options.reason ?? '', Date.now(), this.auditMaxLength, options.action ?? '', entries.length, randomUUID()];
+      // On Redis' clock: the latest moment the script may still run. By then this call has given up
+      // waiting (commandTimeout), so a script Redis runs later (paused, or resent after a
+      // reconnect) refuses itself instead of applying a write its writer reported as failed.
+      const deadline = redisNow + Math.ceil(performance.now() - readAt) + this.commandTimeoutMs;
+      const argv: (string | number)[] = [
+        current.version,
+        this.keys.changes,
+        options.actor,
+        options.reason ?? '',
+        Date.now(),
+        this.auditMaxLength,
+        options.action ?? '',
+        entries.length,
+        writeId,
+        randomUUID(),
+        deadline,
+        this.idempotencyWindowSec,
+        options.leaseToken ?? '',
+      ];
       for (const e of entries) argv.push(e.kind, e.key, e.json ?? '');
+      const keys = [this.keys.flags, this.keys.evaluators, this.keys.version, this.keys.audit, this.keys.revision, this.keys.writeRecord(writeId), this.keys.lease] as const;
       try {
-        const version = await runWrite(this.client, [this.keys.flags, this.keys.evaluators, this.keys.version, this.keys.audit, this.keys.epoch], argv);
-        return {
-          version,
-          flags: entries.filter((e) => e.kind === 'flag').map((e) => e.key),
-          evaluators: entries.filter((e) => e.kind === 'evaluator').map((e) => e.key),
-        };
+        const { version, applied } = await runWrite(this.client, keys, argv);
+        return writeResultOf(version, writeId, !applied, entries);
       } catch (e) {
         const message = (e as Error).message ?? '';
         // the script refused its arguments, having written nothing: a bug, not an outage
         if (message.startsWith('INVALID_WRITE ')) throw e;
+        if (message.startsWith('FENCED ')) throw new FencedError(`write ${writeId} refused: the rollout controller's lease is no longer held by this writer (another controller took over); nothing was written`);
+        if (message.startsWith('WRITE_EXPIRED ')) {
+          throw new WriteNotAppliedError(writeId, `Redis ran write ${writeId} after its deadline and refused it: the write was not applied; it is safe to retry`, { cause: e });
+        }
         const match = /VERSION_CONFLICT (\d+)/.exec(message);
-        if (!match) unavailable(e);
+        // no answer: the script may still run (Redis paused, or the command resent after a reconnect)
+        if (!match) return this.settle(writeId, deadline, e, entries);
         // validated against a version someone else has since replaced
         if (options.expectedVersion !== undefined || attempt >= this.writeRetries) {
           throw new VersionConflictError(options.expectedVersion ?? current.version, Number(match[1]));
         }
       }
+    }
+  }
+
+  /**
+   * A write got no answer. Reads back until the outcome is certain: applied (its record exists),
+   * or not applied and never will be (Redis' clock is past the write's deadline without its
+   * record). Gives up after `writeReadBackMs` with WriteOutcomeUnknownError.
+   */
+  private async settle(writeId: string, deadline: number, cause: unknown, entries: readonly PlannedEntry[]): Promise<WriteResult> {
+    // a connection of its own: Redis answers a connection's commands in order, so behind a write
+    // that is stuck (CLIENT PAUSE) a read-back on the same connection would be stuck too
+    const reader = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate({ connectionName: `rollgate:read-back:${writeId}` });
+    reader.on('error', this.onClientError);
+    try {
+      return await this.readBack(reader, writeId, deadline, cause, entries);
+    } finally {
+      await quit(reader);
+      reader.off('error', this.onClientError);
+    }
+  }
+
+  private async readBack(reader: Client, writeId: string, deadline: number, cause: unknown, entries: readonly PlannedEntry[]): Promise<WriteResult> {
+    const why = (cause as Error)?.message ?? String(cause);
+    const giveUpAt = performance.now() + this.writeReadBackMs;
+    for (;;) {
+      let wait = 100;
+      try {
+        const reply = await reader.multi().time().get(this.keys.writeRecord(writeId)).exec();
+        if (!reply || reply.some(([err]) => err)) throw new Error('read-back transaction failed');
+        const [[, time], [, recorded]] = reply as [[null, unknown], [null, unknown]];
+        if (typeof recorded === 'string') return writeResultOf(Number(recorded), writeId, false, entries);
+        const now = redisMillis(time);
+        if (now > deadline) {
+          throw new WriteNotAppliedError(
+            writeId,
+            `Redis did not answer write ${writeId} (${why}); read back afterwards: it was not applied, and Redis refuses it from now on. It is safe to retry.`,
+            { cause },
+          );
+        }
+        wait = deadline - now + 1;
+      } catch (e) {
+        if (e instanceof WriteNotAppliedError) throw e;
+      }
+      const left = giveUpAt - performance.now();
+      if (left <= 0) {
+        throw new WriteOutcomeUnknownError(
+          writeId,
+          deadline,
+          `Redis did not answer write ${writeId} (${why}) and could not be read back within ${this.writeReadBackMs} ms: it may or may not be applied ` +
+            `(if Redis runs it, it does so before ${new Date(deadline).toISOString()} by Redis' clock, or refuses it). ` +
+            `Check the audit for write ${writeId}, or retry with the same write id: it is applied at most once.`,
+          { cause },
+        );
+      }
+      await sleep(Math.min(wait, left));
     }
   }
 
@@ -275,9 +411,10 @@ export class RedisFlagStore extends BaseFlagStore {
     this.client.off('error', this.onClientError);
   }
 
-  // ---- change detection: pub/sub on a dedicated connection, plus resync on ready and polling ----
+  // ---- change detection: pub/sub on a dedicated connection, plus resync on ready and a heartbeat ----
 
   private startWatching(): void {
+    this.watching = true;
     this.client.on('ready', this.onClientReady);
     this.client.on('close', this.onClientClose);
     // Our own subscriber connection, always: under RESP2 a subscribed connection cannot run commands.
@@ -287,24 +424,25 @@ export class RedisFlagStore extends BaseFlagStore {
     sub.on('ready', () => void this.checkVersion());
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.keys.changes) return;
+      const receivedAt = Date.now();
       try {
-        const parsed = JSON.parse(message) as { version?: unknown; epoch?: unknown };
+        const parsed = JSON.parse(message) as { version?: unknown; revision?: unknown };
         const version = Number(parsed.version);
-        if (Number.isInteger(version) && typeof parsed.epoch === 'string') this.announce(version, parsed.epoch);
+        if (Number.isInteger(version) && typeof parsed.revision === 'string') this.announce(version, parsed.revision, receivedAt);
         else void this.checkVersion();
       } catch {
         void this.checkVersion(); // unreadable message: ask Redis instead
       }
     });
     sub.subscribe(this.keys.changes).catch(() => {
-      // retried by ioredis' auto-resubscribe on reconnect; the poll covers the gap
+      // retried by ioredis' auto-resubscribe on reconnect; the heartbeat covers the gap
     });
-    this.pollTimer = setInterval(() => void this.checkVersion(), this.pollIntervalMs);
-    this.pollTimer.unref();
+    this.scheduleHeartbeat(this.pollIntervalMs);
   }
 
   private async stopWatching(): Promise<void> {
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.watching = false;
+    clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     this.client.off('ready', this.onClientReady);
     this.client.off('close', this.onClientClose);
@@ -318,30 +456,40 @@ export class RedisFlagStore extends BaseFlagStore {
     }
   }
 
-  /** Asks Redis for the version; announces a change, or the store being unreachable. */
+  /** One check at a time: the next is due `pollIntervalMs` after the previous one started (or at once if it took longer). */
+  private scheduleHeartbeat(delay: number): void {
+    this.pollTimer = setTimeout(() => {
+      const started = performance.now();
+      void this.checkVersion().then(() => {
+        if (this.watching) this.scheduleHeartbeat(this.pollIntervalMs - (performance.now() - started));
+      });
+    }, Math.max(0, delay));
+    this.pollTimer.unref();
+  }
+
+  /** Asks Redis for the version and revision; announces them, or the store being unreachable. */
   private async checkVersion(): Promise<void> {
     if (this.closed || this.watchers.size === 0) return;
+    // the state read is current as of no earlier than the moment the command left
+    const sentAt = Date.now();
     try {
-      const [version, epoch] = await this.client.mget(this.keys.version, this.keys.epoch);
-      this.markAvailable();
-      this.announce(version === null ? 0 : Number(version), epoch ?? '', true);
+      const [version, revision] = await this.client.mget(this.keys.version, this.keys.revision);
+      this.markAvailable(false);
+      this.announce(version === null ? 0 : Number(version), revision ?? '', sentAt);
     } catch (e) {
       this.markUnavailable(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
-  private announce(version: number, epoch: string, fromPoll = false): void {
-    const revision = `${epoch}:${version}`;
-    if (revision === this.lastRevision && fromPoll) return;
-    this.lastRevision = revision;
-    for (const w of this.watchers) w.onChange(version, epoch);
+  private announce(version: number, revision: string, observedAt: number): void {
+    for (const w of this.watchers) w.onChange(version, revision, observedAt);
   }
 
-  private markAvailable(): void {
+  private markAvailable(check = true): void {
     if (this.available) return;
     this.available = true;
     for (const w of this.watchers) w.onAvailable?.();
-    void this.checkVersion();
+    if (check) void this.checkVersion();
   }
 
   private markUnavailable(error: Error): void {
@@ -394,10 +542,11 @@ function auditEntry(id: string, fields: string[]): AuditEntry {
     time: Number(f.time),
     actor: f.actor ?? '',
     action: f.action ?? '',
-    kind: f.kind === 'evaluator' ? 'evaluator' : 'flag',
+    kind: f.kind === 'evaluator' || f.kind === 'plan' ? f.kind : 'flag',
     key: f.key ?? '',
     before: json(f.before),
     after: json(f.after),
     reason: f.reason ?? '',
+    writeId: f.write ?? '',
   };
 }

@@ -8,7 +8,7 @@ import {
   type ResolutionDetails,
   type TrackingEventDetails,
 } from '@openfeature/server-sdk';
-import { changedFlagKeys, compileFlagSet, FlagSnapshot, type FlagValueType, type ValidationIssue } from '@rollgate/core';
+import { changedFlagKeys, compileFlagSet, FlagSnapshot, type BudgetExceededEvent, type FlagValueType, type ValidationIssue } from '@rollgate/core';
 import { ConfigError, StoreUnavailableError } from './errors';
 import type { FlagStore, StoredFlagSet } from './flag-store';
 import { RedisFlagStore, type RedisFlagStoreOptions } from './redis-flag.store';
@@ -30,7 +30,13 @@ export interface RollgateProviderOptions {
 export interface ProviderHealth {
   /** The loaded version, 0 before the first load. */
   version: number;
-  /** When the snapshot was last confirmed current (ms since epoch); undefined before the first load. */
+  /** The loaded revision (id of the write that produced it), '' before the first load. */
+  revision: string;
+  /**
+   * The last moment the snapshot is known to have matched the store (ms since the epoch): when
+   * the last check or load that confirmed it was sent. undefined before the first load. While the
+   * store answers, the heartbeat (`pollIntervalMs`) keeps it within about that interval of now.
+   */
   syncedAt: number | undefined;
   /** True while the store is unreachable. */
   storeUnavailable: boolean;
@@ -59,7 +65,7 @@ export class RollgateProvider implements Provider {
   private readonly logger: Pick<Logger, 'warn' | 'error'>;
   private current: FlagSnapshot = FlagSnapshot.empty();
   private version = 0;
-  private epoch = '';
+  private revision = '';
   private syncedAt: number | undefined;
   private storeUnavailable = false;
   private state: 'idle' | 'ready' | 'stale' | 'error' | 'closed' = 'idle';
@@ -68,6 +74,14 @@ export class RollgateProvider implements Provider {
   private retryTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
   private syncAgain = false;
+  /** Flags whose evaluation hit the cost budget, logged once until their definition changes. */
+  private readonly budgetLogged = new Set<string>();
+  private readonly onBudgetExceeded = (e: BudgetExceededEvent): void => {
+    if (this.budgetLogged.has(e.flagKey)) return;
+    this.budgetLogged.add(e.flagKey);
+    this.logger.warn(`rollgate: ${e.message} (store version ${this.version}); callers get their default (GENERAL)`);
+  };
+  private readonly trackListeners = new Set<(name: string, context: EvaluationContext, details: TrackingEventDetails) => void>();
 
   constructor(options: RollgateProviderOptions) {
     if (!options?.store) throw new ConfigError('RollgateProvider: options.store is required (a FlagStore or RedisFlagStore options)');
@@ -85,14 +99,16 @@ export class RollgateProvider implements Provider {
   }
 
   health(): ProviderHealth {
-    return { version: this.version, syncedAt: this.syncedAt, storeUnavailable: this.storeUnavailable };
+    return { version: this.version, revision: this.revision, syncedAt: this.syncedAt, storeUnavailable: this.storeUnavailable };
   }
 
   async initialize(): Promise<void> {
     this.unwatch = this.store.watch({
-      onChange: (version, epoch) => {
-        if (epoch !== this.epoch || version > this.version) this.requestSync();
-        else this.syncedAt = Date.now();
+      // any state other than the one held is loaded and adopted: newer, or older (a restore or a
+      // failover moved the store back, and a kill switch written after it must win)
+      onChange: (version, revision, observedAt) => {
+        if (version !== this.version || revision !== this.revision) this.requestSync();
+        else this.confirm(observedAt);
       },
       onUnavailable: (error) => this.lostStore(error),
       onAvailable: () => this.requestSync(),
@@ -102,8 +118,9 @@ export class RollgateProvider implements Provider {
       timer = setTimeout(() => reject(new StoreUnavailableError(`flag store did not answer within ${this.initTimeoutMs} ms`)), this.initTimeoutMs);
     });
     try {
+      const startedAt = Date.now();
       const loaded = await Promise.race([this.store.load(), timeout]);
-      this.install(loaded, false);
+      this.install(loaded, false, startedAt);
       this.state = 'ready';
     } catch (e) {
       // The SDK marks us ERROR and callers get their defaults; keep trying in the background and
@@ -150,6 +167,23 @@ export class RollgateProvider implements Provider {
       ...(typeof context?.targetingKey === 'string' ? { targetingKey: context.targetingKey } : {}),
     };
     this.store.recordEvent(event).catch((e: unknown) => this.logger.warn(`rollgate: track("${trackingEventName}") not recorded: ${(e as Error).message}`));
+    for (const listener of this.trackListeners) {
+      try {
+        listener(trackingEventName, context, details);
+      } catch (e) {
+        this.logger.warn(`rollgate: a track listener failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` for every `track()` (synchronously, in the caller's async context), e.g. to
+   * count an event in the arms of the flags the current request was served. Returns a function
+   * that removes it.
+   */
+  onTrack(listener: (name: string, context: EvaluationContext, details: TrackingEventDetails) => void): () => void {
+    this.trackListeners.add(listener);
+    return () => this.trackListeners.delete(listener);
   }
 
   private resolve<T>(flagKey: string, defaultValue: T, context: EvaluationContext, type: FlagValueType): ResolutionDetails<T> {
@@ -183,9 +217,10 @@ export class RollgateProvider implements Provider {
 
   private async sync(): Promise<void> {
     try {
+      const startedAt = Date.now();
       const loaded = await this.store.load();
       if (this.state === 'closed') return;
-      this.install(loaded, true);
+      this.install(loaded, true, startedAt);
     } catch (e) {
       this.lostStore(e instanceof Error ? e : new Error(String(e)));
       if (this.state === 'error') this.scheduleRetry();
@@ -215,8 +250,16 @@ export class RollgateProvider implements Provider {
     this.graceTimer.unref();
   }
 
-  /** Compiles a loaded set, keeping the last good version of anything that became invalid. */
-  private install(loaded: StoredFlagSet, announce: boolean): void {
+  /** The store was seen in the state held, at `at`: the snapshot is current as of then. */
+  private confirm(at: number): void {
+    if (this.syncedAt !== undefined && at > this.syncedAt) this.syncedAt = at;
+  }
+
+  /**
+   * Adopts a loaded set (compiled, keeping the last good version of anything that became
+   * invalid). `startedAt`: when the load was sent, so the set is current as of no earlier.
+   */
+  private install(loaded: StoredFlagSet, announce: boolean, startedAt: number): void {
     const wasDegraded = this.state === 'stale' || this.state === 'error';
     this.storeUnavailable = false;
     clearTimeout(this.graceTimer);
@@ -225,27 +268,36 @@ export class RollgateProvider implements Provider {
       // An empty store after we had flags: Redis lost its data (restart without persistence,
       // failover to an unsynced replica). Keep serving what we had, say so, and take whatever
       // is written next (it comes with a new epoch).
-      this.logger.error(`rollgate: flag store is empty but we had version ${this.version} (data lost?); keeping the last known flags until it is re-seeded`);
+      this.logger.error(
+        `rollgate: flag store is empty but we had version ${this.version} (data lost?); keeping the last known flags until the next write, ` +
+          'whose flag set every instance then adopts as it is',
+      );
       this.version = 0;
-      this.epoch = '';
-      this.syncedAt = Date.now();
+      this.revision = '';
+      this.syncedAt = startedAt;
       this.recover(wasDegraded);
       return;
     }
-    if (loaded.epoch === this.epoch && loaded.version <= this.version && this.syncedAt !== undefined) {
-      this.syncedAt = Date.now(); // nothing newer: a duplicate or late notification
+    if (loaded.version === this.version && loaded.revision === this.revision && this.syncedAt !== undefined) {
+      this.confirm(startedAt); // the state held: a duplicate or late notification
       this.recover(wasDegraded);
       return;
     }
-    if (loaded.epoch !== this.epoch && this.epoch !== '') {
-      this.logger.warn(`rollgate: flag store was replaced (new epoch ${loaded.epoch}); loading it`);
+    if (this.syncedAt !== undefined && this.version > 0 && loaded.version <= this.version) {
+      // logged once: from now on the state held is this one
+      this.logger.warn(
+        loaded.version < this.version
+          ? `rollgate: flag store went back from version ${this.version} to ${loaded.version} (restored from an older dump, or failed over to a lagging replica?); adopting it`
+          : `rollgate: flag store's version ${loaded.version} is not the one loaded before (its history diverged after a restore or failover); adopting it`,
+      );
     }
     const next = this.compileKeepingLastGood(loaded);
     const changed = changedFlagKeys(this.current, next);
+    for (const key of changed) this.budgetLogged.delete(key);
     this.current = next;
     this.version = loaded.version;
-    this.epoch = loaded.epoch;
-    this.syncedAt = Date.now();
+    this.revision = loaded.revision;
+    this.syncedAt = startedAt;
     this.recover(wasDegraded);
     if (announce && changed.length > 0) {
       this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: changed, metadata: { version: loaded.version } });
@@ -261,12 +313,12 @@ export class RollgateProvider implements Provider {
 
   private compileKeepingLastGood(loaded: StoredFlagSet): FlagSnapshot {
     const input = { flags: { ...loaded.flags }, $evaluators: { ...loaded.evaluators } };
-    const first = compileFlagSet(input);
+    const first = compileFlagSet(input, { onBudgetExceeded: this.onBudgetExceeded });
     const bad = [...loaded.problems, ...first.errors];
     if (bad.length === 0) return first.snapshot;
     let replaced = false;
     for (const issue of bad) this.keepLastGood(issue, input, () => (replaced = true));
-    const result = replaced ? compileFlagSet(input) : first;
+    const result = replaced ? compileFlagSet(input, { onBudgetExceeded: this.onBudgetExceeded }) : first;
     for (const issue of result.errors) this.logger.warn(`rollgate: ${issue.path}: ${issue.message}`);
     return result.snapshot;
   }

@@ -1,9 +1,21 @@
+import { randomUUID } from 'node:crypto';
 import { compileFlagSet, FlagValidationError, formatIssue, type ValidationIssue } from '@rollgate/core';
 import { InvalidWriteError, NotFoundError } from './errors';
-import type { AuditEntry, FlagChange, StoredFlagSet, WriteOptions } from './flag-store';
+import type { AuditEntry, FlagChange, StoredFlagSet, WriteOptions, WriteResult } from './flag-store';
 
 // The one write path's logic, shared by every store: validate a change against the current set,
 // and derive revert and patch changes. Stores only add atomic execution.
+
+const WRITE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** The write's id: the one given (checked: it becomes part of a Redis key) or a fresh UUID. */
+export function writeIdOf(options: WriteOptions): string {
+  if (options?.writeId === undefined) return randomUUID();
+  if (typeof options.writeId !== 'string' || !WRITE_ID.test(options.writeId)) {
+    throw new InvalidWriteError(`options.writeId must be 1-128 characters of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(options.writeId)})`);
+  }
+  return options.writeId;
+}
 
 /** A validated change, ready for a store to execute. */
 export interface PlannedEntry {
@@ -100,4 +112,15 @@ export function definitionAt(entries: readonly AuditEntry[], kind: 'flag' | 'eva
   if (atOrBefore.length > 0) return atOrBefore[atOrBefore.length - 1]!.after;
   // every recorded change is later: the state then is what the earliest change started from
   return mine[0]!.before;
+}
+
+/** What a store answers for a write: its version and the keys it wrote (or had written, when already applied). */
+export function writeResultOf(version: number, writeId: string, alreadyApplied: boolean, entries: readonly Pick<PlannedEntry, 'kind' | 'key'>[]): WriteResult {
+  return {
+    version,
+    writeId,
+    alreadyApplied,
+    flags: entries.filter((e) => e.kind === 'flag').map((e) => e.key),
+    evaluators: entries.filter((e) => e.kind === 'evaluator').map((e) => e.key),
+  };
 }

@@ -32,7 +32,7 @@ describe.each(factories)('%s', (_name, create) => {
   });
 
   it('starts empty at version 0', async () => {
-    expect(await store.load()).toEqual({ version: 0, epoch: '', flags: {}, evaluators: {}, problems: [] });
+    expect(await store.load()).toEqual({ version: 0, revision: '', flags: {}, evaluators: {}, problems: [] });
   });
 
   it('stores flags and evaluators, bumping the version once per write', async () => {
@@ -40,11 +40,38 @@ describe.each(factories)('%s', (_name, create) => {
     const b = await store.putFlag('fast-payment', fastPayment, actor);
     expect([a.version, b.version]).toEqual([1, 2]);
     const loaded = await store.load();
-    expect(loaded).toEqual({ version: 2, epoch: expect.any(String), flags: { 'fast-payment': fastPayment }, evaluators: { 'vip-agencies': vipAgencies }, problems: [] });
-    // the epoch is set by the first write and kept by later ones
-    expect(loaded.epoch).not.toBe('');
+    expect(loaded).toEqual({ version: 2, revision: expect.any(String), flags: { 'fast-payment': fastPayment }, evaluators: { 'vip-agencies': vipAgencies }, problems: [] });
+    // every write gets a revision of its own: (version, revision) names one state exactly
+    expect(loaded.revision).not.toBe('');
     await store.putFlag('checkout-theme', checkoutTheme, actor);
-    expect((await store.load()).epoch).toBe(loaded.epoch);
+    const next = await store.load();
+    expect(next.revision).not.toBe(loaded.revision);
+    expect((await store.load()).revision).toBe(next.revision);
+  });
+
+  it('applies a write id at most once: a retry answers the version it produced and writes nothing', async () => {
+    await store.putFlag('checkout-theme', checkoutTheme, actor);
+    const first = await store.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: 'bold' }, { ...actor, writeId: 'deploy-42', expectedVersion: 1 });
+    expect(first).toEqual({ version: 2, writeId: 'deploy-42', alreadyApplied: false, flags: ['checkout-theme'], evaluators: [] });
+    await store.putEvaluator('vip-agencies', vipAgencies, { ...actor, writeId: 'other' }); // version 3
+    const before = await store.load();
+    // the same write again, pinned to the version it was based on: not a conflict, not a second write
+    const retry = await store.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: 'bold' }, { ...actor, writeId: 'deploy-42', expectedVersion: 1 });
+    expect(retry).toEqual({ version: 2, writeId: 'deploy-42', alreadyApplied: true, flags: ['checkout-theme'], evaluators: [] });
+    expect(await store.load()).toEqual(before);
+    const audit = await store.audit();
+    expect(audit.map((e) => [e.version, e.writeId])).toEqual([
+      [3, 'other'],
+      [2, 'deploy-42'],
+      [1, expect.stringMatching(/^[0-9a-f-]{36}$/)],
+    ]);
+  });
+
+  it.each([[''], ['has space'], ['x'.repeat(129)], ['a{b}'], [42]])('refuses the write id %j before writing anything', async (writeId) => {
+    const err = await store.putFlag('checkout-theme', checkoutTheme, { ...actor, writeId: writeId as string }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidWriteError);
+    expect((err as Error).message).toMatch(/^options\.writeId must be 1-128 characters/);
+    expect(await store.load()).toMatchObject({ version: 0, flags: {} });
   });
 
   it('writes several changes as one version', async () => {
@@ -56,7 +83,7 @@ describe.each(factories)('%s', (_name, create) => {
       ],
       actor,
     );
-    expect(r).toEqual({ version: 1, flags: ['fast-payment', 'checkout-theme'], evaluators: ['vip-agencies'] });
+    expect(r).toEqual({ version: 1, writeId: expect.any(String), alreadyApplied: false, flags: ['fast-payment', 'checkout-theme'], evaluators: ['vip-agencies'] });
     expect(Object.keys((await store.load()).flags).sort()).toEqual(['checkout-theme', 'fast-payment']);
   });
 

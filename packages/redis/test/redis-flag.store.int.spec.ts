@@ -100,10 +100,11 @@ describe('the write script', () => {
     cleanups.push(() => store.close());
     await store.putFlag('checkout-theme', checkoutTheme, actor); // version 1
     const k = store.keys;
-    const keys = [k.flags, k.evaluators, k.version, k.audit, k.epoch] as const;
+    const keys = [k.flags, k.evaluators, k.version, k.audit, k.revision, k.writeRecord('write-from-test'), k.lease] as const;
     const state = async () => ({
       version: await admin.get(k.version),
-      epoch: await admin.get(k.epoch),
+      revision: await admin.get(k.revision),
+      record: await admin.get(k.writeRecord('write-from-test')),
       flags: await admin.hgetall(k.flags),
       evaluators: await admin.hgetall(k.evaluators),
       audit: await admin.xrange(k.audit, '-', '+'),
@@ -119,22 +120,25 @@ describe('the write script', () => {
     // already have written it when it reaches the second
     const changes = ['evaluator', 'vip-agencies', JSON.stringify(vipAgencies), 'flag', 'checkout-theme', JSON.stringify({ ...checkoutTheme, defaultVariant: 'bold' })];
     const argv = (over: Record<number, string> = {}, list = changes): (string | number)[] => {
-      const args: (string | number)[] = [1, k.changes, 'test-suite', '', Date.now(), 100, '', list.length / 3, 'epoch-from-test', ...list];
+      const args: (string | number)[] = [1, k.changes, 'test-suite', '', Date.now(), 100, '', list.length / 3, 'write-from-test', 'revision-from-test', Date.now() + 60_000, 3600, '', ...list];
       for (const [i, v] of Object.entries(over)) args[Number(i) - 1] = v; // 1-based, as ARGV
       return args;
     };
     const refusals: [string, (string | number)[], string][] = [
-      ['unknown kind', argv({ 13: 'flags' }), 'change 2: unknown kind flags'],
-      ['invalid JSON', argv({ 15: '{"state": "ENABLED", "variants": tru' }), 'change 2: flag "checkout-theme" is not a JSON object'],
-      ['a flag that is not an object', argv({ 15: '"bold"' }), 'change 2: flag "checkout-theme" is not a JSON object'],
-      ['one argument missing', argv().slice(0, -1), '2 changes need 15 arguments, got 14'],
-      ['one argument too many', [...argv(), 'extra'], '2 changes need 15 arguments, got 16'],
+      ['unknown kind', argv({ 17: 'flags' }), 'change 2: unknown kind flags'],
+      ['invalid JSON', argv({ 19: '{"state": "ENABLED", "variants": tru' }), 'change 2: flag "checkout-theme" is not a JSON object'],
+      ['a flag that is not an object', argv({ 19: '"bold"' }), 'change 2: flag "checkout-theme" is not a JSON object'],
+      ['one argument missing', argv().slice(0, -1), '2 changes need 19 arguments, got 18'],
+      ['one argument too many', [...argv(), 'extra'], '2 changes need 19 arguments, got 20'],
       ['a fractional change count', argv({ 8: '1.5' }), 'change count must be an integer >= 1, got 1.5'],
       ['no changes', argv({}, []), 'change count must be an integer >= 1, got 0'],
       ['a fractional audit length', argv({ 6: '1.5' }), 'audit max length must be an integer >= 1, got 1.5'],
       ['a time that is not a number', argv({ 5: 'now' }), 'time must be an integer >= 0, got now'],
       ['an expected version that is not a number', argv({ 1: 'one' }), 'expected version must be empty or an integer >= 0, got one'],
-      ['an empty actor', argv({ 3: '' }), 'channel, actor and epoch must not be empty'],
+      ['an empty actor', argv({ 3: '' }), 'channel, actor, write id and revision must not be empty'],
+      ['an empty write id', argv({ 9: '' }), 'channel, actor, write id and revision must not be empty'],
+      ['a deadline that is not a number', argv({ 11: 'soon' }), 'deadline must be an integer >= 0, got soon'],
+      ['a fractional record TTL', argv({ 12: '0.5' }), 'write record TTL must be an integer >= 1, got 0.5'],
     ];
     for (const [what, args, message] of refusals) {
       await expect(runWrite(admin, keys, args).catch((e: Error) => e.message)).resolves.toBe(`INVALID_WRITE ${message}`);
@@ -143,14 +147,30 @@ describe('the write script', () => {
     // an audit key someone overwrote with a string: XADD would fail after the flag was written
     const notAStream = `${k.audit}:not-a-stream`;
     await admin.set(notAStream, 'x');
-    await expect(runWrite(admin, [k.flags, k.evaluators, k.version, notAStream, k.epoch], argv())).rejects.toThrow(`INVALID_WRITE ${notAStream} holds a string, not a stream`);
+    await expect(runWrite(admin, [k.flags, k.evaluators, k.version, notAStream, k.revision, keys[5], k.lease], argv())).rejects.toThrow(`INVALID_WRITE ${notAStream} holds a string, not a stream`);
     expect(await state()).toEqual(before);
     expect(await admin.get(notAStream)).toBe('x');
+    // a deadline already past on Redis' clock: refused, nothing written
+    await expect(runWrite(admin, keys, argv({ 11: String(Date.now() - 1000) }))).rejects.toThrow(/^WRITE_EXPIRED \d+$/);
+    expect(await state()).toEqual(before);
+    // a controller's write whose lease token is not (or no longer) the lease's: fenced off
+    await expect(runWrite(admin, keys, argv({ 13: 'token-of-a-paused-controller' }))).rejects.toThrow(/^FENCED by another controller$/);
+    await admin.set(k.lease, 'token-of-the-new-controller');
+    await expect(runWrite(admin, keys, argv({ 13: 'token-of-a-paused-controller' }))).rejects.toThrow(/^FENCED by another controller$/);
+    await admin.del(k.lease);
+    expect(await state()).toEqual(before);
 
     // the same arguments unchanged are written, and their PUBLISH is the first one heard
-    expect(await runWrite(admin, keys, argv())).toBe(2);
+    expect(await runWrite(admin, keys, argv())).toEqual({ version: 2, applied: true });
     while (published.length === 0) await new Promise<void>((r) => setTimeout(r, 10));
-    expect(published.map((m) => (JSON.parse(m) as { version: number }).version)).toEqual([2]);
+    expect(published.map((m) => JSON.parse(m) as unknown)).toEqual([{ version: 2, revision: 'revision-from-test', keys: ['checkout-theme'], evaluators: ['vip-agencies'] }]);
+    // the write's record: its version, forgotten after the TTL it was given
+    expect(await admin.get(keys[5])).toBe('2');
+    expect(await admin.ttl(keys[5])).toBeGreaterThan(3500);
+    // run again with the same write id: answers the version it produced, writes and publishes nothing
+    const afterFirst = await state();
+    expect(await runWrite(admin, keys, argv())).toEqual({ version: 2, applied: false });
+    expect(await state()).toEqual(afterFirst);
     const loaded = await store.load();
     expect(loaded).toMatchObject({ version: 2, flags: { 'checkout-theme': { defaultVariant: 'bold' } }, evaluators: { 'vip-agencies': vipAgencies } });
     expect(await store.audit()).toHaveLength(3);

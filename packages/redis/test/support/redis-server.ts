@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 // Throwaway redis-server processes for integration tests: one per suite, on a free port, no
 // persistence. Tests kill and restart only these processes, never a shared server.
@@ -10,8 +13,13 @@ export interface TestRedis {
   readonly url: string;
   /** SIGKILL the server (a crash). */
   kill(): Promise<void>;
-  /** Start it again on the same port (empty: no persistence). */
-  start(): Promise<void>;
+  /**
+   * Start it again on the same port: empty (no persistence), or from a dump taken by `dump()` —
+   * what a restart from an older RDB, or a failover to a lagging replica, looks like to clients.
+   */
+  start(options?: { fromDump?: string }): Promise<void>;
+  /** SAVE, and copy the RDB file aside: returns the copy's path (removed by stop()). */
+  dump(): Promise<string>;
   /** SIGSTOP: the server hangs with its TCP connections open. */
   pause(): void;
   /** SIGCONT after pause(). */
@@ -37,9 +45,14 @@ process.on('exit', () => {
 export async function startRedis(port?: number): Promise<TestRedis> {
   const p = port ?? (await freePort());
   let proc: ChildProcess | undefined;
+  // its own directory: dumps are written only by dump() (SAVE), never automatically
+  const dir = mkdtempSync(join(tmpdir(), `rollgate-redis-${p}-`));
+  let dumps = 0;
 
-  const start = async () => {
-    const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = async (options: { fromDump?: string } = {}) => {
+    rmSync(join(dir, 'dump.rdb'), { force: true });
+    if (options.fromDump) copyFileSync(options.fromDump, join(dir, 'dump.rdb'));
+    const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', 'dump.rdb'], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     proc = child;
     await new Promise<void>((resolve, reject) => {
@@ -76,6 +89,21 @@ export async function startRedis(port?: number): Promise<TestRedis> {
   const stop = async () => {
     if (proc && proc.signalCode === null && proc.exitCode === null) proc.kill('SIGCONT'); // a paused server must wake to die
     await kill();
+    rmSync(dir, { recursive: true, force: true });
   };
-  return { port: p, url: `redis://127.0.0.1:${p}`, kill, start, stop, pause: () => signal('SIGSTOP'), resume: () => signal('SIGCONT') };
+  const dump = async () => {
+    // a short-lived connection of its own: the caller's clients may be paused or watched
+    const { Redis } = await import('ioredis');
+    const client = new Redis({ port: p, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await client.connect();
+      await client.save();
+    } finally {
+      client.disconnect();
+    }
+    const copy = join(dir, `dump-${++dumps}.rdb`);
+    copyFileSync(join(dir, 'dump.rdb'), copy);
+    return copy;
+  };
+  return { port: p, url: `redis://127.0.0.1:${p}`, kill, start, stop, dump, pause: () => signal('SIGSTOP'), resume: () => signal('SIGCONT') };
 }
