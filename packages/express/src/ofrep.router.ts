@@ -1,5 +1,5 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { ChangeStream, OfrepEvaluator, identityAttributeNames, type ChangeStreamOptions, type IdentityOptions, type OfrepOptions, type OfrepResponse } from '@rollgate/server';
+import { ChangeStream, OfrepEvaluator, identityAttributeNames, ofrepBodyParserRefusal, ofrepError, ofrepPathKey, writeOfrepResponse, type ChangeStreamOptions, type IdentityOptions, type OfrepOptions } from '@rollgate/server';
 import type { RollgateProvider } from '@rollgate/redis';
 import { ConfigError } from '@rollgate/redis';
 import { getRequestIdentity } from './request-identity';
@@ -25,23 +25,6 @@ export interface OfrepRouter extends Router {
   openStreams(): number;
 }
 
-/** body-parser's error types other than too large / not JSON (answered above them). */
-const BODY_REFUSALS = new Set(['charset.unsupported', 'encoding.unsupported', 'request.aborted', 'request.size.invalid', 'stream.encoding.set', 'stream.not.readable', 'entity.verify.failed']);
-
-const ERROR_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store' };
-
-function send(res: Response, out: OfrepResponse): void {
-  res.status(out.status);
-  // Vary is merged (CORS may already have set Origin), every other header is set
-  for (const [name, value] of Object.entries(out.headers)) {
-    if (name.toLowerCase() === 'vary') res.vary(value);
-    else res.set(name, value);
-  }
-  // end(), not send(): send() would add Express's own weak ETag to error answers
-  if (out.body === undefined) res.end();
-  else res.end(JSON.stringify(out.body));
-}
-
 /**
  * OFREP endpoints for browsers and other services: bulk and single evaluation of client-visible
  * flags for the verified caller, ETag/304, and an SSE stream announcing changes.
@@ -59,6 +42,7 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   });
   const origins = new Set(options.cors?.origins ?? []);
   const router = Router() as OfrepRouter;
+  const send = writeOfrepResponse;
   router.close = () => stream?.close();
   router.openStreams = () => stream?.size ?? 0;
 
@@ -81,17 +65,25 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
   });
 
   // EventSource cannot send Authorization: the stream is authorised by the ticket from a bulk response.
-  if (stream) router.get('/ofrep/v1/events', (req: Request, res: Response) => stream.handle(req, res, req.query.ticket));
+  if (stream) router.get('/ofrep/v1/events', (req: Request, res: Response) => stream.handle(req, res, req.query.ticket, req.query.since));
 
   const authenticate = options.identity ? authenticateWith({ ...options.identity, transactionContext: false }, unauthorized) : (_req: Request, _res: Response, next: NextFunction) => next();
-  const json = express.json({ limit: options.bodyLimit ?? '16kb', strict: true, type: () => true });
+  const parse = express.json({ limit: options.bodyLimit ?? '16kb', strict: true, type: () => true });
+  // the parser's refusals answered here, where the single-flag route knows its key
+  const json = (req: Request, res: Response, next: NextFunction) =>
+    parse(req, res, (err?: unknown) => {
+      if (!err) return next();
+      const out = ofrepBodyParserRefusal(err, typeof req.params.key === 'string' ? req.params.key : undefined);
+      if (out) send(res, out);
+      else next(err);
+    });
 
   router.post('/ofrep/v1/evaluate/flags', authenticate, json, (req: Request, res: Response) => {
     const who = getRequestIdentity(req);
     if (!who) return unauthorized(res);
     const out = evaluator.bulk(who, req.body, req.headers['if-none-match']);
     if (out.status === 200 && stream) {
-      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${req.baseUrl}/ofrep/v1/events?ticket=${stream.issueTicket(who.subject)}` } }];
+      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${req.baseUrl}/ofrep/v1/events?${stream.streamQuery(who.subject)}` } }];
     }
     send(res, out);
   });
@@ -102,19 +94,18 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
     send(res, evaluator.single(String(req.params.key), who, req.body));
   });
 
-  // OFREP error bodies for what the JSON parser refuses (malformed, too large)
-  router.use('/ofrep/v1', (err: { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) => {
-    if (err?.type === 'entity.too.large') return send(res, { status: 413, headers: ERROR_HEADERS, body: { errorDetails: 'request body too large' } });
-    if (err?.type === 'entity.parse.failed') return send(res, { status: 400, headers: ERROR_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' } });
-    // other refusals of the body parser (415 unsupported charset or encoding, 400 aborted...) keep their status
-    if (err?.type !== undefined && BODY_REFUSALS.has(err.type) && typeof err.status === 'number') return send(res, { status: err.status, headers: ERROR_HEADERS, body: { errorDetails: 'request body refused' } });
-    if (err) return send(res, { status: 500, headers: ERROR_HEADERS, body: { errorDetails: 'internal error' } });
-    next();
+  // What fails before a route runs: a flag key that is not valid percent-encoding (the router
+  // cannot decode the path parameter), and anything else (a bug: 500, no detail)
+  router.use('/ofrep/v1', (err: { status?: number; type?: string } | undefined, req: Request, res: Response, next: NextFunction) => {
+    if (!err) return next();
+    const key = req.method === 'POST' ? ofrepPathKey(req.originalUrl ?? req.url) : undefined;
+    if (err instanceof URIError && key?.decoded === false) return send(res, ofrepError('bad-flag-key', { key: key.key }));
+    send(res, ofrepBodyParserRefusal(err, key?.key) ?? ofrepError('internal', { key: key?.key }));
   });
   return router;
 }
 
-/** OFREP's 401: its error body, and the caching headers every OFREP answer carries. */
+/** OFREP's 401, as every adapter sends it. */
 function unauthorized(res: Response): void {
-  res.status(401).set('WWW-Authenticate', 'Bearer').set(ERROR_HEADERS).vary('Authorization').end(JSON.stringify({ errorDetails: 'unauthorized' }));
+  writeOfrepResponse(res, ofrepError('unauthorized'));
 }

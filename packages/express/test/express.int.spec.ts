@@ -3,12 +3,16 @@ import http from 'node:http';
 import express, { type Express } from 'express';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
+import { EventSource } from 'eventsource';
 import { NOOP_PROVIDER, OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
+import { OpenFeature as WebOpenFeature, ProviderEvents as WebProviderEvents } from '@openfeature/web-sdk';
+import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
 import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfeature/ofrep-core';
 import { MemoryFlagStore, RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
 import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, recordingLogger, SECRET, seed, serve, token, vipAgent } from '../../server/test/support/pilot-scenario';
+import { checkOfrepAnswer, checkOfrepEvent, sseEvents } from '../../server/test/support/ofrep-schema';
 
 // Express adapters end to end: a real redis-server, a real provider, real HTTP.
 
@@ -234,7 +238,7 @@ describe('fail closed', () => {
     await OpenFeature.setProviderAndWait('stale', stale);
     const a = express();
     a.use(identity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }));
-    a.get('/limited', requireFeature('fast-payment', { domain: 'stale', maxStalenessMs: 0 }), (_req, res) => res.json({ ok: true }));
+    a.get('/limited', requireFeature('fast-payment', { domain: 'stale', maxStalenessMs: 1000 }), (_req, res) => res.json({ ok: true }));
     a.get('/unlimited', requireFeature('fast-payment', { domain: 'stale' }), (_req, res) => res.json({ ok: true }));
     try {
       await request(a).get('/limited').set(bearer(admin)).expect(200);
@@ -243,8 +247,16 @@ describe('fail closed', () => {
       await own.kill();
       await wentStale;
       await request(a).get('/unlimited').set(bearer(admin)).expect(200);
-      const refused = await request(a).get('/limited').set(bearer(admin)).expect(503, { error: 'feature_decision_unavailable' });
+      // the flags were last confirmed before the kill: refused once that is more than 1 s ago
+      let refused: request.Response | undefined;
+      while (!refused) {
+        const r = await request(a).get('/limited').set(bearer(admin));
+        if (r.status === 503) refused = r;
+        else await new Promise<void>((resolve) => setTimeout(resolve, 50)); // staleness grows with the clock: poll it
+      }
+      expect(refused.body).toEqual({ error: 'feature_decision_unavailable' });
       expect(refused.headers['retry-after']).toBe('5');
+      await request(a).get('/unlimited').set(bearer(admin)).expect(200);
       const back = nextEvent(stale, ProviderEvents.Ready);
       await own.start();
       await back;
@@ -320,7 +332,8 @@ describe('OFREP', () => {
     expect(res.headers['cache-control']).toBe('private, no-store');
     expect(res.headers.vary).toContain('Authorization');
     expect(res.headers.etag).toMatch(/^".+"$/);
-    expect(body.eventStreams).toEqual([{ type: 'sse', endpoint: { requestUri: expect.stringMatching(/^\/ofrep\/v1\/events\?ticket=\d+\.[\w-]{16}\.[\w-]{43}$/) } }]);
+    expect(body.eventStreams).toEqual([{ type: 'sse', endpoint: { requestUri: expect.stringMatching(/^\/ofrep\/v1\/events\?ticket=\d+\.[\w-]{16}\.[\w-]{43}&since=[\w-]{12}\.\d+$/) } }]);
+    expect(checkOfrepAnswer('bulk', res.status, body).errors).toEqual([]);
   });
 
   it('bulk: answers 304 to a matching If-None-Match', async () => {
@@ -419,6 +432,28 @@ describe('OFREP', () => {
     await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(admin)).send({ context: { locale: 'x'.repeat(20_000) } }).expect(413);
   });
 
+  it('single: a refused body still names the flag (OFREP requires `key`; clients report GENERAL without it)', async () => {
+    for (const type of ['application/json', 'text/plain']) {
+      const res = await request(app).post('/ofrep/v1/evaluate/flags/fast-payment').set(bearer(admin)).set('Content-Type', type).send('{"context":').expect(400);
+      expect(res.body).toEqual({ key: 'fast-payment', errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' });
+      expect(checkOfrepAnswer('single', res.status, res.body).errors).toEqual([]);
+    }
+    const large = await request(app).post('/ofrep/v1/evaluate/flags/fast-payment').set(bearer(admin)).send({ context: { locale: 'x'.repeat(20_000) } }).expect(413);
+    expect(large.body).toEqual({ key: 'fast-payment', errorDetails: 'request body too large' });
+  });
+
+  it('single: a flag key that is not valid percent-encoding answers 400 with an OFREP body (was 500)', async () => {
+    for (const auth of [bearer(admin), {}]) {
+      const res = await request(app).post('/ofrep/v1/evaluate/flags/%E0%A4%A').set(auth).send({}).expect(400);
+      expect(res.body).toEqual({ key: '%E0%A4%A', errorCode: 'GENERAL', errorDetails: 'the flag key in the path is not valid percent-encoding' });
+      expect(res.headers).toMatchObject({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'private, no-store', vary: 'Authorization' });
+      expect(res.headers.etag).toBeUndefined();
+      expect(checkOfrepAnswer('single', res.status, res.body).errors).toEqual([]);
+    }
+    // a well-encoded key is decoded as usual
+    await request(app).post('/ofrep/v1/evaluate/flags/fast%2Dpayment').set(bearer(admin)).send({}).expect(200);
+  });
+
   it('answers CORS preflights for allowed origins only, exposing ETag', async () => {
     const ok = await request(app).options('/ofrep/v1/evaluate/flags').set('Origin', 'https://app.test').set('Access-Control-Request-Method', 'POST').expect(204);
     expect(ok.headers['access-control-allow-origin']).toBe('https://app.test');
@@ -495,32 +530,176 @@ describe('OFREP', () => {
     }
   });
 
-  it('SSE: one caller\'s tickets hold at most maxStreamsPerCaller streams; other callers are unaffected', async () => {
+  it('SSE: a caller at maxStreamsPerCaller who opens another stream loses its OLDEST one (the newest wins); other callers are unaffected', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-    const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreamsPerCaller: 1 } });
+    const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreamsPerCaller: 2 } });
     const { server, port, close } = await serve(express().use(capped));
     const streamUri = async (t: string) => {
       const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(t)).send({}).expect(200);
       return (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
     };
     try {
-      const first = await openStream(port, await streamUri(customer));
-      expect(first.status).toBe(200);
-      // a second ticket of the same caller (another tab, or a leaked URL) is refused
-      const second = await openStream(port, await streamUri(customer));
-      expect(second.status).toBe(429);
-      await second.ended;
-      expect(JSON.parse(second.text())).toEqual({ errorDetails: 'too many open streams for this caller' });
+      // the caller's cap held by two streams of an old ticket (e.g. connections left behind, not yet noticed as dead)
+      const oldTicket = await streamUri(customer);
+      const first = await openStream(port, oldTicket);
+      const second = await openStream(port, oldTicket);
       const other = await openStream(port, await streamUri(admin));
-      expect(other.status).toBe(200);
+      expect([first.status, second.status, other.status]).toEqual([200, 200, 200]);
+      await Promise.all([first, second, other].map((s) => s.waitFor(/: connected\n\n/)));
+      expect(capped.openStreams()).toBe(3);
+
+      // a fresh ticket of the same caller is served; the oldest stream is ended to make room
+      const fresh = await openStream(port, await streamUri(customer));
+      expect(fresh.status).toBe(200);
+      await first.ended;
+      expect(first.text()).toContain(': replaced by a newer stream of this caller');
+      expect(capped.openStreams()).toBe(3); // second, other, fresh: never more than 2 for one caller
+
+      // they all still hear changes
+      await flipCheckoutVariant();
+      await Promise.all([second, other, fresh].map((s) => s.waitFor(/event: message\ndata: .*refetchEvaluation/)));
       // the ticket carries an expiry, a keyed hash standing for the caller, and a signature
-      expect(await streamUri(customer)).toMatch(/\?ticket=\d+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
-      first.destroy();
-      await eventually(() => capped.openStreams() === 1);
-      const again = await openStream(port, await streamUri(customer));
-      expect(again.status).toBe(200);
+      expect(await streamUri(customer)).toMatch(/\?ticket=\d+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}&since=/);
     } finally {
       capped.close();
+      await close();
+    }
+  });
+
+  describe('SSE positions: every event has an id; a stream opened from an older position starts with a refetch', () => {
+    let positions: OfrepRouter;
+    let served: Awaited<ReturnType<typeof serve>>;
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+    const refetch = /id: ([\w-]+\.\d+)\nevent: message\ndata: (.+)\n\n/;
+
+    beforeAll(async () => {
+      positions = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { ticketSecret: 'p'.repeat(32) } });
+      served = await serve(express().use(positions));
+    });
+    afterAll(async () => {
+      positions.close();
+      await served.close();
+    });
+
+    /** A change, once this process's provider has heard it (so the stream's position has moved). */
+    const changeHeard = async () => {
+      const heard = nextEvent(provider, ProviderEvents.ConfigurationChanged);
+      await flipCheckoutVariant();
+      await heard;
+    };
+    const streamUri = async () => {
+      const bulk = await request(served.server).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
+      return (bulk.body as BulkEvaluationSuccessResponse).eventStreams![0]!.endpoint!.requestUri!;
+    };
+    it('a client that saw the latest change (Last-Event-ID = current) gets no refetch on connect; the next change has a new id', async () => {
+      const uri = await streamUri();
+      const first = await openStream(served.port, uri);
+      const [, current] = await first.waitFor(/id: ([\w-]+\.\d+)\n: connected\n\n/);
+      first.destroy();
+      const again = await openStream(served.port, uri, { 'Last-Event-ID': current! });
+      try {
+        await again.waitFor(/: connected\n\n/);
+        await flipCheckoutVariant();
+        const [, id, data] = await again.waitFor(refetch);
+        // the only event is the change's: nothing was sent on connect
+        expect(again.text().match(/event: message/g)).toHaveLength(1);
+        expect(id).not.toBe(current);
+        expect(JSON.parse(data!)).toEqual({ type: 'refetchEvaluation', etag: id });
+        expect(checkOfrepEvent(sseEvents(again.text())[0]!)).toEqual([]);
+      } finally {
+        again.destroy();
+      }
+    });
+
+    it.each([
+      ['an older id of this process', 'older'],
+      ['an id from another process (or before a restart)', 'AAAAAAAAAAAA.7'],
+      ['garbage', 'x'.repeat(500)],
+      ['an empty id', ''],
+    ])('a reconnect with %s (Last-Event-ID) gets refetchEvaluation at once, with the current id', async (_name, given) => {
+      const uri = await streamUri();
+      // a change the client missed while it was away
+      const first = await openStream(served.port, uri);
+      const [, older] = await first.waitFor(/id: ([\w-]+\.\d+)\n: connected\n\n/);
+      first.destroy();
+      await eventually(() => positions.openStreams() === 0);
+      await changeHeard();
+      const lastEventId = given === 'older' ? older! : given;
+      const back = await openStream(served.port, uri, { 'Last-Event-ID': lastEventId });
+      try {
+        const [, id, data] = await back.waitFor(refetch); // no write since: it is sent on connect
+        expect(id).not.toBe(older);
+        expect(back.text()).toContain(`id: ${id}\n: connected`); // the connect block already names the current position
+        expect(JSON.parse(data!)).toEqual({ type: 'refetchEvaluation', etag: id });
+      } finally {
+        back.destroy();
+      }
+    });
+
+    it('a first connection (no Last-Event-ID) from a bulk answer older than the latest change gets refetchEvaluation (the URL\'s since)', async () => {
+      const uri = await streamUri();
+      expect(uri).toMatch(/&since=[\w-]+\.\d+$/);
+      await changeHeard(); // between the bulk answer and the stream opening
+      const stream = await openStream(served.port, uri);
+      try {
+        await stream.waitFor(refetch);
+      } finally {
+        stream.destroy();
+      }
+      // with the URL of a bulk answer made after the change, nothing is sent on connect
+      const fresh = await openStream(served.port, await streamUri());
+      try {
+        await fresh.waitFor(/: connected\n\n/);
+        await flipCheckoutVariant();
+        await fresh.waitFor(refetch);
+        expect(fresh.text().match(/event: message/g)).toHaveLength(1);
+      } finally {
+        fresh.destroy();
+      }
+    });
+  });
+
+  it('SSE: the official OFREP web provider hears a change made while its stream was down, after EventSource reconnects (Last-Event-ID)', async () => {
+    (globalThis as { EventSource?: unknown }).EventSource = EventSource;
+    const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
+    const router = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { retryMs: 50 } });
+    // holds stream requests while closed: the reconnect cannot arrive before the change is made
+    let releaseStreams: (() => void) | undefined;
+    let held: Promise<void> | undefined;
+    const gate = (req: express.Request, _res: express.Response, next: express.NextFunction) => (req.path === '/ofrep/v1/events' && held ? void held.then(() => next()) : next());
+    const { port, server, close } = await serve(express().use(gate, router));
+    const web = new OFREPWebProvider({ baseUrl: `http://127.0.0.1:${port}`, headers: [['Authorization', `Bearer ${customer}`]], cacheMode: 'disabled' });
+    try {
+      await WebOpenFeature.setProviderAndWait('reconnect', web);
+      const client = WebOpenFeature.getClient('reconnect');
+      const configurationChanged = () => new Promise<void>((resolve) => {
+        const h = () => (client.removeHandler(WebProviderEvents.ConfigurationChanged, h), resolve());
+        client.addHandler(WebProviderEvents.ConfigurationChanged, h);
+      });
+      await eventually(() => router.openStreams() === 1);
+      // a first change over the live stream: the client now holds that event's id
+      let changed = configurationChanged();
+      await flipCheckoutVariant();
+      await changed;
+      const before = client.getStringValue('checkout-variant', 'none');
+
+      // the stream drops; while it is down, the flag changes
+      held = new Promise<void>((r) => (releaseStreams = r));
+      server.closeAllConnections();
+      await eventually(() => router.openStreams() === 0);
+      const heardByServer = nextEvent(provider, ProviderEvents.ConfigurationChanged);
+      await flipCheckoutVariant();
+      await heardByServer; // announced to no stream: nobody is connected
+      changed = configurationChanged();
+      held = undefined;
+      releaseStreams!(); // EventSource's reconnect (with Last-Event-ID) goes through now
+      // bounded, so that a failure ends the provider and the server instead of leaving them running
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([changed, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the provider never heard the change made while its stream was down')), 4000)))]).finally(() => clearTimeout(timer));
+      expect(client.getStringValue('checkout-variant', 'none')).not.toBe(before);
+    } finally {
+      await WebOpenFeature.clearProviders();
+      router.close();
       await close();
     }
   });

@@ -44,6 +44,19 @@ function parseJson<R>(text: string, refusals: BodyRefusals<R>): BodyRead<R> {
 }
 
 /**
+ * The size of a body another parser read, as JSON. A body nested too deeply to serialize again
+ * (JSON.stringify overflows the stack, e.g. 10 000 nested arrays) is as large as it was declared,
+ * or as the parser allowed: the caller's own checks decide about it (never a 500).
+ */
+function serializedSize(body: unknown, declared: number): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(body) ?? '');
+  } catch {
+    return Number.isNaN(declared) ? 0 : declared;
+  }
+}
+
+/**
  * The JSON body with a size limit. When the app's body parser already read it (Nest registers
  * one by default, limit 100kb), the limit is checked against what was read.
  */
@@ -53,7 +66,7 @@ export function readJsonBody<R>(req: ExpressRequest, res: ServerResponse, limit:
   if (declared > limit) return refuse(refusals.tooLarge);
   if (req._body === true || req.readableEnded) {
     if (req.body === undefined) return Promise.resolve({ ok: true, body: undefined });
-    const size = Buffer.isBuffer(req.rawBody) ? req.rawBody.length : Buffer.byteLength(JSON.stringify(req.body) ?? '');
+    const size = Buffer.isBuffer(req.rawBody) ? req.rawBody.length : serializedSize(req.body, declared);
     if (size > limit) return refuse(refusals.tooLarge);
     // read by another parser (e.g. urlencoded): it was not JSON
     if (!/^application\/([\w.+-]+\+)?json\b/i.test(req.headers['content-type'] ?? '')) return refuse(refusals.notJson);

@@ -1,8 +1,7 @@
-import type { ServerResponse } from 'node:http';
 import { Controller, Get, Inject, Optional, Options, Post, Req, Res, VERSION_NEUTRAL, type OnModuleInit, type Type } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ConfigError } from '@rollgate/redis';
-import { IdentityError, type Identity, type OfrepResponse } from '@rollgate/server';
+import { IdentityError, ofrepBodyParserRefusal, ofrepError, ofrepPathKey, writeOfrepResponse, type Identity, type OfrepResponse } from '@rollgate/server';
 import { readJsonBody, type ExpressRequest, type ExpressResponse } from './http-body';
 import type { OfrepRegistration } from './rollgate-module-options';
 import type { OfrepRuntime, RollgateRuntime } from './rollgate.runtime';
@@ -12,34 +11,15 @@ import { ROLLGATE_RUNTIME } from './tokens';
 // bulk + single evaluation of client-visible flags for the verified caller, ETag/304, SSE
 // change stream with a ticket, OFREP error bodies, CORS for listed origins, a body size limit.
 
-const ERROR_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store' };
 const EVALUATE_PATH = /\/ofrep\/v1\/evaluate\/flags(?:\/[^/]+)?\/?$/;
 
-function setHeaders(res: ServerResponse, headers: Record<string, string>): void {
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.toLowerCase() === 'vary') {
-      // keep "Origin" from the CORS step: Vary is a list, not a value to overwrite
-      const before = String(res.getHeader('Vary') ?? '').split(',').map((v) => v.trim()).filter(Boolean);
-      const merged = [...before];
-      for (const v of value.split(',').map((s) => s.trim())) if (v && !merged.some((m) => m.toLowerCase() === v.toLowerCase())) merged.push(v);
-      res.setHeader('Vary', merged.join(', '));
-    } else {
-      res.setHeader(name, value);
-    }
-  }
-}
+/** Every answer goes out as the Express router sends it (the same function). */
+const send: (res: ExpressResponse, out: OfrepResponse) => void = writeOfrepResponse;
 
-function send(res: ExpressResponse, out: OfrepResponse): void {
-  res.status(out.status);
-  setHeaders(res, out.headers);
-  // end(), not send(): send() would add Express's own weak ETag to error answers
-  if (out.body === undefined) res.end();
-  else res.end(JSON.stringify(out.body));
+/** The body refusals of readJsonBody for a request (single-flag answers carry the key). */
+function refusalsFor(key?: string) {
+  return { tooLarge: ofrepError('body-too-large', { key }), notJson: ofrepError('body-not-json', { key }) };
 }
-
-const tooLarge: OfrepResponse = { status: 413, headers: ERROR_HEADERS, body: { errorDetails: 'request body too large' } };
-const notJson: OfrepResponse = { status: 400, headers: ERROR_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' } };
-const refusals = { tooLarge, notJson };
 
 /**
  * The OFREP endpoints. Registered by RollgateModule when `ofrep` is set, under `ofrep.path`
@@ -56,8 +36,10 @@ export class OfrepController implements OnModuleInit {
   }
 
   /**
-   * Nest's own body parser runs before any route: answer what it refuses on these routes with
-   * OFREP error bodies, as the Express router does. Registered before Nest's error handler.
+   * Nest's own body parser (and the router's decoding of the key) runs before any route: answer
+   * what they refuse on these routes as the Express router does — the same answers, in the same
+   * order (an unidentified caller gets 401 before its body is judged). Registered before Nest's
+   * error handler.
    */
   onModuleInit(): void {
     const adapter = this.adapterHost?.httpAdapter;
@@ -65,11 +47,20 @@ export class OfrepController implements OnModuleInit {
     if (adapter.getType() !== 'express') {
       throw new ConfigError(`RollgateModule: the OFREP controller needs @nestjs/platform-express (this app runs on ${adapter.getType()}); the guard and decorators work on any platform`);
     }
-    adapter.use((err: { type?: string } | undefined, req: ExpressRequest, res: ExpressResponse, next: (err?: unknown) => void) => {
-      if (!err || req.method !== 'POST' || !EVALUATE_PATH.test((req.originalUrl ?? req.url ?? '').split('?')[0]!)) return next(err);
-      if (err.type === 'entity.too.large') return send(res, tooLarge);
-      if (err.type === 'entity.parse.failed') return send(res, notJson);
-      return next(err);
+    adapter.use((err: { status?: number; type?: string } | undefined, req: ExpressRequest, res: ExpressResponse, next: (err?: unknown) => void) => {
+      const path = (req.originalUrl ?? req.url ?? '').split('?')[0]!;
+      if (!err || req.method !== 'POST' || !EVALUATE_PATH.test(path)) return next(err);
+      const key = ofrepPathKey(path);
+      this.cors(req, res); // as the Express router, whose CORS step runs before its body parser
+      // the router could not decode the key: a malformed percent-encoding
+      if (err instanceof URIError && key?.decoded === false) return send(res, ofrepError('bad-flag-key', { key: key.key }));
+      const refused = ofrepBodyParserRefusal(err, key?.key);
+      if (!refused) return next(err);
+      // the Express order: who is calling first (401), then the body (400 / 413 / 415)
+      void this.runtime.identify(req).then(
+        () => send(res, refused),
+        (e: unknown) => send(res, e instanceof IdentityError ? ofrepError('unauthorized') : ofrepError('internal', { key: key?.key })),
+      );
     });
   }
 
@@ -84,13 +75,13 @@ export class OfrepController implements OnModuleInit {
     this.cors(req, res);
     const who = await this.caller(req, res);
     if (!who) return;
-    const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusals);
+    const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusalsFor());
     if (!read.ok) return send(res, read.response);
     const out = this.ofrep.evaluator.bulk(who, read.body, req.headers['if-none-match']);
     const stream = this.ofrep.stream;
     if (out.status === 200 && stream) {
       const base = (req.originalUrl ?? req.url ?? '').split('?')[0]!.replace(/\/evaluate\/flags\/?$/, '');
-      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${base}/events?ticket=${stream.issueTicket(who.subject)}` } }];
+      (out.body as Record<string, unknown>).eventStreams = [{ type: 'sse', endpoint: { requestUri: `${base}/events?${stream.streamQuery(who.subject)}` } }];
     }
     send(res, out);
   }
@@ -100,9 +91,10 @@ export class OfrepController implements OnModuleInit {
     this.cors(req, res);
     const who = await this.caller(req, res);
     if (!who) return;
-    const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusals);
+    const key = String(req.params?.key);
+    const read = await readJsonBody(req, res, this.ofrep.bodyLimit, refusalsFor(key));
     if (!read.ok) return send(res, read.response);
-    send(res, this.ofrep.evaluator.single(String(req.params?.key), who, read.body));
+    send(res, this.ofrep.evaluator.single(key, who, read.body));
   }
 
   /** EventSource cannot send Authorization: the stream is authorised by the ticket from a bulk response. */
@@ -110,10 +102,10 @@ export class OfrepController implements OnModuleInit {
   events(@Req() req: ExpressRequest, @Res() res: ExpressResponse): void {
     this.cors(req, res);
     if (!this.ofrep.stream) {
-      send(res, { status: 404, headers: ERROR_HEADERS, body: { errorDetails: 'the change stream is turned off' } });
+      send(res, ofrepError('stream-off'));
       return;
     }
-    this.ofrep.stream.handle(req, res, req.query?.ticket);
+    this.ofrep.stream.handle(req, res, req.query?.ticket, req.query?.since);
   }
 
   private cors(req: ExpressRequest, res: ExpressResponse): void {
@@ -130,21 +122,17 @@ export class OfrepController implements OnModuleInit {
     }
   }
 
-  /** The verified caller, or undefined after answering 401 as the Express identity middleware does. */
+  /** The verified caller, or undefined after answering 401 as the Express router does (the same function). */
   private async caller(req: ExpressRequest, res: ExpressResponse): Promise<Identity | undefined> {
     try {
       return await this.runtime.identify(req);
     } catch (e) {
       if (!(e instanceof IdentityError)) {
-        send(res, { status: 500, headers: ERROR_HEADERS, body: { errorDetails: 'internal error' } });
+        send(res, ofrepError('internal', { key: typeof req.params?.key === 'string' ? req.params.key : undefined }));
         return undefined;
       }
       this.runtime.logger.debug?.(`rollgate: 401 ${req.method} ${req.originalUrl ?? req.url}: ${e.message}`);
-      res.status(401);
-      res.setHeader('WWW-Authenticate', 'Bearer');
-      res.setHeader('Cache-Control', 'no-store');
-      res.setHeader('Content-Type', 'application/json; charset=utf-8');
-      res.send(JSON.stringify({ error: 'unauthorized' }));
+      send(res, ofrepError('unauthorized'));
       return undefined;
     }
   }

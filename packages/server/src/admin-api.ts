@@ -41,6 +41,30 @@ function etag(version: number): Record<string, string> {
   return { ETag: `"${version}"` };
 }
 
+/**
+ * Deepest nesting of objects and arrays a request body may have: the flag format's limit
+ * (core's `maxDepth`, 64). Deeper bodies are refused before anything reads them recursively (a
+ * few thousand levels overflow JSON.stringify's stack).
+ */
+const MAX_BODY_DEPTH = 64;
+
+/** Whether `value` nests objects/arrays more than `max` levels deep; iterative, so any depth is safe to check. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(node as Record<string, unknown>)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** What is wrong with the shape of a write's JSON body, before it reaches the store; undefined when nothing. */
+function bodyProblem(body: unknown): string | undefined {
+  return nestsDeeperThan(body, MAX_BODY_DEPTH) ? `the request body nests objects or arrays deeper than ${MAX_BODY_DEPTH} levels` : undefined;
+}
+
 export class AdminApi {
   private readonly store: BaseFlagStore;
   private readonly authorize: (identity: Identity) => boolean | Promise<boolean>;
@@ -71,10 +95,18 @@ export class AdminApi {
   }
 
   async put(req: AdminRequest, kind: Kind, key: string, definition: unknown): Promise<AdminResponse> {
+    // a null definition means "remove" to the store: deleting is DELETE's job, never a PUT's
+    if (definition === null || definition === undefined) {
+      return this.refuse(req, `PUT needs the ${kind} definition as its JSON body (got ${definition === null ? 'null' : 'none'}); to delete the ${kind}, send DELETE`);
+    }
+    const problem = bodyProblem(definition);
+    if (problem) return this.refuse(req, problem);
     return this.write(req, (version) => this.store.apply([{ kind, key, definition } as FlagChange], this.writeOptions(req, version, 'put')));
   }
 
   async patch(req: AdminRequest, key: string, patch: unknown): Promise<AdminResponse> {
+    const problem = bodyProblem(patch);
+    if (problem) return this.refuse(req, problem);
     return this.write(req, (version) => this.store.patchFlag(key, patch as Record<string, unknown>, this.writeOptions(req, version, 'patch')));
   }
 
@@ -84,8 +116,8 @@ export class AdminApi {
 
   async revert(req: AdminRequest, body: unknown): Promise<AdminResponse> {
     const b = (body ?? {}) as { key?: unknown; toVersion?: unknown; kind?: unknown };
-    if (typeof b.key !== 'string' || b.key === '') return this.guarded(req, async () => json(400, { error: 'invalid', message: 'body.key (the flag to revert) is required' }));
-    if (b.toVersion !== undefined && !Number.isInteger(b.toVersion)) return this.guarded(req, async () => json(400, { error: 'invalid', message: 'body.toVersion must be an integer' }));
+    if (typeof b.key !== 'string' || b.key === '') return this.refuse(req, 'body.key (the flag to revert) is required');
+    if (b.toVersion !== undefined && !Number.isInteger(b.toVersion)) return this.refuse(req, 'body.toVersion must be an integer');
     const kind: Kind = b.kind === 'evaluator' ? 'evaluator' : 'flag';
     return this.write(req, (version) =>
       this.store.revert(b.key as string, { kind, ...(b.toVersion !== undefined ? { toVersion: b.toVersion as number } : {}) }, this.writeOptions(req, version, 'revert')),
@@ -98,6 +130,11 @@ export class AdminApi {
       if (!Number.isInteger(n) || n < 1 || n > 1000) return json(400, { error: 'invalid', message: 'limit must be an integer from 1 to 1000' });
       return json(200, { entries: await this.store.audit(key, { limit: n }) });
     });
+  }
+
+  /** 400 for a body of the wrong shape, after the caller is authorized (others get 401/403 as for any request). */
+  private refuse(req: AdminRequest, message: string): Promise<AdminResponse> {
+    return this.guarded(req, async () => json(400, { error: 'invalid', message }));
   }
 
   private writeOptions(req: AdminRequest, expectedVersion: number, action: string) {

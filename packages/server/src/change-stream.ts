@@ -2,21 +2,32 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProviderEvents, type OpenFeatureEventEmitter } from '@openfeature/server-sdk';
 import { ConfigError } from '@rollgate/redis';
+import { ofrepError, writeOfrepResponse } from './ofrep';
 
 // Server-Sent Events for OFREP ADR-0008: a notification-only stream telling browsers to refetch
 // their bulk evaluation. It carries no flag data; a short-lived signed ticket in the URL (EventSource
 // cannot send an Authorization header) keeps anonymous clients from holding connections.
+//
+// Positions: every event carries `id: <stream id>.<n>` — a random id of this ChangeStream (so of
+// this process) and the number of changes it has announced. A client that reconnects sends the
+// last id it saw (Last-Event-ID; EventSource does it by itself); a stream URL carries the position
+// of the bulk answer it came with (`since`) for a client that saw no event yet. When that position
+// is not the current one — an older event, another process, a restart, anything unknown — the
+// stream starts with a refetchEvaluation: a change may have been missed. The position is only ever
+// compared for equality with the current one; nothing else is read from it.
 
 export interface ChangeStreamOptions {
   /** Emits ConfigurationChanged / Ready (e.g. `provider.events` of a RollgateProvider). */
   events: Pick<OpenFeatureEventEmitter, 'addHandler' | 'removeHandler'>;
   /** Comment line sent this often so proxies keep the connection. @default 25000 */
   heartbeatMs?: number;
-  /** Concurrent streams per process; more get 429 with Retry-After. @default 1000 */
+  /** Concurrent streams per process; more get 429 with Retry-After (a caller at its own cap is served: see maxStreamsPerCaller). @default 1000 */
   maxStreams?: number;
   /**
-   * Concurrent streams one caller may hold (a ticket names its caller, hashed); more get 429. A
-   * leaked ticket can then not take every slot. @default 5 (a few tabs)
+   * Concurrent streams one caller may hold (a ticket names its caller, hashed). When a caller at
+   * the cap opens another, its OLDEST stream is ended (the newest wins): a stream left behind — a
+   * dead connection not yet noticed, a closed tab behind a proxy — never locks the caller out, and
+   * a leaked ticket still cannot take more than this many slots. @default 5 (a few tabs)
    */
   maxStreamsPerCaller?: number;
   /** How long a ticket from a bulk response stays valid. @default 3600 (seconds) */
@@ -27,10 +38,16 @@ export interface ChangeStreamOptions {
   retryMs?: number;
 }
 
+/** Longest position (Last-Event-ID or `since`) compared; a longer one is unknown (refetch). */
+const MAX_POSITION_LENGTH = 64;
+
 export class ChangeStream {
-  private readonly streams = new Set<ServerResponse>();
-  /** Open streams per caller tag. */
-  private readonly perCaller = new Map<string, number>();
+  /** Open streams, each with what drops it from the counts. */
+  private readonly streams = new Map<ServerResponse, () => void>();
+  /** Open streams per caller tag, oldest first. */
+  private readonly perCaller = new Map<string, Set<ServerResponse>>();
+  /** Random per instance: positions of another process or an earlier run never match. */
+  private readonly streamId = randomBytes(9).toString('base64url');
   private readonly maxStreamsPerCaller: number;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly maxStreams: number;
@@ -78,6 +95,22 @@ export class ChangeStream {
     return `${exp}.${tag}.${this.sign(`${exp}.${tag}`)}`;
   }
 
+  /**
+   * The position of the latest change this stream announced (the `id:` of its events). Changes
+   * with every announcement; only ever compared for equality.
+   */
+  get position(): string {
+    return `${this.streamId}.${this.sequence}`;
+  }
+
+  /**
+   * The query of the stream URL to hand out with a bulk answer for `caller`:
+   * `ticket=<ticket>&since=<position>` (both URL-safe).
+   */
+  streamQuery(caller: string, now = Date.now()): string {
+    return `ticket=${this.issueTicket(caller, now)}&since=${this.position}`;
+  }
+
   /** The caller tag of a valid, unexpired ticket; undefined otherwise. */
   verifyTicket(ticket: unknown, now = Date.now()): string | undefined {
     if (typeof ticket !== 'string' || ticket.length > 128) return undefined;
@@ -98,21 +131,26 @@ export class ChangeStream {
     return `t2.${this.keyId}.${window}`; // t2: the ticket format (with a caller tag)
   }
 
-  /** Serves one SSE connection until the client goes away or the stream is closed. */
-  handle(req: IncomingMessage, res: ServerResponse, ticket: unknown): void {
+  /**
+   * Serves one SSE connection until the client goes away or the stream is closed. `since` is the
+   * position from the stream URL (see {@link streamQuery}); the request's Last-Event-ID, when
+   * present, takes its place.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, ticket: unknown, since?: unknown): void {
     // The client may have left while the app's middleware ran: its close event has fired already,
     // so a stream counted now would never be dropped. (Not req.destroyed: a request whose empty
     // body some middleware read is destroyed too, with its client still there.)
     if (res.destroyed || res.writableEnded || req.socket.destroyed) return;
     const caller = this.closed ? undefined : this.verifyTicket(ticket);
     if (caller === undefined) {
-      res.writeHead(401, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }).end('{"errorDetails":"invalid or expired stream ticket"}');
+      writeOfrepResponse(res, ofrepError('bad-stream-ticket'));
       return;
     }
-    const mine = this.perCaller.get(caller) ?? 0;
-    if (this.streams.size >= this.maxStreams || mine >= this.maxStreamsPerCaller) {
-      const why = mine >= this.maxStreamsPerCaller ? 'too many open streams for this caller' : 'too many open streams';
-      res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '30' }).end(JSON.stringify({ errorDetails: why }));
+    const mine = this.perCaller.get(caller) ?? new Set<ServerResponse>();
+    // the newest stream wins: a caller at its cap loses its oldest stream, never the new one
+    while (mine.size >= this.maxStreamsPerCaller) this.evict(mine.values().next().value!);
+    if (this.streams.size >= this.maxStreams) {
+      writeOfrepResponse(res, ofrepError('too-many-streams'));
       return;
     }
     res.writeHead(200, {
@@ -121,15 +159,22 @@ export class ChangeStream {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
     });
-    res.write(`retry: ${this.retryMs}\n: connected\n\n`);
-    this.streams.add(res);
-    this.perCaller.set(caller, mine + 1);
+    const lastEventId = req.headers['last-event-id'];
+    const from = typeof lastEventId === 'string' ? lastEventId : since;
+    const current = this.position;
+    // No position at all (a client of another kind): nothing to compare, nothing sent. Any other
+    // position than the current one (older, another process's, malformed): refetch now.
+    const missed = from !== undefined && !(typeof from === 'string' && from.length <= MAX_POSITION_LENGTH && from === current);
+    // `id:` without data still sets the browser's last event id, so a reconnect tells its position
+    res.write(`retry: ${this.retryMs}\nid: ${current}\n: connected\n\n${missed ? this.refetchEvent() : ''}`);
+    mine.add(res);
+    this.perCaller.set(caller, mine);
     const drop = () => {
-      if (!this.streams.delete(res)) return; // close after error: counted once
-      const left = (this.perCaller.get(caller) ?? 1) - 1;
-      if (left > 0) this.perCaller.set(caller, left);
-      else this.perCaller.delete(caller);
+      if (!this.streams.delete(res)) return; // close after error, or evicted: counted once
+      mine.delete(res);
+      if (mine.size === 0 && this.perCaller.get(caller) === mine) this.perCaller.delete(caller);
     };
+    this.streams.set(res, drop);
     // the response's close is the connection's; the request's also fires once a middleware has
     // read its (empty) body, with the client still listening
     res.on('close', drop);
@@ -138,8 +183,8 @@ export class ChangeStream {
 
   /** Tells every open stream to refetch. */
   broadcast(): void {
-    const data = JSON.stringify({ type: 'refetchEvaluation', etag: `change-${++this.sequence}` });
-    this.write(`event: message\ndata: ${data}\n\n`);
+    this.sequence++;
+    this.write(this.refetchEvent());
   }
 
   /** Ends every stream and stops listening; nothing is left running. */
@@ -149,13 +194,25 @@ export class ChangeStream {
     clearInterval(this.heartbeat);
     this.events.removeHandler(ProviderEvents.ConfigurationChanged, this.onChange);
     this.events.removeHandler(ProviderEvents.Ready, this.onChange);
-    for (const res of this.streams) res.end();
+    for (const res of this.streams.keys()) res.end();
     this.streams.clear();
     this.perCaller.clear();
   }
 
+  /** The refetchEvaluation event at the current position. */
+  private refetchEvent(): string {
+    const id = this.position;
+    return `id: ${id}\nevent: message\ndata: ${JSON.stringify({ type: 'refetchEvaluation', etag: id })}\n\n`;
+  }
+
+  /** Ends a stream to make room for a newer one of its caller (EventSource reconnects to a full stream: see maxStreamsPerCaller). */
+  private evict(res: ServerResponse): void {
+    this.streams.get(res)?.();
+    res.end(': replaced by a newer stream of this caller\n\n');
+  }
+
   private write(chunk: string): void {
-    for (const res of this.streams) res.write(chunk);
+    for (const res of this.streams.keys()) res.write(chunk);
   }
 
   private sign(payload: string): string {

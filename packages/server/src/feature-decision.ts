@@ -2,6 +2,7 @@ import { OpenFeature, ProviderStatus, type Client, type Provider } from '@openfe
 import type { EvaluationContext } from '@rollgate/core';
 import type { ProviderHealth } from '@rollgate/redis';
 import { ConfigError, RollgateProvider } from '@rollgate/redis';
+import { recordExposure } from './outcomes';
 
 export interface FeatureRequirementOptions {
   /** With several flags: all must pass, or any one. @default 'all' */
@@ -14,8 +15,12 @@ export interface FeatureRequirementOptions {
    */
   expected?: boolean | string | number;
   /**
-   * Deny as "could not decide" when the provider has been out of touch with its store for longer
-   * than this (STALE). @default no limit: the last known flags are trusted while STALE.
+   * Deny as "could not decide" when the provider's flags were last confirmed current longer ago
+   * than this (`RollgateProvider.health().syncedAt`, kept fresh by the store's heartbeat every
+   * `pollIntervalMs`, 500 ms by default). No decision passes later than this after Redis stopped
+   * answering (hung, killed or cut off). Set it well above the heartbeat interval plus a round
+   * trip, e.g. 2000. A provider without `health()` is limited only while STALE.
+   * @default no limit: the last known flags are trusted while STALE.
    */
   maxStalenessMs?: number;
   /** OpenFeature domain whose provider decides. @default the default provider */
@@ -63,8 +68,9 @@ export function featureRequirement(flagKeys: string | readonly string[], options
   if (expected === '' || (typeof expected === 'number' && !Number.isFinite(expected))) {
     throw new ConfigError(`requireFeature: options.expected must be a non-empty string or a finite number, got ${JSON.stringify(expected)}`);
   }
-  if (options.maxStalenessMs !== undefined && !(options.maxStalenessMs >= 0)) {
-    throw new ConfigError('requireFeature: options.maxStalenessMs must be a number of milliseconds >= 0');
+  if (options.maxStalenessMs !== undefined && !(options.maxStalenessMs >= 100)) {
+    // the flags are confirmed by a heartbeat, some milliseconds ago at best: a smaller limit refuses everything
+    throw new ConfigError('requireFeature: options.maxStalenessMs must be a number of milliseconds >= 100 (and above the store\'s pollIntervalMs, 500 by default)');
   }
   const evaluation = options.evaluation ?? 'auto';
   if (evaluation !== 'auto' && evaluation !== 'client') {
@@ -73,7 +79,7 @@ export function featureRequirement(flagKeys: string | readonly string[], options
   return Object.freeze({ flags: Object.freeze(flags), mode, expected, maxStalenessMs: options.maxStalenessMs, domain: options.domain, evaluation });
 }
 
-type FlagOutcome = { pass: true } | { pass: false; unavailable: boolean; reason: string };
+type FlagOutcome = { pass: true; details: Details } | { pass: false; unavailable: boolean; reason: string };
 
 /** The provider the client evaluates with (the client does not expose it; the API does, by domain). */
 function providerOf(client: Client): Provider {
@@ -117,7 +123,7 @@ function codeDefault(expected: boolean | string | number): boolean | string | nu
 }
 
 /** What a decision reads of an evaluation, from either path. */
-type Details = { value: unknown; reason?: string; errorCode?: string; errorMessage?: string };
+type Details = { value: unknown; variant?: string | undefined; reason?: string; errorCode?: string; errorMessage?: string };
 
 async function evaluate(client: Client, flagKey: string, requirement: FeatureRequirement, context: EvaluationContext): Promise<FlagOutcome> {
   const type = typeof requirement.expected as 'boolean' | 'string' | 'number';
@@ -144,7 +150,7 @@ async function evaluate(client: Client, flagKey: string, requirement: FeatureReq
   if (details.value !== requirement.expected) {
     return { pass: false, unavailable: false, reason: `value ${JSON.stringify(details.value)} (${details.reason ?? 'UNKNOWN'})` };
   }
-  return { pass: true };
+  return { pass: true, details };
 }
 
 /**
@@ -158,19 +164,29 @@ export async function decideFeature(client: Client, requirement: FeatureRequirem
     if (status === ProviderStatus.NOT_READY || status === ProviderStatus.ERROR || status === ProviderStatus.FATAL) {
       return { outcome: 'unavailable', flagKey: first, reason: `provider is ${status}` };
     }
-    if (status === ProviderStatus.STALE && requirement.maxStalenessMs !== undefined) {
-      const syncedAt = healthOf(client)?.syncedAt;
-      const age = syncedAt === undefined ? Infinity : Date.now() - syncedAt;
+    if (requirement.maxStalenessMs !== undefined) {
+      // Checked while READY too: a hung Redis is reported STALE only once a heartbeat times out,
+      // but `syncedAt` stopped moving when the hang began, so the limit holds from the hang on.
+      // A provider that reports no health is judged by its status alone.
+      const health = healthOf(client);
+      const age = health ? (health.syncedAt === undefined ? Infinity : Date.now() - health.syncedAt) : status === ProviderStatus.STALE ? Infinity : 0;
       if (age > requirement.maxStalenessMs) {
         return { outcome: 'unavailable', flagKey: first, reason: `flags are stale for ${Number.isFinite(age) ? `${age} ms` : 'an unknown time'} (limit ${requirement.maxStalenessMs} ms)` };
       }
     }
     let unavailable: { flagKey: string; reason: string } | undefined;
     let denied: { flagKey: string; reason: string } | undefined;
+    const passed: [string, Details][] = [];
+    // an allowed request runs the handler: it counts in the arms of the variants that let it in
+    const allow = (): FeatureDecision => {
+      for (const [flagKey, details] of passed) recordExposure(flagKey, details, context);
+      return { outcome: 'allow' };
+    };
     for (const flagKey of requirement.flags) {
       const outcome = await evaluate(client, flagKey, requirement, context);
       if (outcome.pass) {
-        if (requirement.mode === 'any') return { outcome: 'allow' };
+        passed.push([flagKey, outcome.details]);
+        if (requirement.mode === 'any') return allow();
         continue;
       }
       if (outcome.unavailable) unavailable ??= { flagKey, reason: outcome.reason };
@@ -179,7 +195,7 @@ export async function decideFeature(client: Client, requirement: FeatureRequirem
     }
     if (unavailable) return { outcome: 'unavailable', ...unavailable };
     if (denied) return { outcome: 'deny', ...denied };
-    return requirement.mode === 'all' ? { outcome: 'allow' } : { outcome: 'deny', flagKey: first, reason: 'no flag passed' };
+    return requirement.mode === 'all' ? allow() : { outcome: 'deny', flagKey: first, reason: 'no flag passed' };
   } catch (e) {
     // fail closed: a bug or a throwing hook must not become an allow
     return { outcome: 'unavailable', flagKey: first, reason: `evaluation failed: ${(e as Error)?.message ?? String(e)}` };

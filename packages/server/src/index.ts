@@ -2,9 +2,11 @@ export { createIdentityResolver, IdentityError, identityAttributeNames } from '.
 export type { ClaimMapping, Identity, IdentityContext, IdentityOptions, JwtVerifyOptions } from './identity';
 export { decideFeature, featureRequirement } from './feature-decision';
 export type { FeatureDecision, FeatureRequirement, FeatureRequirementOptions } from './feature-decision';
-export { OfrepEvaluator } from './ofrep';
-export type { OfrepOptions, OfrepResponse, OfrepSource } from './ofrep';
+export { OfrepEvaluator, ofrepBodyParserRefusal, ofrepError, ofrepPathKey, writeOfrepResponse } from './ofrep';
+export type { OfrepOptions, OfrepRefusal, OfrepResponse, OfrepSource } from './ofrep';
 export { ChangeStream } from './change-stream';
 export type { ChangeStreamOptions } from './change-stream';
 export { AdminApi } from './admin-api';
 export type { AdminApiOptions, AdminRequest, AdminResponse } from './admin-api';
+export { currentExposures, recordExposure, withExposureScope } from './outcomes';
+export type { Exposure, OutcomeSink } from './outcomes';

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { EvaluationContext, EvaluationResult, FlagDefinition, FlagSnapshot } from '@rollgate/core';
 import { ConfigError } from '@rollgate/redis';
 import type { Identity } from './identity';
@@ -170,4 +171,114 @@ export class OfrepEvaluator {
     }
     return flag;
   }
+}
+
+/**
+ * Why a request was refused before (or instead of) an evaluation. Every adapter answers these with
+ * {@link ofrepError}, so Express and Nest send the same status, headers and body.
+ */
+export type OfrepRefusal =
+  /** No identity, or one that failed verification. */
+  | 'unauthorized'
+  /** The body is not JSON (or not an object/array). */
+  | 'body-not-json'
+  /** The body is larger than the limit. */
+  | 'body-too-large'
+  /** Another refusal of the body reader (unsupported charset or encoding, aborted...): give its status. */
+  | 'body-refused'
+  /** The flag key in the path is not valid percent-encoding. */
+  | 'bad-flag-key'
+  /** The change stream's ticket is missing, invalid or expired. */
+  | 'bad-stream-ticket'
+  /** The change stream is turned off. */
+  | 'stream-off'
+  /** The process holds as many change streams as it may (maxStreams). */
+  | 'too-many-streams'
+  /** Anything else (a bug): no detail for the client. */
+  | 'internal';
+
+/**
+ * The OFREP answer to a refused request. `key` is the flag key of a single-flag request (from its
+ * path): OFREP's single-flag error bodies require it, and clients report an answer without it as a
+ * GENERAL error instead of the real code.
+ */
+export function ofrepError(refusal: OfrepRefusal, options: { key?: string | undefined; status?: number | undefined } = {}): OfrepResponse {
+  const keyed = options.key === undefined ? {} : { key: options.key };
+  switch (refusal) {
+    case 'unauthorized':
+      return { status: 401, headers: { ...JSON_HEADERS, 'WWW-Authenticate': 'Bearer' }, body: { errorDetails: 'unauthorized' } };
+    case 'body-not-json':
+      return { status: 400, headers: { ...JSON_HEADERS }, body: { ...keyed, errorCode: 'INVALID_CONTEXT', errorDetails: 'request body is not valid JSON' } };
+    case 'body-too-large':
+      return { status: 413, headers: { ...JSON_HEADERS }, body: { ...keyed, errorDetails: 'request body too large' } };
+    case 'body-refused': {
+      const status = Number.isInteger(options.status) && options.status! >= 400 && options.status! <= 599 ? options.status! : 400;
+      return { status, headers: { ...JSON_HEADERS }, body: { ...keyed, errorDetails: 'request body refused' } };
+    }
+    case 'bad-flag-key':
+      return { status: 400, headers: { ...JSON_HEADERS }, body: { ...keyed, errorCode: 'GENERAL', errorDetails: 'the flag key in the path is not valid percent-encoding' } };
+    case 'bad-stream-ticket':
+      return { status: 401, headers: { ...JSON_HEADERS }, body: { errorDetails: 'invalid or expired stream ticket' } };
+    case 'too-many-streams':
+      return { status: 429, headers: { ...JSON_HEADERS, 'Retry-After': '30' }, body: { errorDetails: 'too many open streams' } };
+    case 'stream-off':
+      return { status: 404, headers: { ...JSON_HEADERS }, body: { errorDetails: 'the change stream is turned off' } };
+    case 'internal':
+      return { status: 500, headers: { ...JSON_HEADERS }, body: { ...keyed, errorDetails: 'internal error' } };
+    default:
+      throw new TypeError(`ofrepError: unknown refusal ${String(refusal as unknown)}`);
+  }
+}
+
+/** body-parser's error types (besides too large / not JSON) that refuse the request: answered with their 4xx status. */
+const BODY_PARSER_REFUSALS = new Set(['charset.unsupported', 'encoding.unsupported', 'request.aborted', 'request.size.invalid', 'entity.verify.failed']);
+
+/**
+ * The OFREP answer to what body-parser (express.json, Nest's own parser) refuses: too large, not
+ * JSON, or another refusal of the request (415 unsupported charset, 400 aborted...), which keeps
+ * its status. Undefined for any other error (a bug: the adapter answers `internal`).
+ */
+export function ofrepBodyParserRefusal(err: unknown, key?: string): OfrepResponse | undefined {
+  const { type, status } = (err ?? {}) as { type?: unknown; status?: unknown };
+  if (type === 'entity.too.large') return ofrepError('body-too-large', { key });
+  if (type === 'entity.parse.failed') return ofrepError('body-not-json', { key });
+  if (typeof type === 'string' && BODY_PARSER_REFUSALS.has(type)) return ofrepError('body-refused', { key, status: typeof status === 'number' ? status : undefined });
+  return undefined;
+}
+
+const SINGLE_FLAG_PATH = /\/ofrep\/v1\/evaluate\/flags\/([^/?#]+)\/?(?:[?#]|$)/;
+
+/**
+ * The flag key of a single-flag request path (`…/ofrep/v1/evaluate/flags/<key>`, query allowed),
+ * percent-decoded as the router decodes it. A segment that is not valid percent-encoding is
+ * returned as sent (`decoded: false`); undefined for any other path.
+ */
+export function ofrepPathKey(path: string): { key: string; decoded: boolean } | undefined {
+  const raw = SINGLE_FLAG_PATH.exec(path)?.[1];
+  if (raw === undefined) return undefined;
+  try {
+    return { key: decodeURIComponent(raw), decoded: true };
+  } catch {
+    return { key: raw, decoded: false };
+  }
+}
+
+/**
+ * Writes an OFREP answer on a Node response (Express's and Nest's are both one): the status,
+ * every header (Vary merged with what is there, e.g. Origin from CORS), and the JSON body. Never
+ * through Express's send(), which would add its weak ETag to error answers.
+ */
+export function writeOfrepResponse(res: ServerResponse, out: OfrepResponse): void {
+  res.statusCode = out.status;
+  for (const [name, value] of Object.entries(out.headers)) {
+    if (name.toLowerCase() !== 'vary') {
+      res.setHeader(name, value);
+      continue;
+    }
+    const merged = String(res.getHeader('Vary') ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+    for (const v of value.split(',').map((s) => s.trim())) if (v && !merged.some((m) => m.toLowerCase() === v.toLowerCase())) merged.push(v);
+    res.setHeader('Vary', merged.join(', '));
+  }
+  if (out.body === undefined) res.end();
+  else res.end(JSON.stringify(out.body));
 }

@@ -97,19 +97,43 @@ export interface OpenStream {
   status: number;
   headers: http.IncomingHttpHeaders;
   text(): string;
+  /** Resolves once the text received so far matches (checked on every chunk); rejects if the stream ends first. */
+  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
   /** Resolves when the connection closes (either side). */
   ended: Promise<void>;
   destroy(): void;
 }
 
-/** GETs an SSE endpoint on a listening server and resolves once the response headers arrive. */
-export function openStream(port: number, path: string): Promise<OpenStream> {
+/** GETs an SSE endpoint on a listening server (with these request headers, e.g. Last-Event-ID) and resolves once the response headers arrive. */
+export function openStream(port: number, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<OpenStream> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ port, host: '127.0.0.1', path }, (res) => {
+    const req = http.get({ port, host: '127.0.0.1', path, headers }, (res) => {
       let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      const ended = new Promise<void>((done) => res.on('close', () => done()));
-      resolve({ status: res.statusCode!, headers: res.headers, text: () => text, ended, destroy: () => req.destroy() });
+      let closed = false;
+      const waiting = new Set<() => void>();
+      res.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        for (const check of [...waiting]) check();
+      });
+      const ended = new Promise<void>((done) =>
+        res.on('close', () => {
+          closed = true;
+          for (const check of [...waiting]) check();
+          done();
+        }),
+      );
+      const waitFor = (pattern: RegExp) =>
+        new Promise<RegExpExecArray>((found, fail) => {
+          const check = () => {
+            const match = pattern.exec(text);
+            if (match || closed) waiting.delete(check);
+            if (match) found(match);
+            else if (closed) fail(new Error(`the stream ended without ${String(pattern)}; it sent: ${JSON.stringify(text)}`));
+          };
+          waiting.add(check);
+          check();
+        });
+      resolve({ status: res.statusCode!, headers: res.headers, text: () => text, waitFor, ended, destroy: () => req.destroy() });
     });
     req.on('error', reject);
   });
