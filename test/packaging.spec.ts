@@ -13,14 +13,15 @@ import { packPackages, requireRegistry, run, tarballDependencies } from './suppo
 
 jest.setTimeout(180_000);
 
-const PACKAGES = ['core', 'redis', 'server', 'express', 'nest', 'web', 'cli'] as const;
+const PACKAGES = ['core', 'redis', 'rollouts', 'server', 'express', 'nest', 'web', 'cli'] as const;
 
 /** Names the README, docs and examples import from each package: they must be there. */
 const DOCUMENTED: Record<(typeof PACKAGES)[number], string[]> = {
-  core: ['compileFlagSet', 'changedFlagKeys', 'FlagSnapshot', 'FlagValidationError', 'RollgateError', 'formatIssue'],
-  redis: ['RedisFlagStore', 'MemoryFlagStore', 'RollgateProvider', 'VersionConflictError', 'NotFoundError', 'ConfigError', 'SAFE_REDIS_OPTIONS'],
-  server: ['AdminApi', 'OfrepEvaluator', 'ChangeStream', 'createIdentityResolver', 'decideFeature', 'IdentityError'],
-  express: ['identity', 'requireFeature', 'ofrep', 'adminRouter', 'getRequestIdentity'],
+  core: ['compileFlagSet', 'changedFlagKeys', 'FlagSnapshot', 'FlagValidationError', 'RollgateError', 'formatIssue', 'RegressionTest'],
+  redis: ['RedisFlagStore', 'MemoryFlagStore', 'RollgateProvider', 'VersionConflictError', 'NotFoundError', 'ConfigError', 'SAFE_REDIS_OPTIONS', 'WriteOutcomeUnknownError'],
+  rollouts: ['OutcomeRecorder', 'Rollouts', 'RolloutController', 'registerRolloutMetrics'],
+  server: ['AdminApi', 'OfrepEvaluator', 'ChangeStream', 'createIdentityResolver', 'decideFeature', 'IdentityError', 'recordExposure'],
+  express: ['identity', 'requireFeature', 'ofrep', 'adminRouter', 'getRequestIdentity', 'recordOutcomes'],
   nest: ['RollgateModule', 'RequireFeature', 'RequireFeatureGuard', 'FeatureValue', 'InjectFeatureClient', 'getRequestIdentity', 'FEATURE_CLIENT'],
   web: ['RollgateWebProvider', 'WebConfigError'],
   cli: ['runCli', 'createProgram', 'EXIT'],
@@ -32,6 +33,7 @@ function sourceNames(): Record<string, string[]> {
   const modules: Record<string, object> = {
     core: require('@rollgate/core'),
     redis: require('@rollgate/redis'),
+    rollouts: require('@rollgate/rollouts'),
     server: require('@rollgate/server'),
     express: require('@rollgate/express'),
     nest: require('@rollgate/nest'),

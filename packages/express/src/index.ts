@@ -3,3 +3,5 @@ export { requireFeature, type RequireFeatureOptions } from './require-feature.mi
 export { ofrep, type OfrepRouter, type OfrepRouterOptions } from './ofrep.router';
 export { getRequestIdentity } from './request-identity';
 export { adminRouter, type AdminRouterOptions } from './admin.router';
+export { recordOutcomes } from './record-outcomes.middleware';
+export type { RecordOutcomesOptions } from './record-outcomes.middleware';

@@ -1,6 +1,6 @@
 import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { OpenFeature } from '@openfeature/server-sdk';
-import { IdentityError, type Identity } from '@rollgate/server';
+import { IdentityError, withExposureScope, type Exposure, type Identity } from '@rollgate/server';
 import { from, mergeMap, Observable } from 'rxjs';
 import type { RollgateRuntime } from './rollgate.runtime';
 import { ROLLGATE_RUNTIME } from './tokens';
@@ -15,10 +15,14 @@ import { ROLLGATE_RUNTIME } from './tokens';
 export class EvaluationContextInterceptor implements NestInterceptor {
   constructor(@Inject(ROLLGATE_RUNTIME) private readonly runtime: RollgateRuntime) {}
 
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
+  intercept(context: ExecutionContext, outer: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'http') return outer.handle();
     const req = context.switchToHttp().getRequest<object>();
     this.runtime.attach(req);
+    // with outcomes recorded, the handler runs in the request's exposure scope: `recordExposure`
+    // and `client.track()` in it count in the request's arms
+    const exposures = this.runtime.exposuresOf(req, context.switchToHttp().getResponse());
+    const next: CallHandler = exposures ? { handle: () => inScope(exposures, () => outer.handle()) } : outer;
     if (!this.runtime.transactionContext) return next.handle();
     const identified = this.runtime.identify(req).then(
       (who) => who,
@@ -41,4 +45,9 @@ export class EvaluationContextInterceptor implements NestInterceptor {
       }),
     );
   }
+}
+
+/** Subscribes to the handler's observable inside the exposure scope, so the handler runs in it. */
+function inScope(exposures: Exposure[], handle: () => Observable<unknown>): Observable<unknown> {
+  return new Observable<unknown>((subscriber) => withExposureScope(exposures, () => handle().subscribe(subscriber)));
 }

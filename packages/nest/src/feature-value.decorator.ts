@@ -1,7 +1,7 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import type { EvaluationContext, FlagValue, JsonValue } from '@openfeature/server-sdk';
+import type { EvaluationContext, EvaluationDetails, FlagValue, JsonValue } from '@openfeature/server-sdk';
 import { ConfigError } from '@rollgate/redis';
-import { IdentityError } from '@rollgate/server';
+import { IdentityError, recordExposure, withExposureScope } from '@rollgate/server';
 import { RollgateRuntime } from './rollgate.runtime';
 
 interface FeatureValueSpec {
@@ -24,16 +24,24 @@ async function evaluate(spec: FeatureValueSpec, context: ExecutionContext): Prom
     if (!(e instanceof IdentityError)) throw e; // anonymous caller: evaluated without identity
   }
   const client = runtime.clientFor(spec.domain ?? runtime.domain);
+  let details: EvaluationDetails<FlagValue>;
   switch (typeof spec.defaultValue) {
     case 'boolean':
-      return client.getBooleanValue(spec.flagKey, spec.defaultValue, ctx);
+      details = await client.getBooleanDetails(spec.flagKey, spec.defaultValue, ctx);
+      break;
     case 'string':
-      return client.getStringValue(spec.flagKey, spec.defaultValue, ctx);
+      details = await client.getStringDetails(spec.flagKey, spec.defaultValue, ctx);
+      break;
     case 'number':
-      return client.getNumberValue(spec.flagKey, spec.defaultValue, ctx);
+      details = await client.getNumberDetails(spec.flagKey, spec.defaultValue, ctx);
+      break;
     default:
-      return client.getObjectValue(spec.flagKey, spec.defaultValue as JsonValue, ctx);
+      details = await client.getObjectDetails(spec.flagKey, spec.defaultValue as JsonValue, ctx);
   }
+  // the handler runs with this value: the request counts in its variant's arm (when outcomes are recorded)
+  const exposures = runtime.exposuresOf(req, context.switchToHttp().getResponse());
+  if (exposures) withExposureScope(exposures, () => recordExposure(spec.flagKey, details, ctx as never));
+  return details.value;
 }
 
 const featureValueParam = createParamDecorator((spec: FeatureValueSpec, context: ExecutionContext) => evaluate(spec, context));

@@ -1,6 +1,6 @@
 import { Inject, Injectable, NotFoundException, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { GUARDS_METADATA } from '@nestjs/common/constants';
-import { decideFeature, IdentityError, type FeatureRequirement, type Identity } from '@rollgate/server';
+import { decideFeature, IdentityError, withExposureScope, type FeatureRequirement, type Identity } from '@rollgate/server';
 import { FeatureDeniedException, FeatureUnavailableException, IdentityRequiredException } from './feature-denied.exception';
 import type { FeatureRequirementEntry } from './require-feature.decorator';
 import type { RollgateRuntime } from './rollgate.runtime';
@@ -76,7 +76,10 @@ export class RequireFeatureGuard implements CanActivate {
 
     for (const entry of requirements) {
       const requirement: FeatureRequirement = entry.requirement.domain === undefined && this.runtime.domain !== undefined ? { ...entry.requirement, domain: this.runtime.domain } : entry.requirement;
-      const decision = await decideFeature(this.runtime.clientFor(requirement.domain), requirement, who.context);
+      const exposures = this.runtime.exposuresOf(req, res);
+      const decide = () => decideFeature(this.runtime.clientFor(requirement.domain), requirement, who.context);
+      // an allowed request counts in the arms of the variants that let it in (when outcomes are recorded)
+      const decision = await (exposures ? withExposureScope(exposures, decide) : decide());
       if (decision.outcome === 'allow') continue;
       this.runtime.logger.debug?.(`rollgate: ${decision.outcome} ${req.method} ${req.originalUrl ?? req.url} for ${who.subject}: ${decision.flagKey}: ${decision.reason}`);
       if (entry.exceptionFactory) {

@@ -1,7 +1,7 @@
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common';
 import type { Provider } from '@openfeature/server-sdk';
 import { ConfigError, type FlagStore, type RedisFlagStoreOptions, type RollgateProviderOptions } from '@rollgate/redis';
-import type { ChangeStreamOptions, Identity, IdentityOptions, OfrepOptions } from '@rollgate/server';
+import type { ChangeStreamOptions, Identity, IdentityOptions, OfrepOptions, OutcomeSink } from '@rollgate/server';
 
 /** The OFREP controller: bulk + single evaluation and the SSE change stream, as `@rollgate/express`'s `ofrep()`. */
 export interface RollgateOfrepOptions extends Pick<OfrepOptions, 'clientVisible' | 'clientAttributes' | 'exposedMetadata'> {
@@ -73,6 +73,13 @@ export interface RollgateModuleOptions extends IdentityOptions {
   ofrep?: RollgateOfrepOptions;
   /** Serve the admin API (flags, evaluators, audit, revert) from a controller. Needs `store`. @default off */
   admin?: RollgateAdminOptions;
+  /**
+   * Count each request's outcome (5xx or thrown, and latency) in the arm of the flag variants it
+   * was served — by `@RequireFeature` when it lets the request in, `@FeatureValue`, or
+   * `recordExposure` — and `client.track()` events made while handling it: what a guarded
+   * rollout decides on. `sink` is an `OutcomeRecorder` from @rollgate/rollouts. @default off
+   */
+  outcomes?: { sink: OutcomeSink };
   logger?: RollgateLogger;
 }
 
@@ -147,6 +154,9 @@ export function validateModuleOptions(options: RollgateModuleOptions): void {
   if (options.domain !== undefined && (typeof options.domain !== 'string' || options.domain === '')) fail('domain must be a non-empty string');
   if (options.transactionContext !== undefined && typeof options.transactionContext !== 'boolean') fail('transactionContext must be a boolean');
   if (options.logger !== undefined && typeof options.logger?.warn !== 'function') fail('logger must have a warn(message) method');
+  if (options.outcomes !== undefined && (typeof options.outcomes?.sink?.recordRequest !== 'function' || typeof options.outcomes.sink.recordEvent !== 'function')) {
+    fail('outcomes.sink must be an OutcomeRecorder (from @rollgate/rollouts): { recordRequest, recordEvent }');
+  }
   if (!options.jwt && !options.getIdentity) {
     fail('give `jwt` (verify a Bearer token) or `getIdentity` (use your auth, e.g. req => req.user): guards and OFREP need to know the caller');
   }

@@ -1,8 +1,20 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Logger, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { AsyncLocalStorageTransactionContextPropagator, NOOP_PROVIDER, OpenFeature, type Client, type Provider } from '@openfeature/server-sdk';
 import { ConfigError, RedisFlagStore, RollgateProvider, type BaseFlagStore, type FlagStore, type RedisFlagStoreOptions } from '@rollgate/redis';
-import { AdminApi, ChangeStream, OfrepEvaluator, createIdentityResolver, identityAttributeNames, type Identity, type OfrepOptions } from '@rollgate/server';
+import {
+  AdminApi,
+  ChangeStream,
+  OfrepEvaluator,
+  createIdentityResolver,
+  currentExposures,
+  identityAttributeNames,
+  type Exposure,
+  type Identity,
+  type OfrepOptions,
+  type OutcomeSink,
+} from '@rollgate/server';
 import {
   ADMIN_BODY_LIMIT,
   checkAdminAgainstRegistration,
@@ -34,6 +46,8 @@ export interface AdminRuntime {
 type Request = { headers: IncomingHttpHeaders };
 
 const runtimes = new WeakMap<object, RollgateRuntime>();
+/** Each request's exposures (what it was served), while outcomes are recorded. */
+const exposuresByRequest = new WeakMap<object, Exposure[]>();
 
 /**
  * The module's state: identity resolution, the registered provider and what the module opened.
@@ -45,6 +59,8 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
   readonly admin: AdminRuntime | undefined;
   private readonly clients = new Map<string | undefined, Client>();
   private readonly resolveIdentity: (request: Request) => Promise<Identity>;
+  private readonly outcomes: OutcomeSink | undefined;
+  private readonly stopTracking: (() => void) | undefined;
   private closed = false;
 
   private constructor(
@@ -61,6 +77,36 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
     this.client = this.clientFor(domain);
     this.ofrep = options.ofrep ? createOfrep(provider, options) : undefined;
     this.admin = options.admin ? createAdmin(store, options) : undefined;
+    this.outcomes = options.outcomes?.sink;
+    const sink = this.outcomes;
+    if (sink && provider instanceof RollgateProvider) {
+      this.stopTracking = provider.onTrack((name) => {
+        const exposures = currentExposures();
+        if (exposures && exposures.length > 0) sink.recordEvent(name, exposures);
+      });
+    }
+  }
+
+  /**
+   * The list this request's exposures are noted in, when outcomes are recorded (undefined
+   * otherwise). Created at the first call, which also arranges for the outcome to be counted when
+   * the response ends: latency is measured from there (the first guard or interceptor).
+   */
+  exposuresOf(request: object, response: unknown): Exposure[] | undefined {
+    const sink = this.outcomes;
+    if (!sink) return undefined;
+    let exposures = exposuresByRequest.get(request);
+    if (exposures) return exposures;
+    exposures = [];
+    exposuresByRequest.set(request, exposures);
+    const list = exposures;
+    const started = performance.now();
+    const res = (response as { raw?: unknown }).raw ?? response; // fastify reply → its raw response
+    const events = res as { once?(event: string, fn: () => void): unknown; statusCode?: number };
+    events.once?.('finish', () => {
+      if (list.length > 0) sink.recordRequest(list, { error: (events.statusCode ?? 0) >= 500, durationMs: performance.now() - started });
+    });
+    return exposures;
   }
 
   /** Validates the options, creates what is needed, registers the provider and waits (boundedly) for it. */
@@ -141,6 +187,7 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
       }
       await this.provider.onClose?.();
     }
+    this.stopTracking?.();
     if (this.ownsStore) await this.store!.close();
   }
 

@@ -1,0 +1,374 @@
+import { hostname } from 'node:os';
+import { describeSplit, RegressionTest } from '@rollgate/core';
+import { FencedError, type RedisFlagStore } from '@rollgate/redis';
+import { quantileBucket, quantileMs } from './histogram';
+import { ControllerLease } from './lease';
+import type { ArmCounts, SecondCounts } from './outcome-reader';
+import type { ArmSummary, GuardEvidence, Plan, PlanEvidence } from './plan';
+import { freshStage, nextStage, Rollouts, slowCount, BASELINE_MIN_REQUESTS } from './rollouts';
+import { positiveInteger, type RolloutLogger } from './validation';
+
+export interface RolloutControllerOptions {
+  store: RedisFlagStore;
+  /** How often the controller looks at the running plans. @default 5000 */
+  intervalMs?: number;
+  /** The lease's time to live; renewed every tick, so keep it a few ticks long. @default 15000 */
+  leaseTtlMs?: number;
+  /**
+   * Seconds a finished second is left for the instances' flushes (every second) before it is
+   * read; the second in progress is never read. @default 2
+   */
+  lagSec?: number;
+  /** Most seconds read per plan and tick (a controller catching up reads in slices). @default 600 */
+  maxSecondsPerTick?: number;
+  /** Names this controller in the audit (`controller:<name>@<lease epoch>`). @default host:pid */
+  name?: string;
+  /** The clock, in ms since the epoch. @default Date.now */
+  now?: () => number;
+  logger?: RolloutLogger;
+  /** Called after every tick started by start(), with what it did (for logs). */
+  onTick?: (result: TickResult) => void;
+}
+
+/** What one tick did, per plan (for logs and tests). */
+export interface TickResult {
+  /** False when another controller holds the lease: nothing was read or written. */
+  leader: boolean;
+  plans: ({ flag: string } & PlanStep)[];
+}
+
+/** What the controller did to one plan in a tick. */
+export interface PlanStep {
+  action: 'hold' | 'advance' | 'complete' | 'rollback' | 'apply' | 'pause';
+  reason: string;
+}
+
+/** A RegressionTest per guard, restored from the plan or new. Alpha is split evenly across guards. */
+function guardTests(plan: Plan): { evidence: GuardEvidence; test: RegressionTest }[] {
+  const alpha = plan.alpha / plan.guards.length;
+  return plan.guards.map((guard, i) => {
+    const stored = plan.evidence?.guards[i];
+    const test = stored && JSON.stringify(stored.guard) === JSON.stringify(guard) ? RegressionTest.fromJSON(stored.test) : new RegressionTest({ alpha });
+    const evidence: GuardEvidence = stored
+      ? { ...stored, control: { ...stored.control }, treatment: { ...stored.treatment } }
+      : { guard, test: null, evidence: 1, ratioLowerBound: 0, regressed: false, control: { n: 0, bad: 0 }, treatment: { n: 0, bad: 0 } };
+    return { evidence, test };
+  });
+}
+
+function summarize(into: ArmSummary, c: ArmCounts | undefined): void {
+  if (!c) return;
+  into.requests += c.requests;
+  into.errors += c.errors;
+  for (let i = 0; i < c.histogram.length; i++) into.histogram[i]! += c.histogram[i]!;
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(x < 0.01 ? 2 : 1)}%`;
+}
+
+/** χ² test (1 degree of freedom) of the observed treatment share against the split's; the p-value. */
+function sampleRatioP(treatment: number, control: number, share: number): number {
+  const n = treatment + control;
+  const expectedT = n * share;
+  const expectedC = n - expectedT;
+  const chi2 = (treatment - expectedT) ** 2 / expectedT + (control - expectedC) ** 2 / expectedC;
+  return erfc(Math.sqrt(chi2 / 2));
+}
+
+/** Complementary error function (Numerical Recipes' erfcc, relative error < 1.2e-7). */
+function erfc(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + z / 2);
+  const r =
+    t *
+    Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? r : 2 - r;
+}
+
+/**
+ * Drives running plans: every tick it reads the new per-second counts, feeds each guard's test,
+ * and rolls back, holds (saying why) or advances — in that order of priority. Only the holder of
+ * the environment's lease acts, and its writes carry the lease token, checked inside the write
+ * scripts: a controller paused past its lease cannot write when it wakes.
+ */
+export class RolloutController {
+  readonly rollouts: Rollouts;
+  private readonly lease: ControllerLease;
+  private readonly intervalMs: number;
+  private readonly lagSec: number;
+  private readonly maxSecondsPerTick: number;
+  private readonly name: string;
+  private readonly now: () => number;
+  private readonly logger: RolloutLogger | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<TickResult> | undefined;
+  private readonly onTick: ((result: TickResult) => void) | undefined;
+
+  constructor(options: RolloutControllerOptions) {
+    this.now = options.now ?? Date.now;
+    this.rollouts = new Rollouts({ store: options.store, now: this.now });
+    this.intervalMs = positiveInteger('RolloutController', 'intervalMs', options.intervalMs ?? 5000, 2 ** 31 - 1);
+    this.lease = new ControllerLease(options.store, positiveInteger('RolloutController', 'leaseTtlMs', options.leaseTtlMs ?? 15_000, 2 ** 31 - 1));
+    if (this.lease.ttlMs <= this.intervalMs) throw new TypeError('RolloutController: options.leaseTtlMs must be longer than intervalMs (the lease is renewed once per tick)');
+    this.lagSec = options.lagSec ?? 2;
+    if (!Number.isInteger(this.lagSec) || this.lagSec < 0) throw new TypeError('RolloutController: options.lagSec must be an integer >= 0');
+    this.maxSecondsPerTick = positiveInteger('RolloutController', 'maxSecondsPerTick', options.maxSecondsPerTick ?? 600);
+    this.name = options.name ?? `${hostname()}:${process.pid}`;
+    this.logger = options.logger;
+    this.onTick = options.onTick;
+  }
+
+  /** Ticks every `intervalMs` until stop(). */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (!this.ticking) void this.tick().then(this.onTick, (e: unknown) => this.logger?.warn(`rollgate: controller tick failed: ${(e as Error).message}`));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops ticking, waits for a tick in progress, and gives the lease up. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.ticking?.catch(() => undefined);
+    await this.lease.release().catch(() => undefined);
+  }
+
+  /** The audit's name for this controller in its current tenure. */
+  get actor(): string {
+    return `controller:${this.name}@${this.lease.epoch}`;
+  }
+
+  /** One pass over every running plan (and any plan whose last flag write was lost). */
+  async tick(): Promise<TickResult> {
+    this.ticking = this.run().finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async run(): Promise<TickResult> {
+    if (!(await this.lease.acquire())) return { leader: false, plans: [] };
+    const result: TickResult = { leader: true, plans: [] };
+    for (const plan of await this.rollouts.list()) {
+      try {
+        const outcome = await this.drive(plan);
+        if (outcome) result.plans.push({ flag: plan.flag, ...outcome });
+      } catch (e) {
+        if (e instanceof FencedError) return { leader: false, plans: result.plans }; // lost the lease mid-tick: stop at once
+        this.logger?.warn(`rollgate: plan of "${plan.flag}": ${(e as Error).message}`);
+      }
+    }
+    return result;
+  }
+
+  private async drive(plan: Plan): Promise<PlanStep | undefined> {
+    const token = this.lease.token;
+    const who = { actor: this.actor };
+    if (plan.state === 'rolled_back' && !plan.applied) {
+      // a rollback whose flag write was lost (crash, failover): put it back
+      await this.rollouts.applyAndRecord(plan, { ...who, reason: 're-applying the rollback' }, token);
+      return { action: 'apply', reason: 're-applied the rollback' };
+    }
+    if (plan.state !== 'running') return undefined;
+
+    const set = await this.rollouts.options.store.load();
+    const def = set.flags[plan.flag] as { state?: string } | undefined;
+    if (!def) return this.hold(plan, `flag "${plan.flag}" does not exist any more`);
+    if (def.state === 'DISABLED') return this.hold(plan, `the flag is DISABLED (kill switch): the plan waits; enable the flag to let it continue, or roll the plan back`);
+    const desired = this.rollouts.desiredPercent(plan);
+    if (!plan.applied) {
+      await this.rollouts.applyAndRecord(plan, { ...who, reason: `entering stage ${plan.stage + 1}` }, token);
+      return { action: 'apply', reason: `split set to ${desired}%` };
+    }
+    const split = describeSplit(def)?.buckets.find(([v]) => v === plan.treatment)?.[1];
+    const total = describeSplit(def)?.buckets.reduce((a, [, w]) => a + w, 0) ?? 0;
+    const actual = split === undefined || total === 0 ? 0 : Math.round((100 * split) / total);
+    if (actual !== desired) {
+      const reason = `the split of "${plan.flag}" was changed outside the plan (treatment ${actual}%, the stage says ${desired}%): paused; resume puts the stage's split back, or roll back`;
+      await this.rollouts.write({ ...plan, state: 'paused', holdReason: reason }, 'pause', { ...who, reason }, token);
+      return { action: 'pause', reason };
+    }
+
+    const nowMs = this.now();
+    const nowSec = Math.floor(nowMs / 1000);
+    // the second in progress is incomplete: reading it would skip whatever is recorded in it later
+    const upTo = nowSec - 1 - this.lagSec;
+    const startSec = Math.floor(plan.startedAt! / 1000);
+    const evidence: PlanEvidence = plan.evidence
+      ? { ...plan.evidence, stage: structuredClone(plan.evidence.stage), recent: [...plan.evidence.recent], controlHistogram: plan.evidence.controlHistogram ? [...plan.evidence.controlHistogram] : null }
+      : { cursor: startSec - 1, guards: [], stage: freshStage(), recent: [], lastTreatmentAt: null, controlHistogram: plan.thresholds ? null : freshStage().control.histogram };
+    const tests = guardTests(plan);
+    let thresholds = plan.thresholds;
+    const stage = plan.stages[plan.stage]!;
+    const randomized = stage.percent > 0 && stage.percent < 100;
+    const from = evidence.cursor + 1;
+    const to = Math.min(upTo, evidence.cursor + this.maxSecondsPerTick);
+    const seconds: SecondCounts[] = to >= from ? await this.rollouts.outcomes.seconds(plan.flag, from, to) : [];
+    const tArm = `split:${plan.treatment}`;
+    const cArm = `split:${plan.control}`;
+    const targetedArm = `targeted:${plan.treatment}`;
+    for (const { second, arms } of seconds) {
+      const t = arms.get(tArm);
+      const c = arms.get(cArm);
+      const targeted = arms.get(targetedArm);
+      summarize(evidence.stage.treatment, t);
+      summarize(evidence.stage.control, c);
+      summarize(evidence.stage.targeted, targeted);
+      if ((t?.requests ?? 0) + (targeted?.requests ?? 0) > 0) evidence.lastTreatmentAt = second;
+      evidence.recent.push({ s: second, tr: t?.requests ?? 0, te: t?.errors ?? 0, cr: c?.requests ?? 0, ce: c?.errors ?? 0 });
+      if (evidence.controlHistogram && c) for (let i = 0; i < c.histogram.length; i++) evidence.controlHistogram[i]! += c.histogram[i]!;
+      if (!randomized || !t || !c || t.requests === 0 || c.requests === 0) continue;
+      for (const { evidence: g, test } of tests) {
+        let bad: [number, number];
+        if (g.guard.metric === 'errors') bad = [t.errors, c.errors];
+        else if (g.guard.metric === 'latency') {
+          if (!thresholds) continue;
+          bad = [slowCount(t.histogram, thresholds, g.guard.quantile), slowCount(c.histogram, thresholds, g.guard.quantile)];
+        } else {
+          // events per request; more events than requests in a second counts as every request bad
+          const name = g.guard.name;
+          bad = [Math.min(t.events[name] ?? 0, t.requests), Math.min(c.events[name] ?? 0, c.requests)];
+        }
+        test.observe({ treatment: { n: t.requests, bad: bad[0] }, control: { n: c.requests, bad: bad[1] } });
+        g.treatment.n += t.requests;
+        g.treatment.bad += bad[0];
+        g.control.n += c.requests;
+        g.control.bad += bad[1];
+      }
+    }
+    if (to >= from) evidence.cursor = to;
+    const windowSec = plan.breaker ? plan.breaker.windowSec : 60;
+    evidence.recent = evidence.recent.filter((r) => r.s > evidence.cursor - windowSec);
+    if (!thresholds && evidence.controlHistogram) {
+      const n = evidence.controlHistogram.reduce((a, b) => a + b, 0);
+      if (n >= BASELINE_MIN_REQUESTS * 5) {
+        thresholds = { p95: quantileBucket(evidence.controlHistogram, 0.95), p99: quantileBucket(evidence.controlHistogram, 0.99), from: 'control' };
+        evidence.controlHistogram = null;
+      }
+    }
+    evidence.guards = tests.map(({ evidence: g, test }) => ({ ...g, test: test.toJSON(), evidence: test.evidence, ratioLowerBound: test.ratioLowerBound, regressed: test.regressed }));
+    const stageUnits = async (arm: string) => this.rollouts.outcomes.units(plan.flag, arm, Math.floor(plan.stageEnteredAt! / 1000), upTo);
+    evidence.stage.treatment.units = await stageUnits(tArm);
+    evidence.stage.control.units = await stageUnits(cArm);
+    if (stage.percent === 0) evidence.stage.targeted.units = await stageUnits(targetedArm);
+    const updated: Plan = { ...plan, evidence, thresholds };
+
+    // 1. circuit breaker: a gross error spike rolls back without waiting for the test
+    if (plan.breaker) {
+      const tr = evidence.recent.reduce((a, r) => a + r.tr, 0);
+      const te = evidence.recent.reduce((a, r) => a + r.te, 0);
+      const cr = evidence.recent.reduce((a, r) => a + r.cr, 0);
+      const ce = evidence.recent.reduce((a, r) => a + r.ce, 0);
+      const tRate = tr > 0 ? te / tr : 0;
+      const cRate = cr > 0 ? ce / cr : 0;
+      if (tr >= plan.breaker.minRequests && tRate >= plan.breaker.errorRate && tRate >= 2 * cRate) {
+        return this.rollBack(updated, `circuit breaker: ${te} of ${tr} treatment requests failed (${pct(tRate)}) in the last ${windowSec} s, control ${pct(cRate)} (${ce}/${cr})`);
+      }
+    }
+    // 2. the sequential test, per guard
+    for (const g of evidence.guards) {
+      if (g.regressed) {
+        return this.rollBack(
+          updated,
+          `${describeGuard(g)} regressed: evidence ${g.evidence.toFixed(1)} ≥ ${(plan.guards.length / plan.alpha).toFixed(0)}; treatment ${g.treatment.bad}/${g.treatment.n}, control ${g.control.bad}/${g.control.n}; ratio ≥ ${g.ratioLowerBound.toFixed(2)}×`,
+        );
+      }
+    }
+    // 3. absolute limits (pilot and 100% stages, or wherever given)
+    const served = stage.percent === 0 ? evidence.stage.targeted : mergeSummaries(evidence.stage.treatment, evidence.stage.targeted);
+    if (stage.absolute && served.requests >= Math.max(1, stage.minRequests)) {
+      const rate = served.errors / served.requests;
+      if (stage.absolute.maxErrorRate !== undefined && rate > stage.absolute.maxErrorRate) {
+        return this.rollBack(updated, `treatment error rate ${pct(rate)} (${served.errors}/${served.requests}) is above the stage's limit of ${pct(stage.absolute.maxErrorRate)}`);
+      }
+      const p99 = quantileMs(served.histogram, 0.99);
+      if (stage.absolute.maxP99Ms !== undefined && p99 !== undefined && p99 > stage.absolute.maxP99Ms) {
+        return this.rollBack(updated, `treatment p99 ${p99.toFixed(0)} ms is above the stage's limit of ${stage.absolute.maxP99Ms} ms`);
+      }
+    }
+    // 4. no data is never a pass
+    // whole seconds of the stage read so far: from the second it began to the last complete one
+    const stageAgeSec = Math.max(0, upTo + 1 - Math.floor(plan.stageEnteredAt! / 1000));
+    const quiet = evidence.lastTreatmentAt === null ? stageAgeSec : upTo - evidence.lastTreatmentAt;
+    if (quiet >= plan.noDataHoldSec) {
+      return this.hold(updated, `no data: no treatment request for ${quiet} s (instances record outcomes only where a guard or @FeatureValue evaluates "${plan.flag}")`);
+    }
+    // 5. sample ratio mismatch: the split is not what the arms received
+    if (randomized && served.requests >= 100 && evidence.stage.control.requests >= 100) {
+      const share = stage.percent / 100;
+      const t = evidence.stage.treatment.requests;
+      const c = evidence.stage.control.requests;
+      const observed = t / (t + c);
+      if (sampleRatioP(t, c, share) < 0.001 && Math.abs(observed - share) / share > 0.1) {
+        return this.hold(updated, `sample ratio mismatch: the treatment got ${pct(observed)} of the split's requests, the split says ${stage.percent}% — check for a cache, a retry loop or a bot in one arm`);
+      }
+    }
+    // 6. enough time, requests and units in each arm
+    const waits: string[] = [];
+    const treatmentArm = stage.percent === 0 ? evidence.stage.targeted : evidence.stage.treatment;
+    if (treatmentArm.requests < stage.minRequests) waits.push(`${treatmentArm.requests}/${stage.minRequests} treatment requests`);
+    if (randomized && evidence.stage.control.requests < stage.minRequests) waits.push(`${evidence.stage.control.requests}/${stage.minRequests} control requests`);
+    if (treatmentArm.units < stage.minUnits) waits.push(`${treatmentArm.units}/${stage.minUnits} treatment units`);
+    if (randomized && evidence.stage.control.units < stage.minUnits) waits.push(`${evidence.stage.control.units}/${stage.minUnits} control units`);
+    if (stageAgeSec < stage.minDurationSec) waits.push(`${formatDuration(stageAgeSec)} of ${formatDuration(stage.minDurationSec)}`);
+    if (randomized && !thresholds && plan.guards.some((g) => g.metric === 'latency')) {
+      const n = evidence.controlHistogram?.reduce((a, b) => a + b, 0) ?? 0;
+      waits.push(`a latency baseline (${n}/${BASELINE_MIN_REQUESTS * 5} control requests)`);
+    }
+    if (waits.length > 0) return this.hold(updated, `waiting: ${waits.join(', ')}`);
+    // 7. approval
+    if (stage.approval && !plan.approvedStages.includes(plan.stage)) {
+      return this.hold(updated, `waiting for approval to go on from stage ${plan.stage + 1} (${stage.percent}%): \`rollgate plan approve ${plan.flag}\``);
+    }
+    // 8. advance (or complete after the last stage)
+    const next = nextStage(updated, nowMs);
+    const reason = `stage ${plan.stage + 1} (${stage.percent}%) healthy: ${summaryWords(updated)}`;
+    const written = await this.rollouts.write(next, next.state === 'completed' ? 'complete' : 'advance', { ...who, reason }, token);
+    if (written.state === 'completed') return { action: 'complete', reason };
+    await this.rollouts.applyAndRecord(written, { ...who, reason }, token);
+    return { action: 'advance', reason };
+  }
+
+  /** Saves the evidence; audits only when the hold reason changes in kind, not in its counts ("412/500" → "430/500"). */
+  private async hold(plan: Plan, reason: string): Promise<PlanStep> {
+    const gist = (text: string | null) => text?.replace(/\d+(\.\d+)?/g, '#') ?? null;
+    const changed = gist(plan.holdReason) !== gist(reason);
+    const next = { ...plan, holdReason: reason };
+    if (changed) await this.rollouts.write(next, 'hold', { actor: this.actor, reason }, this.lease.token);
+    else await this.rollouts.plans.write(next, { actor: this.actor, leaseToken: this.lease.token });
+    return { action: 'hold', reason };
+  }
+
+  private async rollBack(plan: Plan, reason: string): Promise<PlanStep> {
+    this.logger?.warn(`rollgate: rolling back "${plan.flag}": ${reason}`);
+    const written = await this.rollouts.write({ ...plan, state: 'rolled_back', applied: false, holdReason: null }, 'rollback', { actor: this.actor, reason }, this.lease.token);
+    await this.rollouts.applyAndRecord(written, { actor: this.actor, reason }, this.lease.token);
+    return { action: 'rollback', reason };
+  }
+}
+
+function mergeSummaries(a: ArmSummary, b: ArmSummary): ArmSummary {
+  return { requests: a.requests + b.requests, errors: a.errors + b.errors, units: a.units + b.units, histogram: a.histogram.map((x, i) => x + b.histogram[i]!) };
+}
+
+export function describeGuard(g: Pick<GuardEvidence, 'guard'>): string {
+  const guard = g.guard;
+  if (guard.metric === 'errors') return 'error rate';
+  if (guard.metric === 'latency') return `latency (requests slower than the control's p${Math.round(guard.quantile * 100)})`;
+  return `event "${guard.name}"`;
+}
+
+export function formatDuration(sec: number): string {
+  if (sec < 120) return `${sec} s`;
+  if (sec < 7200) return `${Math.floor(sec / 60)} min`;
+  return `${(sec / 3600).toFixed(1)} h`;
+}
+
+/** Per-arm counts of the current stage, in words. */
+export function summaryWords(plan: Plan): string {
+  const s = plan.evidence?.stage;
+  if (!s) return 'no data yet';
+  const arm = (name: string, a: ArmSummary) => `${name} ${a.requests} requests, ${a.errors} errors${a.requests ? ` (${pct(a.errors / a.requests)})` : ''}, p99 ${quantileMs(a.histogram, 0.99)?.toFixed(0) ?? '–'} ms`;
+  return [arm('treatment', s.treatment), arm('control', s.control), ...(s.targeted.requests ? [arm('pilot', s.targeted)] : [])].join('; ');
+}

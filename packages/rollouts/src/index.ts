@@ -1,0 +1,14 @@
+export { OutcomeRecorder } from './outcome-recorder';
+export type { ArmTotals, OutcomeRecorderOptions, RequestOutcome } from './outcome-recorder';
+export { OutcomeReader } from './outcome-reader';
+export type { ArmCounts, SecondCounts } from './outcome-reader';
+export type { Exposure } from './exposure';
+export { Rollouts } from './rollouts';
+export type { ActionOptions, RolloutsOptions } from './rollouts';
+export { describeGuard, formatDuration, RolloutController, summaryWords } from './controller';
+export type { PlanStep, RolloutControllerOptions, TickResult } from './controller';
+export { isTerminal, normalizePlanSpec, PlanConflictError, PlanStateError, PlanValidationError } from './plan';
+export type { AbsoluteLimits, ArmSummary, GuardEvidence, GuardSpec, NormalizedPlanSpec, Plan, PlanEvidence, PlanSpec, PlanState, Stage, StageSpec } from './plan';
+export { LATENCY_BUCKETS, bucketUpperMs, quantileMs } from './histogram';
+export { registerRolloutMetrics } from './prometheus';
+export type { RolloutMetricsOptions } from './prometheus';

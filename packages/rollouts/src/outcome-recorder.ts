@@ -1,0 +1,257 @@
+import { ConfigError, type RedisFlagStore } from '@rollgate/redis';
+import { armOf, type Exposure } from './exposure';
+import { latencyBucket, LATENCY_BUCKETS } from './histogram';
+import { runScript } from './scripts';
+import { positiveInteger, type RolloutLogger } from './validation';
+
+export interface OutcomeRecorderOptions {
+  /** The flag store whose environment (and Redis connection) the outcomes are recorded in. */
+  store: RedisFlagStore;
+  /** How often the counts of the last seconds are written to Redis (one command). @default 1000 */
+  flushIntervalMs?: number;
+  /** How long per-second buckets and unit counts are kept in Redis. @default 10800 (3 h) */
+  ttlSec?: number;
+  /** Distinct units remembered per arm and second (beyond that, units are not counted again). @default 1000 */
+  maxUnitsPerSecond?: number;
+  /** Seconds of counts kept while Redis does not take them; older ones are dropped (and counted). @default 120 */
+  maxPendingSeconds?: number;
+  /** The clock, in ms since the epoch. @default Date.now */
+  now?: () => number;
+  /** Receives flush failures (once per outage). @default silent */
+  logger?: RolloutLogger;
+}
+
+/** Outcome of one request, as the guard's adapter saw it. */
+export interface RequestOutcome {
+  /** A 5xx response, or the handler threw. */
+  readonly error: boolean;
+  /** From the request's arrival to the response's end. */
+  readonly durationMs: number;
+}
+
+/** Counts of one arm in one second (or in total). */
+interface ArmCounts {
+  requests: number;
+  errors: number;
+  histogram: Uint32Array;
+  events: Map<string, number>;
+  units: Set<string>;
+}
+
+/** Cumulative counts per flag and arm since the recorder started (Prometheus). */
+export interface ArmTotals {
+  readonly flagKey: string;
+  readonly arm: string;
+  readonly variant: string;
+  readonly split: boolean;
+  readonly requests: number;
+  readonly errors: number;
+  readonly histogram: Uint32Array;
+  /** Sum of the latencies, ms (Prometheus' `_sum`). */
+  readonly durationSumMs: number;
+  readonly events: ReadonlyMap<string, number>;
+}
+
+type MutableTotals = { -readonly [K in keyof ArmTotals]: ArmTotals[K] } & { events: Map<string, number> };
+
+const EMPTY_UNITS: ReadonlySet<string> = new Set();
+
+function newCounts(): ArmCounts {
+  return { requests: 0, errors: 0, histogram: new Uint32Array(LATENCY_BUCKETS), events: new Map(), units: new Set() };
+}
+
+/**
+ * Counts requests and tracked events per flag and arm in memory — no Redis command per request —
+ * and writes them to per-second buckets in Redis once per `flushIntervalMs` with one command.
+ * Buckets from any number of instances merge by addition.
+ */
+export class OutcomeRecorder {
+  private readonly store: RedisFlagStore;
+  private readonly ttlSec: number;
+  private readonly maxUnits: number;
+  private readonly maxPendingSeconds: number;
+  private readonly now: () => number;
+  private readonly logger: RolloutLogger | undefined;
+  /** second → flag → arm → counts, not yet written */
+  private pending = new Map<number, Map<string, Map<string, ArmCounts>>>();
+  private readonly totals = new Map<string, Map<string, MutableTotals>>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private failing = false;
+  private closed = false;
+  /** Seconds of counts dropped because Redis did not take them in time. */
+  droppedSeconds = 0;
+
+  constructor(options: OutcomeRecorderOptions) {
+    if (!options?.store?.keys) throw new ConfigError('OutcomeRecorder: options.store (a RedisFlagStore) is required');
+    this.store = options.store;
+    const flushIntervalMs = positiveInteger('OutcomeRecorder', 'flushIntervalMs', options.flushIntervalMs ?? 1000, 2 ** 31 - 1);
+    this.ttlSec = positiveInteger('OutcomeRecorder', 'ttlSec', options.ttlSec ?? 10_800);
+    this.maxUnits = positiveInteger('OutcomeRecorder', 'maxUnitsPerSecond', options.maxUnitsPerSecond ?? 1000);
+    this.maxPendingSeconds = positiveInteger('OutcomeRecorder', 'maxPendingSeconds', options.maxPendingSeconds ?? 120);
+    this.now = options.now ?? Date.now;
+    this.logger = options.logger;
+    this.timer = setInterval(() => void this.flush(), flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Counts a finished request in the arm of every flag exposure it had. */
+  recordRequest(exposures: readonly Exposure[], outcome: RequestOutcome): void {
+    if (this.closed || exposures.length === 0) return;
+    const second = Math.floor(this.now() / 1000);
+    const bucket = latencyBucket(outcome.durationMs);
+    for (const exposure of exposures) {
+      const counts = this.countsFor(second, exposure);
+      counts.requests++;
+      if (outcome.error) counts.errors++;
+      counts.histogram[bucket]!++;
+      const total = this.totalFor(exposure);
+      total.requests++;
+      if (outcome.error) total.errors++;
+      total.histogram[bucket]!++;
+      total.durationSumMs += outcome.durationMs;
+    }
+  }
+
+  /** Counts a tracked event (e.g. `payment.failed`) in the arm of every exposure given. */
+  recordEvent(name: string, exposures: readonly Exposure[]): void {
+    if (this.closed || exposures.length === 0) return;
+    const second = Math.floor(this.now() / 1000);
+    for (const exposure of exposures) {
+      const counts = this.countsFor(second, exposure);
+      counts.events.set(name, (counts.events.get(name) ?? 0) + 1);
+      const total = this.totalFor(exposure);
+      total.events.set(name, (total.events.get(name) ?? 0) + 1);
+    }
+  }
+
+  /** Cumulative counts per flag and arm since the recorder started. */
+  armTotals(): ArmTotals[] {
+    const out: ArmTotals[] = [];
+    for (const arms of this.totals.values()) for (const t of arms.values()) out.push(t);
+    return out;
+  }
+
+  /**
+   * Writes every pending count (one command); on failure keeps them for the next flush, up to
+   * `maxPendingSeconds`. One flush at a time: a call during a flush waits for it, then flushes again.
+   */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    this.flushing = this.write(batch).finally(() => (this.flushing = undefined));
+    await this.flushing;
+  }
+
+  /** Stops the timer and writes what is pending (once). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+    this.closed = true;
+  }
+
+  private countsFor(second: number, exposure: Exposure): ArmCounts {
+    let flags = this.pending.get(second);
+    if (!flags) this.pending.set(second, (flags = new Map()));
+    let arms = flags.get(exposure.flagKey);
+    if (!arms) flags.set(exposure.flagKey, (arms = new Map()));
+    const arm = armOf(exposure);
+    let counts = arms.get(arm);
+    if (!counts) arms.set(arm, (counts = newCounts()));
+    if (exposure.unit !== undefined && counts.units.size < this.maxUnits) counts.units.add(exposure.unit);
+    return counts;
+  }
+
+  private totalFor(exposure: Exposure): MutableTotals {
+    let arms = this.totals.get(exposure.flagKey);
+    if (!arms) this.totals.set(exposure.flagKey, (arms = new Map()));
+    const arm = armOf(exposure);
+    let total = arms.get(arm);
+    if (!total) arms.set(arm, (total = { flagKey: exposure.flagKey, arm, variant: exposure.variant, split: exposure.split, requests: 0, errors: 0, histogram: new Uint32Array(LATENCY_BUCKETS), durationSumMs: 0, events: new Map() }));
+    return total;
+  }
+
+  private async write(batch: Map<number, Map<string, Map<string, ArmCounts>>>): Promise<void> {
+    const keys = this.store.keys;
+    const hashKeys: string[] = [];
+    const hashArgs: (string | number)[] = [];
+    const units = new Map<string, Set<string>>(); // HyperLogLog key → elements
+    for (const [second, flags] of batch) {
+      for (const [flagKey, arms] of flags) {
+        const fields: (string | number)[] = [];
+        for (const [arm, c] of arms) {
+          const prefix = `${encodeURIComponent(arm)}|`;
+          if (c.requests > 0) fields.push(`${prefix}req`, c.requests);
+          if (c.errors > 0) fields.push(`${prefix}err`, c.errors);
+          for (let i = 0; i < c.histogram.length; i++) if (c.histogram[i]! > 0) fields.push(`${prefix}h${i}`, c.histogram[i]!);
+          for (const [name, n] of c.events) fields.push(`${prefix}ev:${encodeURIComponent(name)}`, n);
+          if (c.units.size > 0) {
+            const key = keys.units(flagKey, arm, Math.floor(second / 60));
+            const set = units.get(key) ?? new Set<string>();
+            for (const u of c.units) set.add(u);
+            units.set(key, set);
+          }
+        }
+        if (fields.length === 0) continue;
+        hashKeys.push(keys.outcomes(flagKey, second));
+        hashArgs.push(fields.length / 2, ...fields);
+      }
+    }
+    const unitKeys = [...units.keys()];
+    const unitArgs: (string | number)[] = [];
+    for (const key of unitKeys) {
+      const elements = units.get(key) ?? EMPTY_UNITS;
+      unitArgs.push(elements.size, ...elements);
+    }
+    const allKeys = [...hashKeys, ...unitKeys];
+    if (allKeys.length === 0) return;
+    try {
+      await runScript(this.store.connection, 'rollgate_flush_v1', allKeys.length, ...allKeys, this.ttlSec, hashKeys.length, ...hashArgs, ...unitArgs);
+      if (this.failing) this.logger?.warn('rollgate: outcome counts are written to Redis again');
+      this.failing = false;
+    } catch (e) {
+      if (!this.failing) this.logger?.warn(`rollgate: outcome counts not written to Redis (${(e as Error).message}); keeping up to ${this.maxPendingSeconds} s of them`);
+      this.failing = true;
+      this.requeue(batch);
+    }
+  }
+
+  /** Puts a batch that could not be written back in front of what came since, dropping the oldest seconds beyond the cap. */
+  private requeue(batch: Map<number, Map<string, Map<string, ArmCounts>>>): void {
+    for (const [second, flags] of this.pending) {
+      const into = batch.get(second);
+      if (!into) {
+        batch.set(second, flags);
+        continue;
+      }
+      for (const [flagKey, arms] of flags) {
+        const intoArms = into.get(flagKey) ?? new Map<string, ArmCounts>();
+        into.set(flagKey, intoArms);
+        for (const [arm, c] of arms) {
+          const t = intoArms.get(arm);
+          if (!t) {
+            intoArms.set(arm, c);
+            continue;
+          }
+          t.requests += c.requests;
+          t.errors += c.errors;
+          for (let i = 0; i < c.histogram.length; i++) t.histogram[i]! += c.histogram[i]!;
+          for (const [name, n] of c.events) t.events.set(name, (t.events.get(name) ?? 0) + n);
+          for (const u of c.units) if (t.units.size < this.maxUnits) t.units.add(u);
+        }
+      }
+    }
+    const seconds = [...batch.keys()].sort((a, b) => a - b);
+    const newest = seconds[seconds.length - 1] ?? 0;
+    for (const second of seconds) {
+      if (second > newest - this.maxPendingSeconds) break;
+      batch.delete(second);
+      this.droppedSeconds++;
+    }
+    this.pending = batch;
+  }
+}
