@@ -24,6 +24,7 @@ export interface GlobalOptions {
   actor?: string;
   json?: boolean;
   reason?: string;
+  writeId?: string;
 }
 
 export function defaultActor(): string {
@@ -72,6 +73,7 @@ export class CommandContext {
   writeOptions(action: string, expectedVersion: number): WriteOptions {
     const options: WriteOptions = { actor: this.actor(), action, expectedVersion };
     if (this.options.reason !== undefined && this.options.reason !== '') options.reason = this.options.reason;
+    if (this.options.writeId !== undefined) options.writeId = this.options.writeId;
     return options;
   }
 

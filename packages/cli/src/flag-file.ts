@@ -20,21 +20,28 @@ function own(target: Record<string, unknown>, key: string, value: unknown): void
 }
 
 /**
- * Validates the text of a flag-set file as a whole with core's schema and compiler. Every issue
- * (a flag left out, an unknown `$ref`, invalid JSON) refuses the file: FileValidationError, with
- * the line of the element each issue is about, or of the nearest enclosing one.
+ * Parses a JSON file the CLI reads (a flag set, a plan): the text without a BOM, and its value.
+ * Text that is not JSON is FileValidationError, with the line and column where it goes wrong.
  */
-export function parseFlagFile(file: string, input: string): FlagFile {
+export function parseJsonFile(file: string, input: string): { text: string; parsed: unknown } {
   const text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input; // a BOM is not JSON
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    return { text, parsed: JSON.parse(text) as unknown };
   } catch (e) {
     const found = jsonSyntaxError(text);
     const message = found ? found.message : (e as Error).message.replace(/\s+/g, ' ');
     const pos = found ? positionAt(lineStarts(text), found.offset) : undefined;
     throw new FileValidationError(file, [{ path: '', message: `not valid JSON: ${message}`, ...(pos ?? {}) }]);
   }
+}
+
+/**
+ * Validates the text of a flag-set file as a whole with core's schema and compiler. Every issue
+ * (a flag left out, an unknown `$ref`, invalid JSON) refuses the file: FileValidationError, with
+ * the line of the element each issue is about, or of the nearest enclosing one.
+ */
+export function parseFlagFile(file: string, input: string): FlagFile {
+  const { text, parsed } = parseJsonFile(file, input);
   const { errors } = compileFlagSet(parsed as object);
   if (errors.length > 0) {
     const offsets = jsonPathOffsets(text);

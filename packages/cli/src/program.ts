@@ -2,9 +2,11 @@ import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { RedisFlagStore } from '@rollgate/redis';
 import { registerAudit } from './commands/audit';
+import { registerController } from './commands/controller';
 import { registerExplain } from './commands/explain';
 import { registerFlags } from './commands/flags';
 import { registerKillSwitch } from './commands/kill-switch';
+import { registerPlan } from './commands/plan';
 import { registerRollout } from './commands/rollout';
 import { registerSegment } from './commands/segment';
 import { registerWatch } from './commands/watch';
@@ -24,12 +26,13 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export function createProgram(deps: CliDependencies): Command {
   const program = new Command('rollgate');
   program
-    .description('Manage Rollgate feature flags in Redis: flags, segments, kill switch, rollout %, audit, revert, explain, watch.')
+    .description('Manage Rollgate feature flags in Redis: flags, segments, kill switch, rollout %, audit, revert, explain, watch, guarded rollout plans and their controller.')
     .version(VERSION, '-V, --version', 'print the CLI version')
     .addOption(new Option('--redis <url>', 'Redis URL (redis://[[user]:password@]host:port[/db], rediss:// for TLS)').env('REDIS_URL').default(DEFAULT_REDIS_URL))
     .addOption(new Option('--env <name>', 'environment (namespace in Redis: rollgate:{<env>}:…)').env('ROLLGATE_ENV').default('default'))
     .addOption(new Option('--actor <name>', 'who makes the change, recorded in the audit (default: your OS user name)').env('ROLLGATE_ACTOR'))
     .option('--reason <text>', 'why, recorded in the audit of every write')
+    .option('--write-id <id>', 'idempotency key of the write, recorded in the audit: a write id is applied at most once (retry a write whose outcome was unknown, exit 7, with the id it printed)')
     .option('--json', 'machine output: one JSON document on stdout, JSON messages on stderr')
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError('(add --help for usage)')
@@ -47,6 +50,8 @@ export function createProgram(deps: CliDependencies): Command {
   registerAudit(program, deps);
   registerExplain(program, deps);
   registerWatch(program, deps);
+  registerPlan(program, deps);
+  registerController(program, deps);
   return program;
 }
 

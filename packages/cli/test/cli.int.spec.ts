@@ -5,8 +5,11 @@ import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { flagStoreKeys, RedisFlagStore } from '@rollgate/redis';
+import { ProviderEvents } from '@openfeature/server-sdk';
+import { flagStoreKeys, RedisFlagStore, RollgateProvider } from '@rollgate/redis';
+import { KILLED_PLACEHOLDER } from '../src/commands/kill-switch';
 import { freePort, startRedis, type TestRedis } from '../../redis/test/support/redis-server';
+import { SCRIPT_CALL, startProxy } from '../../redis/test/support/tcp-proxy';
 import { buildCli, REPO_ROOT, runBin, spawnBin, type CliRun } from './support/cli';
 
 // The real `rollgate` bin, run as a child process against a throwaway redis-server; one --env
@@ -315,7 +318,93 @@ describe('kill switch', () => {
     expect(latest).toMatchObject({ version: 3, action: 'enable', actor: 'tester' });
     expect(previous).toMatchObject({ version: 2, action: 'disable', actor: 'tester', reason: 'incident 42' });
 
-    expect((await cli(env, 'disable', 'nope')).code).toBe(5);
+    // enabling needs a real definition; disabling never does (below)
+    expect((await cli(env, 'enable', 'nope')).code).toBe(5);
+  });
+
+  it('disable on a missing flag writes a minimal DISABLED definition, says so, and every instance denies it', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const provider = new RollgateProvider({ store: { redis: redis.url, env } });
+    await provider.initialize();
+    try {
+      const killed = new Promise<void>((resolve) => provider.events.addHandler(ProviderEvents.ConfigurationChanged, () => resolve()));
+      const run = await cli(env, 'disable', 'new-checkout', '--json');
+      expect(json(run)).toEqual({ env, key: 'new-checkout', state: 'DISABLED', previousVersion: 1, changed: true, created: true, version: 2 });
+      expect(JSON.parse(run.stderr)).toEqual({ warning: 'flag "new-checkout" does not exist in env "' + env + '" (version 1): wrote a minimal DISABLED definition of "new-checkout"' });
+      expect((await s.load()).flags['new-checkout']).toEqual(KILLED_PLACEHOLDER);
+      await killed;
+      expect(provider.snapshot.evaluate('new-checkout', { targetingKey: 'u1' }, { defaultValue: true, type: 'boolean' })).toMatchObject({ value: true, reason: 'DISABLED' });
+      expect(provider.snapshot.evaluate('fast-payment', { targetingKey: 'u1', role: 'admin' }, { defaultValue: false, type: 'boolean' }).value).toBe(true);
+    } finally {
+      await provider.onClose();
+    }
+  });
+
+  it('disable on a Redis that lost everything: the kill switch works, and the instances that kept their last known flags adopt the new store, as they are told', async () => {
+    const own = await startRedis();
+    const env = newEnv();
+    const writer = new RedisFlagStore({ redis: own.url, env, pollIntervalMs: 60_000 });
+    stores.push(writer);
+    await writer.apply([{ kind: 'flag', key: 'fast-payment', definition: { ...fastPayment, targeting: undefined } }, { kind: 'flag', key: 'checkout-theme', definition: checkoutTheme }], { actor: 'seed' });
+    const provider = new RollgateProvider({ store: { redis: own.url, env }, logger: { warn: () => undefined, error: () => undefined } });
+    await provider.initialize();
+    const admin = { targetingKey: 'ada', role: 'admin' };
+    try {
+      const emptied = new Promise<void>((resolve) => provider.events.addHandler(ProviderEvents.Ready, () => resolve()));
+      await own.kill();
+      await own.start(); // no persistence: empty
+      await emptied;
+      // an empty store keeps the last known flags serving
+      expect(provider.health().version).toBe(0);
+      expect(provider.snapshot.keys()).toEqual(['checkout-theme', 'fast-payment']);
+
+      const adopted = new Promise<void>((resolve) => provider.events.addHandler(ProviderEvents.ConfigurationChanged, () => resolve()));
+      const run = await runBin(['--redis', own.url, '--env', env, '--actor', 'ops', 'disable', 'fast-payment']);
+      expect(run).toMatchObject({ code: 0, stdout: 'fast-payment: missing → DISABLED (version 1)\n' });
+      expect(run.stderr).toContain(`warning: the store is empty in env "${env}" (version 0): wrote a minimal DISABLED definition of "fast-payment"`);
+      expect(run.stderr).toContain('every other flag is missing there, so its guards deny. Push the flag set again: rollgate flags push <file>');
+      await adopted;
+      expect(provider.snapshot.evaluate('fast-payment', admin, { defaultValue: false, type: 'boolean' })).toMatchObject({ value: false, reason: 'DISABLED' });
+      expect(provider.snapshot.evaluate('checkout-theme', admin, { defaultValue: 'x', type: 'string' })).toMatchObject({ value: 'x', errorCode: 'FLAG_NOT_FOUND' });
+    } finally {
+      await provider.onClose();
+      await own.stop();
+    }
+  });
+
+  it('a write Redis does not answer: read back and reported not applied (exit 6), or unknown with its write id (exit 7); a retry with that id applies it once', async () => {
+    const env = newEnv();
+    const s = await seed(env);
+    const pause = new Redis(redis.url);
+    try {
+      await pause.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+      const paused = await cli(env, 'disable', 'fast-payment', '--write-id', 'incident-7');
+      await pause.call('CLIENT', 'UNPAUSE');
+      expect(paused.code).toBe(6);
+      expect(paused.stderr).toBe('rollgate: Redis did not answer write incident-7 (Command timed out); read back afterwards: it was not applied, and Redis refuses it from now on. It is safe to retry.\n');
+      expect((await s.load()).flags['fast-payment']).toEqual(fastPayment);
+    } finally {
+      pause.disconnect();
+    }
+
+    const proxy = await startProxy(redis.port);
+    try {
+      proxy.cutAfter(SCRIPT_CALL); // the script reaches Redis; neither its answer nor a read-back comes back
+      const cut = await runBin(['--redis', `redis://127.0.0.1:${proxy.port}`, '--env', env, '--actor', 'tester', '--json', 'disable', 'fast-payment']);
+      expect(cut.code).toBe(7);
+      const { error } = JSON.parse(cut.stderr) as { error: { exitCode: number; code: string; message: string } };
+      expect(error).toMatchObject({ exitCode: 7, code: 'ERR_ROLLGATE_WRITE_OUTCOME_UNKNOWN' });
+      const writeId = /^Redis did not answer write (\S+) /.exec(error.message)![1]!;
+      // it had been applied; the operator retries with the id it printed: nothing is written twice
+      const retry = json(await cli(env, 'disable', 'fast-payment', '--write-id', writeId, '--json'));
+      expect(retry).toMatchObject({ changed: false, version: 2 });
+      const audit = await s.audit('fast-payment');
+      expect(audit.filter((e) => e.writeId === writeId)).toHaveLength(1);
+      expect(audit[0]).toMatchObject({ version: 2, action: 'disable', writeId });
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
@@ -466,8 +555,8 @@ describe('audit and revert', () => {
     const out = json<{ env: string; entries: Record<string, unknown>[] }>(await cli(env, 'audit', 'fast-payment', '--json'));
     expect(out.env).toBe(env);
     expect(out.entries).toEqual([
-      { id: expect.any(String), version: 2, time: expect.any(Number), actor: 'alice', action: 'disable', kind: 'flag', key: 'fast-payment', before: fastPayment, after: { ...fastPayment, state: 'DISABLED' }, reason: 'incident 42' },
-      { id: expect.any(String), version: 1, time: expect.any(Number), actor: 'seed', action: 'put', kind: 'flag', key: 'fast-payment', before: null, after: fastPayment, reason: '' },
+      { id: expect.any(String), version: 2, time: expect.any(Number), actor: 'alice', action: 'disable', kind: 'flag', key: 'fast-payment', before: fastPayment, after: { ...fastPayment, state: 'DISABLED' }, reason: 'incident 42', writeId: expect.any(String) },
+      { id: expect.any(String), version: 1, time: expect.any(Number), actor: 'seed', action: 'put', kind: 'flag', key: 'fast-payment', before: null, after: fastPayment, reason: '', writeId: expect.any(String) },
     ]);
     const human = await cli(env, 'audit', '--limit', '2');
     const lines = human.stdout.trim().split('\n');
@@ -537,7 +626,7 @@ describe('watch', () => {
       const line = JSON.parse(watch.stdout().split('\n')[0]!) as Record<string, unknown>;
       expect(line).toEqual({
         version: 2,
-        epoch: expect.any(String),
+        revision: expect.any(String),
         time: expect.any(String),
         flags: ['fast-payment'],
         evaluators: [],
@@ -559,6 +648,90 @@ describe('watch', () => {
       expect(watch.stdout()).toMatch(/^version 2 {2}\S+ {2}flags: fast-payment {2}evaluators: vip-agencies {2}— segment-add by tester\n$/);
     } finally {
       expect(await watch.stop('SIGTERM')).toBe(0);
+    }
+  });
+});
+
+describe('hostile data written to Redis by hand', () => {
+  // What validation refuses today may already be in Redis (written by hand, or by an older
+  // version): printed, it must never reach the terminal as control characters.
+  const EVIL_KEY = 'evil\x1b]0;pwned\x07\x1b[2J';
+  const EVIL_ACTOR = 'mallory\u202e\x1b[31m';
+  const EVIL_REASON = 'why\r\x1b[1Afake line\u2028\x9b2J';
+  const definition = { state: 'ENABLED', variants: { 'on\u0085': 'x\u202ey', off: 'plain' }, defaultVariant: 'off', metadata: { note: 'tab\there\x7f' } };
+  /** Any character that acts on a terminal or reorders text: C0 (but \n), DEL, C1, bidi controls, separators. */
+  const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
+
+  /** Writes `definition` under EVIL_KEY and an audit entry by EVIL_ACTOR, as a new version, bypassing every check. */
+  async function handWrite(env: string): Promise<number> {
+    const keys = flagStoreKeys(env);
+    await admin.hset(keys.flags, EVIL_KEY, JSON.stringify(definition));
+    const version = await admin.incr(keys.version);
+    await admin.set(keys.revision, `hand-${version}`);
+    await admin.xadd(keys.audit, '*', 'version', String(version), 'time', String(Date.now()), 'actor', EVIL_ACTOR, 'action', 'put\x1b[2J', 'kind', 'flag', 'key', EVIL_KEY, 'before', '', 'after', JSON.stringify(definition), 'reason', EVIL_REASON, 'write', 'by-hand');
+    return version;
+  }
+
+  function expectPrintable(run: CliRun): void {
+    expect({ stdout: RAW.exec(run.stdout)?.[0], stderr: RAW.exec(run.stderr)?.[0] }).toEqual({ stdout: undefined, stderr: undefined });
+  }
+
+  it('flags list / get and audit print escapes (\\x1b, \\u202e), never the characters; --json is the same JSON with them escaped', async () => {
+    const env = newEnv();
+    await seed(env);
+    await handWrite(env);
+    const [list, listJson, get, getJson, audit, auditJson, explain] = await Promise.all([
+      cli(env, 'flags', 'list'),
+      cli(env, 'flags', 'list', '--json'),
+      cli(env, 'flags', 'get', EVIL_KEY),
+      cli(env, 'flags', 'get', EVIL_KEY, '--json'),
+      cli(env, 'audit'),
+      cli(env, 'audit', '--json'),
+      cli(env, 'explain', EVIL_KEY),
+    ]);
+    for (const run of [list, listJson, get, getJson, audit, auditJson, explain]) expectPrintable(run);
+    // the key, where it is listed: in the table, and in stderr's notes when validation refuses it
+    expect(`${list.stdout}${list.stderr}`).toContain('evil\\x1b]0;pwned\\x07\\x1b[2J');
+    expect(list.stdout.split('\n').filter((line) => line.startsWith('evil'))).toHaveLength(1); // one row, no line broken
+    // actor, action, reason: one line each
+    const row = audit.stdout.split('\n').find((line) => line.includes('mallory'))!;
+    expect(row).toContain('mallory\\u202e\\x1b[31m');
+    expect(row).toContain('put\\x1b[2J');
+    expect(row).toContain('why\\x0d\\x1b[1Afake line\\u2028\\x9b2J');
+    expect(audit.stdout.trim().split('\n')).toHaveLength(1 + 4); // header, the hand-written entry, the seed's three
+    // --json: the same values once parsed
+    const listed = json<{ flags: { key: string }[]; issues: { flagKey?: string }[] }>(listJson);
+    expect([...listed.flags.map((f) => f.key), ...listed.issues.map((i) => i.flagKey)]).toContain(EVIL_KEY);
+    expect(listJson.stdout).not.toContain('\u202e');
+    const entries = json<{ entries: { actor: string; action: string; reason: string; key: string }[] }>(auditJson).entries;
+    expect(entries[0]).toMatchObject({ actor: EVIL_ACTOR, action: 'put\x1b[2J', reason: EVIL_REASON, key: EVIL_KEY });
+    expect(auditJson.stdout).toContain('"actor": "mallory\\u202e\\u001b[31m"');
+    if (get.code === 0) {
+      // stored and readable: the definition's strings escaped inside the JSON it prints
+      expect(get.stdout).toContain('"on\\u0085": "x\\u202ey"');
+      expect(json<{ definition: unknown }>(getJson).definition).toEqual(definition);
+    }
+  });
+
+  it('watch prints the action, actor and reason of a change made by hand escaped, on one line', async () => {
+    const env = newEnv();
+    await seed(env);
+    const watch = spawnBin(['--redis', redis.url, '--env', env, 'watch']);
+    const watchJson = spawnBin(['--redis', redis.url, '--env', env, '--json', 'watch']);
+    try {
+      await Promise.all([watch.waitFor('stderr', `watching env "${env}" from version 1`), watchJson.waitFor('stderr', '"status":"watching"')]);
+      const version = await handWrite(env);
+      await Promise.all([watch.waitFor('stdout', '\n'), watchJson.waitFor('stdout', '\n')]);
+      const [line, ...rest] = watch.stdout().split('\n');
+      expect(rest).toEqual(['']);
+      expect(line).toMatch(new RegExp(`^version ${version} `));
+      expect(line).toContain('put\\x1b[2J by mallory\\u202e\\x1b[31m ("why\\x0d\\x1b[1Afake line\\u2028\\x9b2J")');
+      const record = JSON.parse(watchJson.stdout().split('\n')[0]!) as { writes: { actor: string; reason: string }[] };
+      expect(record.writes).toEqual([expect.objectContaining({ actor: EVIL_ACTOR, reason: EVIL_REASON })]);
+      for (const out of [watch.stdout(), watch.stderr(), watchJson.stdout(), watchJson.stderr()]) expect(RAW.exec(out)?.[0]).toBeUndefined();
+    } finally {
+      expect(await watch.stop('SIGTERM')).toBe(0);
+      expect(await watchJson.stop('SIGTERM')).toBe(0);
     }
   });
 });

@@ -32,5 +32,5 @@ it('exports exactly these runtime names', () => {
 });
 
 it('fixes the exit codes scripts rely on', () => {
-  expect(cli.EXIT).toEqual({ ok: 0, unexpected: 1, usage: 2, validation: 3, conflict: 4, notFound: 5, unavailable: 6 });
+  expect(cli.EXIT).toEqual({ ok: 0, unexpected: 1, usage: 2, validation: 3, conflict: 4, notFound: 5, unavailable: 6, outcomeUnknown: 7 });
 });

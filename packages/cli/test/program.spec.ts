@@ -1,27 +1,9 @@
-import { MemoryFlagStore } from '@rollgate/redis';
-import { runCli, type CliDependencies } from '@rollgate/cli';
+import { runCli } from '@rollgate/cli';
+import { fakeDeps } from './support/cli';
 
 // The program in-process (the bin only calls runCli): help on every command and usage errors,
 // without spawning a process per case. The child-process suite covers the real bin.
 
-function fakeDeps(): CliDependencies & { out: string; err: string; opened: number } {
-  const deps = {
-    out: '',
-    err: '',
-    opened: 0,
-    io: { stdout: (s: string) => void (deps.out += s), stderr: (s: string) => void (deps.err += s) },
-    openStore: () => {
-      deps.opened++;
-      return new MemoryFlagStore();
-    },
-    waitForStop: () => ({ promise: Promise.resolve(), dispose: () => undefined }),
-    readFile: async (path: string) => {
-      throw new Error(`unexpected read of ${path}`);
-    },
-    writeFile: async () => undefined,
-  };
-  return deps;
-}
 
 const COMMANDS = [
   [],

@@ -2,13 +2,14 @@ import type { AuditEntry } from '@rollgate/redis';
 import type { Command } from 'commander';
 import { CommandContext, loadPinned, type CliDependencies } from '../context';
 import { describeChange } from '../diff';
-import { table } from '../output';
+import { printable, table } from '../output';
 import { EXPECTED_VERSION_HELP, parseCount, parseVersion } from '../parsers';
 
 // rollgate audit [key] [--limit n] | revert <key> [--to <version>]
 
 function changeOf(e: AuditEntry): string {
   const change = e.before === null ? 'added' : e.after === null ? 'removed' : 'changed';
+  if (e.kind === 'plan') return `rollout plan ${change}`; // a flag's plan (@rollgate/rollouts): no definition to compare
   // "~ flag key: state …" → "state …"
   const line = describeChange({ kind: e.kind, key: e.key, change, before: e.before, after: e.after });
   const colon = line.indexOf(': ');
@@ -68,7 +69,7 @@ Examples:
         const result = await store.revert(key, { kind, ...(opts.to !== undefined ? { toVersion: opts.to } : {}) }, options);
         const [entry] = (await store.audit(key, { limit: 5 })).filter((e) => e.version === result.version && e.kind === kind);
         const definition = entry ? entry.after : null;
-        const line = entry ? changeOf(entry) : '';
+        const line = entry ? printable(changeOf(entry)) : '';
         ctx.out.result(
           { env: ctx.env, key, kind, toVersion: opts.to ?? null, previousVersion: current.version, version: result.version, definition },
           () => `${kind} ${key}: reverted ${opts.to !== undefined ? `to its definition as of version ${opts.to}` : 'the latest change'}${line ? ` (${line})` : ''} (version ${result.version})`,

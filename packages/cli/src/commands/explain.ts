@@ -2,7 +2,7 @@ import { compileFlagSet, FlagValidationError, type EvaluationContext } from '@ro
 import type { Command } from 'commander';
 import { CommandContext, type CliDependencies } from '../context';
 import { UsageError } from '../errors';
-import { brief } from '../output';
+import { brief, printable } from '../output';
 import { requireFlag } from './flags';
 
 // rollgate explain <key> --context '{…}'
@@ -37,9 +37,9 @@ export function registerExplain(program: Command, deps: CliDependencies): void {
         const { result, steps, summary } = snapshot.explain(key, context);
         ctx.out.result({ env: ctx.env, version: set.version, key, context, result, steps, summary }, () => [
           `${key} (env "${ctx.env}", version ${set.version}) for ${brief(context, 200)}`,
-          ...steps.map((s, i) => `  ${i + 1}. ${s.path}: ${s.note}\n       ${brief(s.rule)} → ${brief(s.outcome, 60)}`),
-          `=> ${result.variant !== undefined ? `variant "${result.variant}" (${brief(result.value)})` : `no variant (code default)`}, reason ${result.reason}${result.errorCode ? ` ${result.errorCode}` : ''}`,
-          `   ${summary}`,
+          ...steps.map((s, i) => `  ${i + 1}. ${printable(`${s.path}: ${s.note}`)}\n       ${brief(s.rule)} → ${brief(s.outcome, 60)}`),
+          `=> ${result.variant !== undefined ? `variant "${printable(result.variant)}" (${brief(result.value)})` : `no variant (code default)`}, reason ${result.reason}${result.errorCode ? ` ${result.errorCode}` : ''}`,
+          `   ${printable(summary)}`,
         ]);
       });
     });

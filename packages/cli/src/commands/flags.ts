@@ -5,7 +5,7 @@ import { CommandContext, hasOwn, loadPinned, type CliDependencies } from '../con
 import { describeChange, diffFlagSets, type FlagSetDiff } from '../diff';
 import { MissingError } from '../errors';
 import { parseFlagFile, toFlagdDocument, type FlagFile } from '../flag-file';
-import { table } from '../output';
+import { printable, table, toJson } from '../output';
 import { EXPECTED_VERSION_HELP, parseVersion } from '../parsers';
 import { describeSplit } from '../rollout';
 
@@ -58,13 +58,14 @@ function splitText(split: FlagSummary['split']): string {
   return `split ${split.buckets.map(([v, w]) => `${v} ${w}${unit}`).join(' / ')}${split.by ? ` by ${split.by}` : ''}`;
 }
 
+/** One line per change; a key or value from the store cannot break the line (see printable). */
 function diffLines(diff: FlagSetDiff): string[] {
-  return diff.changes.map(describeChange);
+  return diff.changes.map((change) => printable(describeChange(change)));
 }
 
 function noteOnlyInStore(ctx: CommandContext, diff: FlagSetDiff, verb: string): void {
   if (diff.onlyInStore.length === 0) return;
-  const names = diff.onlyInStore.map((e) => `${e.kind} ${e.key}`).join(', ');
+  const names = diff.onlyInStore.map((e) => printable(`${e.kind} ${e.key}`)).join(', ');
   ctx.out.info(`${diff.onlyInStore.length} in the store but not in the file, ${verb} (use --prune to remove them): ${names}`);
 }
 
@@ -114,7 +115,7 @@ export function registerFlags(program: Command, deps: CliDependencies): void {
       await ctx.withStore(async (store) => {
         const set = await store.load();
         const definition = requireFlag(set, key, ctx.env);
-        ctx.out.result({ env: ctx.env, version: set.version, key, definition }, () => JSON.stringify(definition, null, 2));
+        ctx.out.result({ env: ctx.env, version: set.version, key, definition }, () => toJson(definition, 2));
       });
     });
 

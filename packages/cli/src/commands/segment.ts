@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CommandContext, hasOwn, loadPinned, type CliDependencies } from '../context';
 import { EditRefusedError, MissingError } from '../errors';
-import { table } from '../output';
+import { printable, table } from '../output';
 import { EXPECTED_VERSION_HELP, parseVersion } from '../parsers';
 import { addToSegment, readSegment, removeFromSegment, segmentShapeProblem, type SegmentEdit } from '../segment';
 
@@ -51,7 +51,7 @@ export function registerSegment(program: Command, deps: CliDependencies): void {
           if (!hasOwn(set.evaluators, name)) throw new MissingError(`evaluator "${name}" does not exist in env "${ctx.env}" (version ${set.version})`);
           const seg = readSegment(set.evaluators[name]);
           if (!seg) throw new EditRefusedError(`evaluator "${name}" is not a value list: ${segmentShapeProblem(set.evaluators[name])}`);
-          ctx.out.result({ env: ctx.env, version: set.version, evaluator: name, attribute: seg.attribute, values: seg.values, usedBy: usedBy(name, set.flags) }, () => seg.values);
+          ctx.out.result({ env: ctx.env, version: set.version, evaluator: name, attribute: seg.attribute, values: seg.values, usedBy: usedBy(name, set.flags) }, () => seg.values.map((v) => printable(v)));
           return;
         }
         const segments: { evaluator: string; attribute: string; values: string[]; usedBy: string[] }[] = [];

@@ -47,7 +47,7 @@ export function registerWatch(program: Command, deps: CliDependencies): void {
 Each line: the new version, the flags whose behaviour changed (core's changedFlagKeys between
 consecutive loads, so several quick writes may show as one line), changed evaluators, and who
 wrote. With --json, one JSON object per line on stdout:
-  {"version", "epoch", "time", "flags": [...], "evaluators": [...], "writes": [{"version", "actor", "action", "kind", "key", "reason"}]}
+  {"version", "revision", "time", "flags": [...], "evaluators": [...], "writes": [{"version", "actor", "action", "kind", "key", "reason"}]}
 and status objects on stderr ({"status": "watching" | "unavailable" | "available", …}).
 Ends cleanly (exit 0) on SIGINT or SIGTERM.
 
@@ -66,13 +66,13 @@ Example:
             let chain = Promise.resolve();
             const retries = new Set<NodeJS.Timeout>();
 
-            const handle = async (version: number, epoch: string): Promise<void> => {
+            const handle = async (version: number, revision: string): Promise<void> => {
               if (stopped) return;
               if (!ready) {
                 ready = true;
                 ctx.out.status({ status: 'watching', env: ctx.env, version: current.set.version }, `watching env "${ctx.env}" from version ${current.set.version} (Ctrl-C to stop)`);
               }
-              if (version === current.set.version && epoch === current.set.epoch) return;
+              if (version === current.set.version && revision === current.set.revision) return;
               let next: Loaded;
               try {
                 next = compile(await store.load());
@@ -80,27 +80,28 @@ Example:
                 ctx.out.warn(`could not load version ${version}: ${(e as Error).message}; retrying`);
                 const t = setTimeout(() => {
                   retries.delete(t);
-                  enqueue(version, epoch);
+                  enqueue(version, revision);
                 }, RETRY_MS);
                 retries.add(t);
                 return;
               }
-              if (next.set.version === current.set.version && next.set.epoch === current.set.epoch) return;
-              const reset = next.set.epoch !== current.set.epoch && current.set.epoch !== '';
+              if (next.set.version === current.set.version && next.set.revision === current.set.revision) return;
+              // not a step forward: the store went back (restore, failover) or was emptied and re-seeded
+              const reset = current.set.revision !== '' && next.set.version <= current.set.version;
               const flags = changedFlagKeys(current.snapshot, next.snapshot).sort();
               const evaluators = changedEvaluators(current.set, next.set);
               const writes = reset ? [] : await writesBetween(store, current.set.version, next.set.version);
-              if (reset) ctx.out.warn(`the store was reset or re-seeded (new epoch ${next.set.epoch}); comparing with what was there before`);
+              if (reset) ctx.out.warn(`the store went back from version ${current.set.version} to ${next.set.version} (restored, failed over or re-seeded); comparing with what was there before`);
               const time = new Date().toISOString();
               const who = [...new Set(writes.map((w) => `${w.action} by ${w.actor}${w.reason ? ` ("${w.reason}")` : ''}`))].join('; ');
               ctx.out.record(
-                { version: next.set.version, epoch: next.set.epoch, time, flags, evaluators, writes },
+                { version: next.set.version, revision: next.set.revision, time, flags, evaluators, writes },
                 `version ${next.set.version}  ${time}  flags: ${flags.join(', ') || '(no behaviour change)'}${evaluators.length ? `  evaluators: ${evaluators.join(', ')}` : ''}${who ? `  — ${who}` : ''}`,
               );
               current = next;
             };
-            const enqueue = (version: number, epoch: string) => {
-              chain = chain.then(() => handle(version, epoch)).catch((e: unknown) => ctx.out.warn(`watch: ${(e as Error).message}`));
+            const enqueue = (version: number, revision: string) => {
+              chain = chain.then(() => handle(version, revision)).catch((e: unknown) => ctx.out.warn(`watch: ${(e as Error).message}`));
             };
 
             const unwatch = store.watch({

@@ -1,5 +1,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { MemoryFlagStore } from '@rollgate/redis';
+import type { CliDependencies } from '../../src/context';
 
 // Runs the real, built `rollgate` bin as a child process (test helper; not exported).
 
@@ -90,4 +92,24 @@ export function spawnBin(args: readonly string[]): RunningCli {
       return exited;
     },
   };
+}
+
+/** CliDependencies for running the program in-process: output captured, stores counted, no files. */
+export function fakeDeps(): CliDependencies & { out: string; err: string; opened: number } {
+  const deps = {
+    out: '',
+    err: '',
+    opened: 0,
+    io: { stdout: (s: string) => void (deps.out += s), stderr: (s: string) => void (deps.err += s) },
+    openStore: () => {
+      deps.opened++;
+      return new MemoryFlagStore();
+    },
+    waitForStop: () => ({ promise: Promise.resolve(), dispose: () => undefined }),
+    readFile: async (path: string) => {
+      throw new Error(`unexpected read of ${path}`);
+    },
+    writeFile: async () => undefined,
+  };
+  return deps;
 }
