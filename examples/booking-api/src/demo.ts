@@ -3,13 +3,23 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
+import { StoreUnavailableError, type BaseFlagStore } from '@rollgate/redis';
 import { AppModule } from './app.module';
 import { DEMO_USERS } from './demo-users';
-import { DEMO_ENV, FLAGS_FILE, openDemoStore, seedIfEmpty } from './flag-store';
+import { DEMO_ENV, FLAGS_FILE, LOCAL_REDIS_URL, openDemoStore, redactUrl, seedIfEmpty, type StoreChoice } from './flag-store';
 
 export interface DemoOptions {
-  /** @default process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' */
+  /**
+   * The Redis asked for (main.ts: REDIS_URL). It is the store even when it does not answer at
+   * start-up: the guards answer 503 until it does, and the demo never serves an in-memory copy
+   * instead (which would ignore a kill switch stored there). Not with `memory`.
+   */
   redisUrl?: string;
+  /** The embedded in-memory store (main.ts: BOOKING_STORE=memory). Not with `redisUrl`. */
+  memory?: boolean;
+  /** Neither given: a Redis answering here is used, else the in-memory store. @default redis://127.0.0.1:6379 */
+  localRedisUrl?: string;
   /** @default 3000; 0 picks a free port */
   port?: number;
   /** @default '127.0.0.1' (the demo signs admin tokens for anyone who asks: keep it local) */
@@ -27,24 +37,74 @@ export interface RunningDemo {
 
 const UI_DIR = path.resolve(__dirname, '../../booking-web/dist');
 
+function redactedUrl(choice: StoreChoice): string {
+  return redactUrl('redisUrl' in choice ? choice.redisUrl : 'local' in choice ? choice.local : '');
+}
+
+const FILE = () => path.relative(process.cwd(), FLAGS_FILE) || FLAGS_FILE;
+
+/** Seeds the empty namespace (see seedIfEmpty) and says what it did. */
+async function seedAndSay(store: BaseFlagStore, print: (line: string) => void): Promise<void> {
+  const seed = await seedIfEmpty(store);
+  if (seed.seeded) print(`flags: seeded from ${FILE()} (version ${seed.version})`);
+  else {
+    print(`flags: kept the namespace's flags as they are (version ${seed.version}); it is only seeded when empty`);
+    if (!seed.hasFastPayment) print(`warning: there is no fast-payment flag; reset with: npx rollgate --env ${DEMO_ENV} flags push ${FILE()} --prune`);
+  }
+}
+
+/**
+ * A Redis that did not answer at start-up: seeds the namespace once it answers (if it is empty
+ * then), and says when the flags are served from it. Returns what stops both.
+ */
+function whenRedisAnswers(store: BaseFlagStore, shown: string, print: (line: string) => void): () => void {
+  let settled = false;
+  let trying = false;
+  const attempt = () => {
+    if (settled || trying) return;
+    trying = true;
+    seedAndSay(store, print).then(
+      () => ((settled = true), unwatch()),
+      (e: unknown) => {
+        if (e instanceof StoreUnavailableError) return; // still down: the next notice tries again
+        settled = true;
+        unwatch();
+        print(`warning: seeding the namespace failed: ${(e as Error).message}`);
+      },
+    ).finally(() => (trying = false));
+  };
+  // the store tells its watchers when it answers again, and then what state it holds
+  const unwatch = store.watch({ onChange: attempt, onAvailable: attempt });
+  const ready = () => print(`store: Redis at ${shown} answers: flag checks use its flags`);
+  OpenFeature.addHandler(ProviderEvents.Ready, ready);
+  return () => {
+    settled = true;
+    unwatch();
+    OpenFeature.removeHandler(ProviderEvents.Ready, ready);
+  };
+}
+
 /** Starts the booking demo: store line first, then the app, then the URL and the demo users. */
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   const print = options.print ?? ((line: string) => console.log(line));
-  const redisUrl = options.redisUrl ?? 'redis://127.0.0.1:6379';
-  const { store, kind, description } = await openDemoStore(redisUrl);
+  if (options.redisUrl !== undefined && options.memory === true) {
+    throw new Error('booking-api: REDIS_URL and BOOKING_STORE=memory ask for two different stores; give one');
+  }
+  const choice: StoreChoice = options.redisUrl !== undefined ? { redisUrl: options.redisUrl } : options.memory === true ? { memory: true } : { local: options.localRedisUrl ?? LOCAL_REDIS_URL };
+  const { store, kind, answering, description } = await openDemoStore(choice);
   print(description);
 
   let app: NestExpressApplication | undefined;
+  let stopWaiting = () => {};
   try {
-    const seed = await seedIfEmpty(store);
-    const file = path.relative(process.cwd(), FLAGS_FILE) || FLAGS_FILE;
-    if (seed.seeded) print(`flags: seeded from ${file} (version ${seed.version})`);
+    if (answering) await seedAndSay(store, print);
     else {
-      print(`flags: kept the namespace's flags as they are (version ${seed.version}); it is only seeded when empty`);
-      if (!seed.hasFastPayment) print(`warning: there is no fast-payment flag; reset with: npx rollgate --env ${DEMO_ENV} flags push ${file} --prune`);
+      print(`flags: not loaded yet; once Redis answers they are served from it as they are there (seeded from ${FILE()} only if the namespace is empty)`);
+      stopWaiting = whenRedisAnswers(store, redactedUrl(choice), print);
     }
 
-    app = await NestFactory.create<NestExpressApplication>(AppModule.register(store), { logger: ['error', 'warn'] });
+    // not answering: the module does not wait the full 5 s for a provider that cannot be ready
+    app = await NestFactory.create<NestExpressApplication>(AppModule.register(store, answering ? {} : { readyTimeoutMs: 500 }), { logger: ['error', 'warn'] });
     app.disable('x-powered-by');
     const uiDir = options.uiDir ?? UI_DIR;
     if (existsSync(path.join(uiDir, 'index.html'))) {
@@ -54,6 +114,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     }
     await app.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
   } catch (e) {
+    stopWaiting();
     await app?.close().catch(() => undefined);
     await store.close();
     throw e;
@@ -76,6 +137,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     url,
     close: () =>
       (closing ??= (async () => {
+        stopWaiting();
         await app!.close(); // ends SSE streams, unbinds and closes the provider
         await store.close(); // the store is ours, not the module's
       })()),

@@ -6,13 +6,20 @@ import { MemoryFlagStore, RedisFlagStore, VersionConflictError, type BaseFlagSto
 /** The committed seed: admins, the vip-agencies segment, then 20% of everyone else. */
 export const FLAGS_FILE = path.resolve(__dirname, '../flags.json');
 export const DEMO_ENV = 'demo';
+/** Where the demo looks for a Redis when none is asked for (REDIS_URL unset). */
+export const LOCAL_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export interface DemoStore {
   store: BaseFlagStore;
   kind: 'redis' | 'memory';
+  /** Whether the store answered at start-up (a Redis that was asked for is used even when it did not). */
+  answering: boolean;
   /** The first line the demo prints. */
   description: string;
 }
+
+/** Which store the demo was asked for: a Redis (REDIS_URL), the embedded one, or whatever is found locally. */
+export type StoreChoice = { redisUrl: string } | { memory: true } | { local: string };
 
 /** The URL without its password, for printing. */
 export function redactUrl(url: string): string {
@@ -29,7 +36,8 @@ export function redactUrl(url: string): string {
 export async function redisAnswers(url: string): Promise<boolean> {
   let probe: Redis;
   try {
-    probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, commandTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    // disconnectTimeout 0: a refused socket would otherwise keep a 2 s timer (ioredis' default) alive
+    probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, commandTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, disconnectTimeout: 0 });
   } catch {
     return false; // not a Redis URL
   }
@@ -44,20 +52,43 @@ export async function redisAnswers(url: string): Promise<boolean> {
   }
 }
 
-/** Redis at `redisUrl` when it answers, otherwise an embedded in-memory store. */
-export async function openDemoStore(redisUrl: string): Promise<DemoStore> {
-  const shown = redactUrl(redisUrl);
-  if (await redisAnswers(redisUrl)) {
+/**
+ * The demo's store. A Redis that was asked for (REDIS_URL) is ALWAYS the store, even when it does
+ * not answer yet: a seeded in-memory copy would ignore what is stored there (a kill switch another
+ * instance or the CLI set), and the guards answer 503 until Redis answers, as the library does.
+ * The embedded store is used only when asked for, or when nothing was asked for and no Redis
+ * answers at the local address.
+ */
+export async function openDemoStore(choice: StoreChoice): Promise<DemoStore> {
+  const namespace = `(namespace rollgate:{${DEMO_ENV}})`;
+  if ('redisUrl' in choice) {
+    const shown = redactUrl(choice.redisUrl);
+    const answering = await redisAnswers(choice.redisUrl);
     return {
-      store: new RedisFlagStore({ redis: redisUrl, env: DEMO_ENV }),
+      store: new RedisFlagStore({ redis: choice.redisUrl, env: DEMO_ENV }),
       kind: 'redis',
-      description: `store: Redis at ${shown} (namespace rollgate:{${DEMO_ENV}}) — shared with the CLI and every other instance`,
+      answering,
+      description: answering
+        ? `store: Redis at ${shown} ${namespace} — shared with the CLI and every other instance`
+        : `store: Redis at ${shown} ${namespace} — NOT ANSWERING yet: flag checks answer 503 until it does (REDIS_URL is set, so no in-memory copy is used)`,
+    };
+  }
+  if ('local' in choice && (await redisAnswers(choice.local))) {
+    return {
+      store: new RedisFlagStore({ redis: choice.local, env: DEMO_ENV }),
+      kind: 'redis',
+      answering: true,
+      description: `store: Redis at ${redactUrl(choice.local)} ${namespace} (found there; REDIS_URL is not set) — shared with the CLI and every other instance`,
     };
   }
   return {
     store: new MemoryFlagStore(),
     kind: 'memory',
-    description: `store: embedded in-memory (no Redis answered at ${shown}) — flags live in this process until it stops; set REDIS_URL to share them with the CLI`,
+    answering: true,
+    description:
+      'local' in choice
+        ? `store: embedded in-memory (REDIS_URL is not set and no Redis answered at ${redactUrl(choice.local)}) — flags live in this process until it stops; set REDIS_URL to share them with the CLI`
+        : 'store: embedded in-memory (BOOKING_STORE=memory) — flags live in this process until it stops; set REDIS_URL instead to share them with the CLI',
   };
 }
 

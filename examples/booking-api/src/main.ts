@@ -1,8 +1,11 @@
-import { startDemo } from './demo';
+import { startDemo, type RunningDemo } from './demo';
 
-// `npm start` at the repo root builds everything and runs this. Environment: REDIS_URL
-// (default redis://127.0.0.1:6379; in-memory when nothing answers there), PORT (3000), HOST
-// (127.0.0.1), BOOKING_UI_DIR (the built UI).
+// `npm start` at the repo root builds everything and runs this. Environment:
+//   REDIS_URL       the Redis to use: always, even when it does not answer yet (flag checks then
+//                   answer 503 until it does; never an in-memory copy that would ignore its flags)
+//   BOOKING_STORE   `memory`: the embedded in-memory store (not with REDIS_URL)
+//   (neither)       a Redis answering at redis://127.0.0.1:6379, else the in-memory store
+//   PORT (3000), HOST (127.0.0.1), BOOKING_UI_DIR (the built UI)
 
 function port(): number {
   const raw = process.env.PORT ?? '3000';
@@ -14,24 +17,49 @@ function port(): number {
   return n;
 }
 
+function storeChoice(): { redisUrl?: string; memory?: boolean } {
+  const redisUrl = process.env.REDIS_URL || undefined;
+  const store = process.env.BOOKING_STORE || undefined;
+  if (store !== undefined && store !== 'memory') {
+    console.error(`booking-api: BOOKING_STORE must be "memory" (or unset), got ${JSON.stringify(store)}`);
+    process.exit(2);
+  }
+  if (redisUrl !== undefined && store === 'memory') {
+    console.error('booking-api: REDIS_URL and BOOKING_STORE=memory ask for two different stores; unset one');
+    process.exit(2);
+  }
+  return redisUrl !== undefined ? { redisUrl } : store === 'memory' ? { memory: true } : {};
+}
+
+// Handled from the start: a signal that arrives while the demo starts (even right after its
+// last start-up line) stops it cleanly once it is up, instead of killing it half-way.
+let started: RunningDemo | undefined;
+let stopRequested = false;
+const stop = (demo: RunningDemo) =>
+  demo.close().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+const onSignal = () => {
+  if (stopRequested) return;
+  stopRequested = true;
+  if (started) void stop(started);
+};
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
 startDemo({
-  redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+  ...storeChoice(),
   port: port(),
   host: process.env.HOST || '127.0.0.1',
   ...(process.env.BOOKING_UI_DIR ? { uiDir: process.env.BOOKING_UI_DIR } : {}),
 }).then(
   (demo) => {
-    const stop = () => {
-      demo.close().then(
-        () => process.exit(0),
-        (e: unknown) => {
-          console.error(e);
-          process.exit(1);
-        },
-      );
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    started = demo;
+    if (stopRequested) void stop(demo);
   },
   (e: NodeJS.ErrnoException) => {
     if (e?.code === 'EADDRINUSE') console.error(`booking-api: port ${process.env.PORT ?? 3000} is in use; start with another, e.g. PORT=3001 npm start`);
