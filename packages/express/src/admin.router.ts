@@ -1,5 +1,5 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { AdminApi, type AdminApiOptions, type AdminResponse, type IdentityOptions } from '@rollgate/server';
+import { AdminApi, ADMIN_BODY_METHODS, type AdminApiOptions, type AdminRequest, type AdminResponse, type IdentityOptions } from '@rollgate/server';
 import { getRequestIdentity } from './request-identity';
 import { identity as identityMiddleware, sendUnauthorized } from './identity.middleware';
 
@@ -10,22 +10,24 @@ export interface AdminRouterOptions extends AdminApiOptions {
   bodyLimit?: string;
 }
 
+/** The admin API router; `close()` ends its open event streams (call it before closing the server). */
+export type AdminRouter = Router & { close(): void };
+
 function send(res: Response, out: AdminResponse): void {
   res.status(out.status).set(out.headers).send(JSON.stringify(out.body));
 }
 
 /**
  * The admin API, opt-in: mount it explicitly. Every route requires an identity that
- * `authorize(identity)` accepts; writes require If-Match (the version read) and answer 409 on
- * conflict, 400 with the path-qualified message on invalid input.
- *
- *   GET    /rollgate/admin/flags                 GET/PUT/PATCH/DELETE /rollgate/admin/flags/:key
- *   GET/PUT/DELETE /rollgate/admin/evaluators/:key
- *   GET    /rollgate/admin/audit?key=&limit=     POST /rollgate/admin/revert {key, toVersion?}
+ * `authorize(identity)` accepts; flag writes require If-Match (the version read) and answer 409 on
+ * conflict, 400 with the path-qualified message on invalid input. The routes, under
+ * `/rollgate/admin`, are AdminApi's (see @rollgate/server): flags, evaluators, audit, revert,
+ * explain, plans and their actions and series, and `/events` (server-sent events).
  */
-export function adminRouter(options: AdminRouterOptions): Router {
+export function adminRouter(options: AdminRouterOptions): AdminRouter {
   const api = new AdminApi(options);
-  const router = Router();
+  const router = Router() as AdminRouter;
+  const streams = new Set<() => void>();
   // Without its own identity options the router relies on an identity() mounted before it; a
   // request that arrives without one is refused before its body is read.
   const authenticate = options.identity
@@ -33,31 +35,44 @@ export function adminRouter(options: AdminRouterOptions): Router {
     : (req: Request, res: Response, next: NextFunction) => (getRequestIdentity(req) ? next() : sendUnauthorized(res));
   const json = express.json({ limit: options.bodyLimit ?? '256kb', strict: false, type: () => true });
   const base = '/rollgate/admin';
-  const ctx = (req: Request) => ({
+  const header = (req: Request, name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined);
+  const ctx = (req: Request): AdminRequest => ({
     identity: getRequestIdentity(req),
-    ifMatch: req.headers['if-match'],
-    reason: typeof req.headers['rollgate-reason'] === 'string' ? req.headers['rollgate-reason'] : undefined,
+    ifMatch: header(req, 'if-match'),
+    reason: header(req, 'rollgate-reason'),
+    idempotencyKey: header(req, 'idempotency-key'),
   });
-  const handle = (fn: (req: Request) => Promise<AdminResponse>) => (req: Request, res: Response, next: NextFunction) => {
-    fn(req).then((out) => send(res, out)).catch(next);
-  };
-  const key = (req: Request) => String(req.params.key);
 
   router.use(base, authenticate);
-  router.get(`${base}/flags`, handle((req) => api.list(ctx(req))));
-  router.get(`${base}/flags/:key`, handle((req) => api.get(ctx(req), 'flag', key(req))));
-  router.put(`${base}/flags/:key`, json, handle((req) => api.put(ctx(req), 'flag', key(req), req.body)));
-  router.patch(`${base}/flags/:key`, json, handle((req) => api.patch(ctx(req), key(req), req.body)));
-  router.delete(`${base}/flags/:key`, handle((req) => api.remove(ctx(req), 'flag', key(req))));
-  router.get(`${base}/evaluators/:key`, handle((req) => api.get(ctx(req), 'evaluator', key(req))));
-  router.put(`${base}/evaluators/:key`, json, handle((req) => api.put(ctx(req), 'evaluator', key(req), req.body)));
-  router.delete(`${base}/evaluators/:key`, handle((req) => api.remove(ctx(req), 'evaluator', key(req))));
-  router.get(`${base}/audit`, handle((req) => api.audit(ctx(req), typeof req.query.key === 'string' ? req.query.key : undefined, req.query.limit === undefined ? undefined : Number(req.query.limit))));
-  router.post(`${base}/revert`, json, handle((req) => api.revert(ctx(req), req.body)));
+  router.get(`${base}/events`, (req, res, next) => {
+    api.events(ctx(req)).then((out) => {
+      if (!('open' in out)) return send(res, out);
+      res.status(200).set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+      res.flushHeaders();
+      const close = out.open((text) => res.write(text));
+      const end = () => {
+        if (!streams.delete(end)) return;
+        close();
+        res.end();
+      };
+      streams.add(end);
+      res.on('close', end);
+    }, next);
+  });
+  router.use(base, (req, res, next) => {
+    const run = () => {
+      api.handle({ ...ctx(req), method: req.method, path: req.path, query: req.query as Record<string, unknown>, body: req.body as unknown }).then((out) => send(res, out), next);
+    };
+    if (ADMIN_BODY_METHODS.has(req.method)) json(req, res, (err?: unknown) => (err ? next(err) : run()));
+    else run();
+  });
   router.use(base, (err: { type?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (err?.type === 'entity.parse.failed') return send(res, { status: 400, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: { error: 'invalid', message: 'request body is not valid JSON' } });
     if (err?.type === 'entity.too.large') return send(res, { status: 413, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: { error: 'too_large', message: 'request body too large' } });
     next(err);
   });
+  router.close = () => {
+    for (const end of [...streams]) end();
+  };
   return router;
 }

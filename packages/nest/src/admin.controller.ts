@@ -1,7 +1,7 @@
-import { Controller, Delete, Get, Inject, Optional, Patch, Post, Put, Req, Res, VERSION_NEUTRAL, type OnModuleInit, type Type } from '@nestjs/common';
+import { All, Controller, Get, Inject, Optional, Req, Res, VERSION_NEUTRAL, type OnModuleInit, type Type } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ConfigError } from '@rollgate/redis';
-import { IdentityError, type AdminRequest, type AdminResponse, type Identity } from '@rollgate/server';
+import { ADMIN_BODY_METHODS, IdentityError, type AdminRequest, type AdminResponse, type Identity } from '@rollgate/server';
 import { readJsonBody, type ExpressRequest, type ExpressResponse } from './http-body';
 import type { AdminRegistration } from './rollgate-module-options';
 import type { AdminRuntime, RollgateRuntime } from './rollgate.runtime';
@@ -32,9 +32,8 @@ function header(req: ExpressRequest, name: string): string | undefined {
  * The admin endpoints. Registered by RollgateModule when `admin` is set, under `admin.path`
  * (see {@link adminControllerFor}); needs @nestjs/platform-express.
  *
- *   GET    /rollgate/admin/flags                 GET/PUT/PATCH/DELETE /rollgate/admin/flags/:key
- *   GET/PUT/DELETE /rollgate/admin/evaluators/:key
- *   GET    /rollgate/admin/audit?key=&limit=     POST /rollgate/admin/revert {key, toVersion?}
+ * The routes, under `/rollgate/admin`, are AdminApi's (see @rollgate/server): flags, evaluators,
+ * audit, revert, explain, plans and their actions and series, and `/events` (server-sent events).
  */
 export class AdminController implements OnModuleInit {
   private readonly admin: AdminRuntime;
@@ -61,55 +60,33 @@ export class AdminController implements OnModuleInit {
     });
   }
 
-  @Get('rollgate/admin/flags')
-  async list(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    send(res, await this.admin.api.list(await this.request(req)));
+  @Get('rollgate/admin/events')
+  async events(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
+    const out = await this.admin.api.events(await this.request(req));
+    if (!('open' in out)) return send(res, out);
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    const close = out.open((text) => res.write(text));
+    const end = () => {
+      if (!this.admin.streams.delete(end)) return;
+      close();
+      res.end();
+    };
+    this.admin.streams.add(end);
+    res.on('close', end);
   }
 
-  @Get('rollgate/admin/flags/:key')
-  async getFlag(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    send(res, await this.admin.api.get(await this.request(req), 'flag', key(req)));
-  }
-
-  @Put('rollgate/admin/flags/:key')
-  async putFlag(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    await this.withBody(req, res, (ctx, body) => this.admin.api.put(ctx, 'flag', key(req), body));
-  }
-
-  @Patch('rollgate/admin/flags/:key')
-  async patchFlag(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    await this.withBody(req, res, (ctx, body) => this.admin.api.patch(ctx, key(req), body));
-  }
-
-  @Delete('rollgate/admin/flags/:key')
-  async removeFlag(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    send(res, await this.admin.api.remove(await this.request(req), 'flag', key(req)));
-  }
-
-  @Get('rollgate/admin/evaluators/:key')
-  async getEvaluator(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    send(res, await this.admin.api.get(await this.request(req), 'evaluator', key(req)));
-  }
-
-  @Put('rollgate/admin/evaluators/:key')
-  async putEvaluator(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    await this.withBody(req, res, (ctx, body) => this.admin.api.put(ctx, 'evaluator', key(req), body));
-  }
-
-  @Delete('rollgate/admin/evaluators/:key')
-  async removeEvaluator(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    send(res, await this.admin.api.remove(await this.request(req), 'evaluator', key(req)));
-  }
-
-  @Get('rollgate/admin/audit')
-  async audit(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    const { key: flagKey, limit } = req.query ?? {};
-    send(res, await this.admin.api.audit(await this.request(req), typeof flagKey === 'string' ? flagKey : undefined, limit === undefined ? undefined : Number(limit)));
-  }
-
-  @Post('rollgate/admin/revert')
-  async revert(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
-    await this.withBody(req, res, (ctx, body) => this.admin.api.revert(ctx, body));
+  /** Every other admin route: AdminApi's route table answers (the same as @rollgate/express's). */
+  @All('rollgate/admin/*path')
+  async route(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
+    const path = req.path ?? (req.originalUrl ?? req.url ?? '').split('?')[0]!;
+    const below = path.slice(path.indexOf('/rollgate/admin') + '/rollgate/admin'.length);
+    const handle = (ctx: AdminRequest, body: unknown) => this.admin.api.handle({ ...ctx, method: req.method ?? 'GET', path: below, query: (req.query ?? {}) as Record<string, unknown>, body });
+    if (ADMIN_BODY_METHODS.has((req.method ?? '').toUpperCase())) await this.withBody(req, res, handle);
+    else send(res, await handle(await this.request(req), undefined));
   }
 
   /** Reads the JSON body (with the admin limit) and runs the write. An anonymous caller gets 401 first, as in Express. */
@@ -122,7 +99,7 @@ export class AdminController implements OnModuleInit {
 
   /** The caller (undefined when not identified: the API answers 401), If-Match and the audit reason. */
   private async request(req: ExpressRequest): Promise<AdminRequest> {
-    return { identity: await this.caller(req), ifMatch: header(req, 'if-match'), reason: header(req, 'rollgate-reason') };
+    return { identity: await this.caller(req), ifMatch: header(req, 'if-match'), reason: header(req, 'rollgate-reason'), idempotencyKey: header(req, 'idempotency-key') };
   }
 
   private async caller(req: ExpressRequest): Promise<Identity | undefined> {
@@ -134,10 +111,6 @@ export class AdminController implements OnModuleInit {
       return undefined;
     }
   }
-}
-
-function key(req: ExpressRequest): string {
-  return String(req.params?.key);
 }
 
 /** The controller class for one module: its route prefix and your class decorators applied. */

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 /** The Express request/response as far as used here (no dependency on express' types). */
 export type ExpressRequest = IncomingMessage & {
   originalUrl?: string;
+  path?: string;
   params?: Record<string, string>;
   query?: Record<string, unknown>;
   body?: unknown;

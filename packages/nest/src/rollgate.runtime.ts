@@ -41,6 +41,8 @@ export interface OfrepRuntime {
 export interface AdminRuntime {
   readonly api: AdminApi;
   readonly bodyLimit: number;
+  /** Open event streams (`GET /rollgate/admin/events`): each function ends one. */
+  readonly streams: Set<() => void>;
 }
 
 type Request = { headers: IncomingHttpHeaders };
@@ -171,6 +173,7 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
   /** Ends the SSE streams first: the HTTP server cannot close while they are open. */
   onModuleDestroy(): void {
     this.ofrep?.stream?.close();
+    for (const end of [...(this.admin?.streams ?? [])]) end();
   }
 
   /** Closes the provider and store if the module created them; leaves yours alone. */
@@ -236,5 +239,5 @@ function createAdmin(store: FlagStore | undefined, options: RollgateModuleOption
   if (!writable || typeof writable.apply !== 'function' || typeof writable.patchFlag !== 'function' || typeof writable.revert !== 'function' || typeof writable.audit !== 'function') {
     throw new ConfigError('RollgateModule: admin needs a store with the write path (RedisFlagStore options, a RedisFlagStore or a MemoryFlagStore) (see docs/nest.md)');
   }
-  return { api: new AdminApi({ store: writable as BaseFlagStore, authorize: admin.authorize }), bodyLimit: parseBodyLimit(admin.bodyLimit, 'admin.bodyLimit', ADMIN_BODY_LIMIT) };
+  return { api: new AdminApi({ store: writable as BaseFlagStore, authorize: admin.authorize }), bodyLimit: parseBodyLimit(admin.bodyLimit, 'admin.bodyLimit', ADMIN_BODY_LIMIT), streams: new Set() };
 }

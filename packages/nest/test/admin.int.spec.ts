@@ -183,3 +183,48 @@ it('serves under admin.path and a global prefix, registered by forRootAsync', as
   await request(prefixed.getHttpServer()).patch('/api/ops/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '1').send({ state: 'DISABLED' }).expect(200, { version: 2 });
   await request(prefixed.getHttpServer()).get('/rollgate/admin/flags').set(flagAdmin).expect(404);
 });
+
+describe('over Redis: plans, explain and the event stream, as in Express', () => {
+  it('creates and starts a plan, explains a decision, streams changes, and ends the stream when the app closes', async () => {
+    const { startRedis } = await import('../../redis/test/support/redis-server');
+    const { RedisFlagStore } = await import('@rollgate/redis');
+    const redis = await startRedis();
+    const redisStore = new RedisFlagStore({ redis: redis.url, env: 'nest-admin-plans', pollIntervalMs: 100 });
+    try {
+      const fast = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { fractional: [['on', 0], ['off', 100]] } };
+      await redisStore.putFlag('fast-payment', fast, { actor: 'seed' });
+      const nest = await boot(RollgateModule.forRoot(options({ authorize: isFlagAdmin }, { store: redisStore })));
+      const http = () => request(nest.getHttpServer());
+      const plan = { flag: 'fast-payment', treatment: 'on', control: 'off', stages: [{ percent: 10 }, { percent: 100, absolute: { maxErrorRate: 0.05 } }] };
+      await http().post('/rollgate/admin/plans').set(agent).send(plan).expect(403);
+      expect((await http().post('/rollgate/admin/plans').set(flagAdmin).send(plan).expect(201)).body.plan).toMatchObject({ state: 'draft', planVersion: 1 });
+      expect((await http().post('/rollgate/admin/plans/fast-payment/start').set(flagAdmin).expect(200)).body.plan).toMatchObject({ state: 'running', applied: true });
+      expect(((await redisStore.load()).flags['fast-payment'] as typeof fast).targeting.fractional).toEqual([
+        ['on', 10],
+        ['off', 90],
+      ]);
+      const explained = await http().post('/rollgate/admin/flags/fast-payment/explain').set(flagAdmin).send({ context: { targetingKey: 'u1' } }).expect(200);
+      expect(explained.body.explanation.result).toMatchObject({ reason: 'SPLIT' });
+      await http().delete('/rollgate/admin/plans').set(flagAdmin).expect(405);
+
+      await new Promise<void>((resolve) => nest.getHttpServer().listen(0, '127.0.0.1', () => resolve()));
+      const port = (nest.getHttpServer().address() as { port: number }).port;
+      const { get } = await import('node:http');
+      const stream = await new Promise<import('node:http').IncomingMessage>((resolve) => get({ port, path: '/rollgate/admin/events', headers: flagAdmin }, resolve).end());
+      expect([stream.statusCode, stream.headers['content-type']]).toEqual([200, 'text/event-stream; charset=utf-8']);
+      let text = '';
+      stream.setEncoding('utf8');
+      const heard = new Promise<void>((resolve) => stream.on('data', (chunk: string) => ((text += chunk), /event: plan\n/.test(text) && resolve())));
+      await http().post('/rollgate/admin/plans/fast-payment/pause').set(flagAdmin).expect(200);
+      await heard;
+      expect(text).toMatch(/event: plan\ndata: \{"flag":"fast-payment","planVersion":\d+\}/);
+      const ended = new Promise<void>((resolve) => stream.once('end', () => resolve()));
+      await nest.close(); // ends open streams: the server can close
+      apps.splice(apps.indexOf(nest), 1);
+      await ended;
+    } finally {
+      await redisStore.close();
+      await redis.stop();
+    }
+  });
+});

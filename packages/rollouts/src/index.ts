@@ -1,6 +1,6 @@
 export { OutcomeRecorder } from './outcome-recorder';
 export type { ArmTotals, OutcomeRecorderOptions, RequestOutcome } from './outcome-recorder';
-export { OutcomeReader } from './outcome-reader';
+export { addCounts, emptyCounts, OutcomeReader } from './outcome-reader';
 export type { ArmCounts, SecondCounts } from './outcome-reader';
 export type { Exposure } from './exposure';
 export { Rollouts } from './rollouts';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describeSplit, SplitEditError, setRollout } from '@rollgate/core';
+import type { Redis } from 'ioredis';
 import { NotFoundError, VersionConflictError, type RedisFlagStore } from '@rollgate/redis';
 import { countAbove, quantileBucket } from './histogram';
 import { addCounts, emptyCounts, OutcomeReader } from './outcome-reader';
@@ -34,6 +35,8 @@ export class Rollouts {
   readonly plans: PlanStore;
   readonly outcomes: OutcomeReader;
   readonly now: () => number;
+  private readonly planWatchers = new Set<(flag: string, planVersion: number) => void>();
+  private planSubscriber: { disconnect(): void } | undefined;
 
   constructor(readonly options: RolloutsOptions) {
     this.now = options.now ?? Date.now;
@@ -43,6 +46,41 @@ export class Rollouts {
 
   private get store(): RedisFlagStore {
     return this.options.store;
+  }
+
+  /**
+   * Calls `onChange(flag, planVersion)` after every plan write, from anywhere (pub/sub on a
+   * connection of its own, opened for the first watcher and closed after the last). Returns a
+   * function that stops.
+   */
+  watchPlans(onChange: (flag: string, planVersion: number) => void): () => void {
+    this.planWatchers.add(onChange);
+    if (!this.planSubscriber) {
+      // Cluster and Redis both have duplicate(); the union's signatures do not unify
+      const sub = (this.store.connection as Redis).duplicate();
+      this.planSubscriber = sub;
+      sub.on('error', () => {
+        // reconnects by itself (and resubscribes); a watcher reloads what it shows on 'available'
+      });
+      sub.on('message', (channel: string, message: string) => {
+        if (channel !== this.store.keys.planChanges) return;
+        try {
+          const { flag, planVersion } = JSON.parse(message) as { flag?: unknown; planVersion?: unknown };
+          if (typeof flag !== 'string' || typeof planVersion !== 'number') return;
+          for (const w of this.planWatchers) w(flag, planVersion);
+        } catch {
+          // not one of ours
+        }
+      });
+      void sub.subscribe(this.store.keys.planChanges).catch(() => undefined);
+    }
+    return () => {
+      this.planWatchers.delete(onChange);
+      if (this.planWatchers.size === 0 && this.planSubscriber) {
+        this.planSubscriber.disconnect();
+        this.planSubscriber = undefined;
+      }
+    };
   }
 
   async get(flag: string): Promise<Plan> {

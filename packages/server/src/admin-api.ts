@@ -1,6 +1,19 @@
-import { FlagValidationError, formatIssue } from '@rollgate/core';
-import { ConfigError, InvalidWriteError, NotFoundError, StoreUnavailableError, VersionConflictError, type BaseFlagStore, type FlagChange } from '@rollgate/redis';
+import { compileFlagSet, FlagValidationError, formatIssue, type EvaluationContext } from '@rollgate/core';
+import {
+  ConfigError,
+  InvalidWriteError,
+  NotFoundError,
+  RedisFlagStore,
+  StoreUnavailableError,
+  VersionConflictError,
+  WriteNotAppliedError,
+  WriteOutcomeUnknownError,
+  type BaseFlagStore,
+  type FlagChange,
+} from '@rollgate/redis';
+import { PlanConflictError, PlanStateError, PlanValidationError, Rollouts } from '@rollgate/rollouts';
 import type { Identity } from './identity';
+import { planSeries } from './plan-series';
 
 // The admin API's behaviour, independent of any framework: every write goes through the store's
 // one write path, pinned to the version the caller read (If-Match), attributed to the caller.
@@ -27,7 +40,28 @@ export interface AdminRequest {
   ifMatch?: string | undefined;
   /** Why, recorded in the audit (e.g. from a Rollgate-Reason header). */
   reason?: string | undefined;
+  /** The Idempotency-Key header: the write id (a retried write is applied at most once). */
+  idempotencyKey?: string | undefined;
 }
+
+/** An HTTP request to the admin API, as an adapter hands it over. */
+export interface AdminHttpRequest extends AdminRequest {
+  method: string;
+  /** The path below the admin mount point, still percent-encoded: `/flags/fast-payment`. */
+  path: string;
+  query: Record<string, unknown>;
+  /** The parsed JSON body (undefined for methods without one). */
+  body?: unknown;
+}
+
+/** A server-sent event stream the adapter writes out (`GET /events`). */
+export interface AdminEventStream {
+  /** Starts the stream: `write` gets text to send as is; returns the function that ends it. */
+  open(write: (text: string) => void): () => void;
+}
+
+/** The methods whose requests carry a JSON body the adapter must read. */
+export const ADMIN_BODY_METHODS: ReadonlySet<string> = new Set(['PUT', 'PATCH', 'POST']);
 
 type Kind = 'flag' | 'evaluator';
 
@@ -65,9 +99,24 @@ function bodyProblem(body: unknown): string | undefined {
   return nestsDeeperThan(body, MAX_BODY_DEPTH) ? `the request body nests objects or arrays deeper than ${MAX_BODY_DEPTH} levels` : undefined;
 }
 
+const PLAN_ACTIONS = ['start', 'pause', 'resume', 'advance', 'approve', 'rollback'] as const;
+
+/**
+ * The admin API, independent of any framework: the adapters hand every request under their
+ * mount point to {@link AdminApi.handle} and send what it answers.
+ *
+ *   GET    /flags                      GET PUT PATCH DELETE /flags/:key     POST /flags/:key/explain {context}
+ *   GET    /evaluators                 GET PUT DELETE /evaluators/:key
+ *   GET    /audit?key=&limit=          POST /revert {key, toVersion?, kind?}
+ *   GET    /plans                      POST /plans {PlanSpec}               GET /plans/:flag
+ *   POST   /plans/:flag/(start|pause|resume|advance|approve|rollback)
+ *   GET    /plans/:flag/series?seconds=&step=                               GET /events (server-sent events)
+ */
 export class AdminApi {
   private readonly store: BaseFlagStore;
   private readonly authorize: (identity: Identity) => boolean | Promise<boolean>;
+  /** Plans live in Redis: undefined over another store. */
+  private readonly rollouts: Rollouts | undefined;
 
   constructor(options: AdminApiOptions) {
     if (!options?.store) throw new ConfigError('admin API: options.store is required');
@@ -76,16 +125,147 @@ export class AdminApi {
     }
     this.store = options.store;
     this.authorize = options.authorize;
+    this.rollouts = options.store instanceof RedisFlagStore ? new Rollouts({ store: options.store }) : undefined;
   }
 
-  async list(req: AdminRequest): Promise<AdminResponse> {
+  /** Answers one request: the route table of the admin API, for every adapter. */
+  async handle(req: AdminHttpRequest): Promise<AdminResponse> {
+    let segments: string[];
+    try {
+      segments = req.path.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    } catch {
+      return this.refuse(req, `the path ${JSON.stringify(req.path)} is not valid percent-encoding`);
+    }
+    const [resource, key, sub, ...rest] = segments;
+    const method = req.method.toUpperCase();
+    const q = (name: string) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : undefined);
+    if (rest.length > 0) return this.notFound(req);
+    if ((resource === 'flags' || resource === 'evaluators') && sub === undefined) {
+      const kind: Kind = resource === 'flags' ? 'flag' : 'evaluator';
+      if (key === undefined) return method === 'GET' ? this.list(req, kind) : this.notAllowed(req, 'GET');
+      if (method === 'GET') return this.get(req, kind, key);
+      if (method === 'PUT') return this.put(req, kind, key, req.body);
+      if (method === 'PATCH' && kind === 'flag') return this.patch(req, key, req.body);
+      if (method === 'DELETE') return this.remove(req, kind, key);
+      return this.notAllowed(req, kind === 'flag' ? 'GET, PUT, PATCH, DELETE' : 'GET, PUT, DELETE');
+    }
+    if (resource === 'flags' && key !== undefined && sub === 'explain') return method === 'POST' ? this.explain(req, key, req.body) : this.notAllowed(req, 'POST');
+    if (resource === 'audit' && key === undefined) return method === 'GET' ? this.audit(req, q('key'), q('limit') === undefined ? undefined : Number(q('limit'))) : this.notAllowed(req, 'GET');
+    if (resource === 'revert' && key === undefined) return method === 'POST' ? this.revert(req, req.body) : this.notAllowed(req, 'POST');
+    if (resource === 'plans') {
+      if (key === undefined) return method === 'GET' ? this.plans(req, (r) => r.list().then((plans) => json(200, { plans }))) : method === 'POST' ? this.createPlan(req, req.body) : this.notAllowed(req, 'GET, POST');
+      if (sub === undefined) return method === 'GET' ? this.plans(req, async (r) => planJson(await r.get(key))) : this.notAllowed(req, 'GET');
+      if (sub === 'series') {
+        if (method !== 'GET') return this.notAllowed(req, 'GET');
+        return this.plans(req, async (r) => {
+          const plan = await r.get(key);
+          try {
+            return json(200, await planSeries(r, plan, q('seconds'), q('step')));
+          } catch (e) {
+            if (e instanceof RangeError) return json(400, { error: 'invalid', message: e.message });
+            throw e;
+          }
+        });
+      }
+      if ((PLAN_ACTIONS as readonly string[]).includes(sub)) return method === 'POST' ? this.planAction(req, key, sub as (typeof PLAN_ACTIONS)[number]) : this.notAllowed(req, 'POST');
+    }
+    return this.notFound(req);
+  }
+
+  /**
+   * `GET /events`: a server-sent event stream of every change from anywhere — `flags` with the
+   * store's version and revision, `plan` with a plan's flag and planVersion — and a comment every
+   * 15 s. An AdminResponse instead when the caller may not have it.
+   */
+  async events(req: AdminRequest): Promise<AdminResponse | AdminEventStream> {
+    const refusal = await this.refusal(req);
+    if (refusal) return refusal;
+    return {
+      open: (write) => {
+        const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+        let last = '';
+        const unwatch = this.store.watch({
+          onChange: (version, revision) => {
+            // the heartbeat confirms the same state twice a second: announce changes only
+            if (`${version}:${revision}` === last) return;
+            last = `${version}:${revision}`;
+            send('flags', { version, revision });
+          },
+          onUnavailable: (e) => send('unavailable', { message: e.message }),
+          onAvailable: () => send('available', {}),
+        });
+        const unwatchPlans = this.rollouts?.watchPlans((flag, planVersion) => send('plan', { flag, planVersion }));
+        const heartbeat = setInterval(() => write(': keep-alive\n\n'), 15_000);
+        heartbeat.unref();
+        write(': connected\n\n');
+        return () => {
+          clearInterval(heartbeat);
+          unwatch();
+          unwatchPlans?.();
+        };
+      },
+    };
+  }
+
+  private async list(req: AdminRequest, kind: Kind): Promise<AdminResponse> {
     return this.guarded(req, async () => {
       const set = await this.store.load();
+      if (kind === 'evaluator') return json(200, { version: set.version, $evaluators: set.evaluators }, etag(set.version));
       return json(200, { version: set.version, flags: set.flags, $evaluators: set.evaluators }, etag(set.version));
     });
   }
 
-  async get(req: AdminRequest, kind: Kind, key: string): Promise<AdminResponse> {
+  /** `POST /flags/:key/explain {context}`: the decision for that context and the rule branch that made it, as `rollgate explain`. */
+  private async explain(req: AdminRequest, key: string, body: unknown): Promise<AdminResponse> {
+    const b = body as { context?: unknown } | undefined;
+    const context = b?.context ?? {};
+    if (context === null || typeof context !== 'object' || Array.isArray(context)) return this.refuse(req, 'body.context must be an object (the evaluation context: targetingKey, roles, tenant, …)');
+    const problem = bodyProblem(context);
+    if (problem) return this.refuse(req, problem);
+    return this.guarded(req, async () => {
+      const set = await this.store.load();
+      if (!Object.prototype.hasOwnProperty.call(set.flags, key)) return json(404, { error: 'not_found', message: `flag "${key}" does not exist` });
+      const { snapshot } = compileFlagSet({ flags: set.flags, $evaluators: set.evaluators });
+      return json(200, { version: set.version, key, explanation: snapshot.explain(key, context as EvaluationContext) });
+    });
+  }
+
+  private async createPlan(req: AdminRequest, body: unknown): Promise<AdminResponse> {
+    const problem = bodyProblem(body);
+    if (problem) return this.refuse(req, problem);
+    return this.plans(req, async (r) => planJson(await r.create(body, { ...this.actor(req), ...this.pinnedPlan(req) }), 201));
+  }
+
+  /** Plan actions: If-Match (the planVersion shown) is optional — a rollback or a pause must work from a stale page. */
+  private async planAction(req: AdminRequest, flag: string, action: (typeof PLAN_ACTIONS)[number]): Promise<AdminResponse> {
+    return this.plans(req, async (r) => planJson(await r[action](flag, { ...this.actor(req), ...this.pinnedPlan(req) })));
+  }
+
+  private async plans(req: AdminRequest, run: (rollouts: Rollouts) => Promise<AdminResponse>): Promise<AdminResponse> {
+    return this.guarded(req, async () => {
+      if (!this.rollouts) return json(501, { error: 'not_implemented', message: 'rollout plans live in Redis: this admin API runs over another store' });
+      return run(this.rollouts);
+    });
+  }
+
+  private actor(req: AdminRequest): { actor: string; reason?: string } {
+    return { actor: req.identity!.subject, ...(req.reason ? { reason: req.reason.slice(0, 500) } : {}) };
+  }
+
+  private pinnedPlan(req: AdminRequest): { expectedPlanVersion?: number } {
+    const raw = req.ifMatch?.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+    return raw !== undefined && /^\d+$/.test(raw) ? { expectedPlanVersion: Number(raw) } : {};
+  }
+
+  private notFound(req: AdminRequest): Promise<AdminResponse> {
+    return this.guarded(req, async () => json(404, { error: 'not_found', message: 'no such admin API route' }));
+  }
+
+  private notAllowed(req: AdminRequest, allow: string): Promise<AdminResponse> {
+    return this.guarded(req, async () => json(405, { error: 'method_not_allowed', message: `allowed: ${allow}` }, { Allow: allow }));
+  }
+
+  private async get(req: AdminRequest, kind: Kind, key: string): Promise<AdminResponse> {
     return this.guarded(req, async () => {
       const set = await this.store.load();
       const map = kind === 'flag' ? set.flags : set.evaluators;
@@ -94,7 +274,7 @@ export class AdminApi {
     });
   }
 
-  async put(req: AdminRequest, kind: Kind, key: string, definition: unknown): Promise<AdminResponse> {
+  private async put(req: AdminRequest, kind: Kind, key: string, definition: unknown): Promise<AdminResponse> {
     // a null definition means "remove" to the store: deleting is DELETE's job, never a PUT's
     if (definition === null || definition === undefined) {
       return this.refuse(req, `PUT needs the ${kind} definition as its JSON body (got ${definition === null ? 'null' : 'none'}); to delete the ${kind}, send DELETE`);
@@ -104,17 +284,17 @@ export class AdminApi {
     return this.write(req, (version) => this.store.apply([{ kind, key, definition } as FlagChange], this.writeOptions(req, version, 'put')));
   }
 
-  async patch(req: AdminRequest, key: string, patch: unknown): Promise<AdminResponse> {
+  private async patch(req: AdminRequest, key: string, patch: unknown): Promise<AdminResponse> {
     const problem = bodyProblem(patch);
     if (problem) return this.refuse(req, problem);
     return this.write(req, (version) => this.store.patchFlag(key, patch as Record<string, unknown>, this.writeOptions(req, version, 'patch')));
   }
 
-  async remove(req: AdminRequest, kind: Kind, key: string): Promise<AdminResponse> {
+  private async remove(req: AdminRequest, kind: Kind, key: string): Promise<AdminResponse> {
     return this.write(req, (version) => this.store.apply([{ kind, key, definition: null } as FlagChange], this.writeOptions(req, version, 'remove')));
   }
 
-  async revert(req: AdminRequest, body: unknown): Promise<AdminResponse> {
+  private async revert(req: AdminRequest, body: unknown): Promise<AdminResponse> {
     const b = (body ?? {}) as { key?: unknown; toVersion?: unknown; kind?: unknown };
     if (typeof b.key !== 'string' || b.key === '') return this.refuse(req, 'body.key (the flag to revert) is required');
     if (b.toVersion !== undefined && !Number.isInteger(b.toVersion)) return this.refuse(req, 'body.toVersion must be an integer');
@@ -124,7 +304,7 @@ export class AdminApi {
     );
   }
 
-  async audit(req: AdminRequest, key: string | undefined, limit: number | undefined): Promise<AdminResponse> {
+  private async audit(req: AdminRequest, key: string | undefined, limit: number | undefined): Promise<AdminResponse> {
     return this.guarded(req, async () => {
       const n = limit === undefined ? 50 : limit;
       if (!Number.isInteger(n) || n < 1 || n > 1000) return json(400, { error: 'invalid', message: 'limit must be an integer from 1 to 1000' });
@@ -138,7 +318,7 @@ export class AdminApi {
   }
 
   private writeOptions(req: AdminRequest, expectedVersion: number, action: string) {
-    return { actor: req.identity!.subject, expectedVersion, action, ...(req.reason ? { reason: req.reason.slice(0, 500) } : {}) };
+    return { ...this.actor(req), expectedVersion, action, ...(req.idempotencyKey ? { writeId: req.idempotencyKey } : {}) };
   }
 
   /** Writes need If-Match: the version the caller based the change on. */
@@ -154,7 +334,8 @@ export class AdminApi {
     });
   }
 
-  private async guarded(req: AdminRequest, run: () => Promise<AdminResponse>): Promise<AdminResponse> {
+  /** 401 / 403 for a caller who may not use the API; undefined for one who may. */
+  private async refusal(req: AdminRequest): Promise<AdminResponse | undefined> {
     if (!req.identity) return json(401, { error: 'unauthorized' }, { 'WWW-Authenticate': 'Bearer' });
     let allowed = false;
     try {
@@ -162,16 +343,30 @@ export class AdminApi {
     } catch {
       allowed = false; // a failing authorize callback denies
     }
-    if (!allowed) return json(403, { error: 'forbidden' });
+    return allowed ? undefined : json(403, { error: 'forbidden' });
+  }
+
+  private async guarded(req: AdminRequest, run: () => Promise<AdminResponse>): Promise<AdminResponse> {
+    const refusal = await this.refusal(req);
+    if (refusal) return refusal;
     try {
       return await run();
     } catch (e) {
       if (e instanceof FlagValidationError) return json(400, { error: 'invalid', message: e.message, issues: e.issues.map(formatIssue) });
       if (e instanceof VersionConflictError) return json(409, { error: 'version_conflict', message: e.message, currentVersion: e.currentVersion }, etag(e.currentVersion));
       if (e instanceof NotFoundError) return json(404, { error: 'not_found', message: e.message });
-      if (e instanceof InvalidWriteError) return json(400, { error: 'invalid', message: e.message });
-      if (e instanceof StoreUnavailableError) return json(503, { error: 'store_unavailable', message: 'the flag store did not answer; reload before retrying (a write may or may not have been applied)' }, { 'Retry-After': '5' });
+      if (e instanceof InvalidWriteError || e instanceof PlanValidationError) return json(400, { error: 'invalid', message: e.message });
+      if (e instanceof PlanConflictError) return json(409, { error: 'version_conflict', message: e.message, currentPlanVersion: e.currentVersion }, etag(e.currentVersion));
+      if (e instanceof PlanStateError) return json(409, { error: 'plan_state', message: e.message });
+      // the store read the write back: say what happened
+      if (e instanceof WriteNotAppliedError) return json(503, { error: 'write_not_applied', message: e.message, writeId: e.writeId }, { 'Retry-After': '5' });
+      if (e instanceof WriteOutcomeUnknownError) return json(503, { error: 'write_outcome_unknown', message: e.message, writeId: e.writeId }, { 'Retry-After': '5' });
+      if (e instanceof StoreUnavailableError) return json(503, { error: 'store_unavailable', message: 'the flag store did not answer; reload before retrying' }, { 'Retry-After': '5' });
       throw e;
     }
   }
+}
+
+function planJson(plan: { planVersion: number }, status = 200): AdminResponse {
+  return json(status, { plan }, etag(plan.planVersion));
 }

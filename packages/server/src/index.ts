@@ -6,7 +6,8 @@ export { OfrepEvaluator, ofrepBodyParserRefusal, ofrepError, ofrepPathKey, write
 export type { OfrepOptions, OfrepRefusal, OfrepResponse, OfrepSource } from './ofrep';
 export { ChangeStream } from './change-stream';
 export type { ChangeStreamOptions } from './change-stream';
-export { AdminApi } from './admin-api';
-export type { AdminApiOptions, AdminRequest, AdminResponse } from './admin-api';
+export { AdminApi, ADMIN_BODY_METHODS } from './admin-api';
+export type { AdminApiOptions, AdminEventStream, AdminHttpRequest, AdminRequest, AdminResponse } from './admin-api';
+export type { PlanSeries, SeriesArm } from './plan-series';
 export { currentExposures, recordExposure, withExposureScope } from './outcomes';
 export type { Exposure, OutcomeSink } from './outcomes';
