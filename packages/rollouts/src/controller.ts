@@ -172,9 +172,8 @@ export class RolloutController {
     }
     if (plan.state !== 'running') return undefined;
 
-    const set = await this.rollouts.options.store.load();
-    const def = set.flags[plan.flag] as { state?: string } | undefined;
-    if (!def) return this.hold(plan, `flag "${plan.flag}" does not exist any more`);
+    const def = await this.flagDefinition(plan.flag);
+    if (!def) return this.hold(plan, `flag "${plan.flag}" does not exist any more (or its stored definition is unreadable)`);
     if (def.state === 'DISABLED') return this.hold(plan, `the flag is DISABLED (kill switch): the plan waits; enable the flag to let it continue, or roll the plan back`);
     const desired = this.rollouts.desiredPercent(plan);
     if (!plan.applied) {
@@ -328,6 +327,19 @@ export class RolloutController {
     if (written.state === 'completed') return { action: 'complete', reason };
     await this.rollouts.applyAndRecord(written, { ...who, reason }, token);
     return { action: 'advance', reason };
+  }
+
+  /** The flag's stored definition (one HGET: the controller looks at one flag, not the whole set); undefined when absent or unreadable. */
+  private async flagDefinition(flag: string): Promise<{ state?: string } | undefined> {
+    const store = this.rollouts.options.store;
+    const text = await store.connection.hget(store.keys.flags, flag);
+    if (text === null) return undefined;
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      return parsed !== null && typeof parsed === 'object' ? (parsed as { state?: string }) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Saves the evidence; audits only when the hold reason changes in kind, not in its counts ("412/500" → "430/500"). */
