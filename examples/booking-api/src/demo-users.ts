@@ -26,5 +26,10 @@ export const DEMO_USERS: Readonly<Record<string, DemoUser>> = Object.freeze({
 export function demoToken(name: string): string | undefined {
   if (!Object.prototype.hasOwnProperty.call(DEMO_USERS, name)) return undefined;
   const { roles, tenant } = DEMO_USERS[name]!;
-  return jwt.sign({ sub: name, roles, tenant }, DEMO_ONLY_JWT_SECRET, { algorithm: 'HS256', issuer: DEMO_JWT.issuer, audience: DEMO_JWT.audience, expiresIn: '12h' });
+  return signDemoToken({ sub: name, roles, tenant }, '12h');
+}
+
+/** A token for any identity, signed with the demo key: the traffic generator's simulated customers. */
+export function signDemoToken(claims: { sub: string; roles: string[]; tenant: string }, expiresIn: '12h' | '5m' = '5m'): string {
+  return jwt.sign(claims, DEMO_ONLY_JWT_SECRET, { algorithm: 'HS256', issuer: DEMO_JWT.issuer, audience: DEMO_JWT.audience, expiresIn });
 }

@@ -4,10 +4,12 @@ import path from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
-import { StoreUnavailableError, type BaseFlagStore } from '@rollgate/redis';
+import { RedisFlagStore, StoreUnavailableError, type BaseFlagStore } from '@rollgate/redis';
 import { AppModule } from './app.module';
+import { DemoRuntime } from './demo-runtime';
 import { DEMO_USERS } from './demo-users';
 import { DEMO_ENV, FLAGS_FILE, LOCAL_REDIS_URL, openDemoStore, redactUrl, seedIfEmpty, type StoreChoice } from './flag-store';
+import { CONTROLLER, demoPlanSpec, GuardedRollout } from './guarded-rollout';
 
 export interface DemoOptions {
   /**
@@ -28,6 +30,8 @@ export interface DemoOptions {
   uiDir?: string;
   /** Where the start-up lines go. @default console.log */
   print?: (line: string) => void;
+  /** Least time of each stage of the demo plan, s (main.ts: BOOKING_PLAN_STAGE_SEC). @default demo-plan.json's 20 */
+  planStageSec?: number;
 }
 
 export interface RunningDemo {
@@ -93,6 +97,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const choice: StoreChoice = options.redisUrl !== undefined ? { redisUrl: options.redisUrl } : options.memory === true ? { memory: true } : { local: options.localRedisUrl ?? LOCAL_REDIS_URL };
   const { store, kind, answering, description } = await openDemoStore(choice);
   print(description);
+  // Guarded rollouts: outcomes, plans and the controller's lease live in Redis.
+  const guarded = store instanceof RedisFlagStore ? new GuardedRollout(store, print) : undefined;
+  const demo = new DemoRuntime(kind, guarded, guarded ? demoPlanSpec(options.planStageSec) : undefined);
+  print(
+    guarded
+      ? `guarded rollouts: on — outcomes are recorded per arm, and a rollout controller runs in this process every ${CONTROLLER.intervalMs / 1000} s (one acts per environment, by lease)`
+      : 'guarded rollouts: OFF — they need Redis (outcomes, plans and the controller\'s lease live there): set REDIS_URL, or start a local Redis, to run the demo plan',
+  );
 
   let app: NestExpressApplication | undefined;
   let stopWaiting = () => {};
@@ -104,7 +116,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     }
 
     // not answering: the module does not wait the full 5 s for a provider that cannot be ready
-    app = await NestFactory.create<NestExpressApplication>(AppModule.register(store, answering ? {} : { readyTimeoutMs: 500 }), { logger: ['error', 'warn'] });
+    app = await NestFactory.create<NestExpressApplication>(AppModule.register(store, demo, answering ? {} : { readyTimeoutMs: 500 }), { logger: ['error', 'warn'] });
     app.disable('x-powered-by');
     const uiDir = options.uiDir ?? UI_DIR;
     if (existsSync(path.join(uiDir, 'index.html'))) {
@@ -115,7 +127,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     await app.listen(options.port ?? 3000, options.host ?? '127.0.0.1');
   } catch (e) {
     stopWaiting();
+    await guarded?.controller.stop();
     await app?.close().catch(() => undefined);
+    await guarded?.recorder.close();
     await store.close();
     throw e;
   }
@@ -123,9 +137,15 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const address = app.getHttpServer().address() as { address: string; port: number };
   const host = address.address.includes(':') ? `[${address.address}]` : address.address;
   const url = `http://${host === '127.0.0.1' ? 'localhost' : host}:${address.port}`;
+  // the simulated customers pay over HTTP through this very API (a wildcard address: over loopback)
+  demo.traffic.target = `http://${address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : host}:${address.port}`;
+  guarded?.start();
   print(`booking demo: ${url}`);
   print('sign in as:');
   for (const [name, user] of Object.entries(DEMO_USERS)) print(`  ${name.padEnd(6)} ${user.story}`);
+  if (guarded) {
+    print(`guarded rollout: the admin panel (as ada): Simulate customers, Start the demo plan, then Break fast payment; watch it: npx rollgate --env ${DEMO_ENV} plan status fast-payment --watch`);
+  }
   print(
     kind === 'redis'
       ? `kill switch: the admin panel (as ada), or in another terminal: npx rollgate --env ${DEMO_ENV} disable fast-payment`
@@ -138,7 +158,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     close: () =>
       (closing ??= (async () => {
         stopWaiting();
+        await demo.traffic.stop(); // the simulated customers first: they call this API
+        await guarded?.controller.stop(); // waits for a tick in progress, gives the lease up
         await app!.close(); // ends SSE streams, unbinds and closes the provider
+        await guarded?.recorder.close(); // writes the last outcomes (it needs the store)
         await store.close(); // the store is ours, not the module's
       })()),
   };

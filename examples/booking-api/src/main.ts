@@ -6,12 +6,24 @@ import { startDemo, type RunningDemo } from './demo';
 //   BOOKING_STORE   `memory`: the embedded in-memory store (not with REDIS_URL)
 //   (neither)       a Redis answering at redis://127.0.0.1:6379, else the in-memory store
 //   PORT (3000), HOST (127.0.0.1), BOOKING_UI_DIR (the built UI)
+//   BOOKING_PLAN_STAGE_SEC  least time of each stage of the demo plan (20, from demo-plan.json)
 
 function port(): number {
   const raw = process.env.PORT ?? '3000';
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
     console.error(`booking-api: PORT must be a port number, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function planStageSec(): number | undefined {
+  const raw = process.env.BOOKING_PLAN_STAGE_SEC;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 3600) {
+    console.error(`booking-api: BOOKING_PLAN_STAGE_SEC must be a whole number of seconds from 0 to 3600, got ${JSON.stringify(raw)}`);
     process.exit(2);
   }
   return n;
@@ -54,6 +66,7 @@ process.once('SIGTERM', onSignal);
 startDemo({
   ...storeChoice(),
   port: port(),
+  planStageSec: planStageSec(),
   host: process.env.HOST || '127.0.0.1',
   ...(process.env.BOOKING_UI_DIR ? { uiDir: process.env.BOOKING_UI_DIR } : {}),
 }).then(

@@ -11,13 +11,19 @@ import { childEnv, ROOT, run, withBuildLock } from '../../../test/support/packag
 // The bar of issue 8, in headless Chromium: the artefact `npm start` builds and runs (the
 // compiled booking-api serving the Vite-built UI on one port), over a throwaway redis-server.
 // The demo users see the right UI, the API enforces it, the admin's panel flips the kill switch
-// and moves the rollout, and pages that are already open follow within a second.
+// and moves the rollout, and pages that are already open follow within a second — the panel
+// too, when the CLI changes the flag (issue 14). Then a guarded rollout end to end (issue 17 §4):
+// simulated customers, the demo plan advancing, the fast payment broken, and the controller
+// rolling it back by itself, visible in the panel, the CLI, the customers' pages and the audit.
 // Screenshots: examples/booking-api/test-output/e2e/.
 
 jest.setTimeout(120_000);
 
 const MAIN = path.join(ROOT, 'examples/booking-api/dist/main.js');
+const CLI = path.join(ROOT, 'packages/cli/dist/bin.js');
 const SHOTS = path.join(__dirname, '../test-output/e2e');
+/** Each stage of the demo plan holds at least this long here (20 s in `npm start`). */
+const STAGE_SEC = 8;
 
 interface Demo {
   url: string;
@@ -62,7 +68,7 @@ beforeAll(async () => {
   // After `npm run build` / `npm start` this is a no-op for tsc and ~2 s for the UI.
   await withBuildLock(() => run('npm', ['run', '-s', 'build:demo'], ROOT, 180_000));
   redis = await startRedis();
-  demo = await startDemo({ REDIS_URL: redis.url, PORT: String(await freePort()) });
+  demo = await startDemo({ REDIS_URL: redis.url, PORT: String(await freePort()), BOOKING_PLAN_STAGE_SEC: String(STAGE_SEC) });
   browser = await launchChromium({ width: 900, height: 760 });
 });
 
@@ -97,6 +103,17 @@ function callAs(page: Page, method: string, url: string, body?: unknown): Promis
   );
 }
 
+/** `rollgate --env demo …` against the test's Redis; its output. */
+function rollgate(...args: string[]): Promise<string> {
+  return run(process.execPath, [CLI, '--redis', redis!.url, '--env', 'demo', ...args], ROOT, 30_000);
+}
+
+/** The rollout controller's ticks so far (as the demo counts them), read with the admin's token. */
+async function controllerTicks(admin: Page): Promise<number> {
+  const status = (await callAs(admin, 'GET', '/demo/status')).body as { guardedRollouts: { controller: { ticks: number } } };
+  return status.guardedRollouts.controller.ticks;
+}
+
 /** Clicks on the admin's page and measures how long until `page` shows `state` for the Fast payment button. */
 async function followMs(admin: Page, control: string, page: Page, state: 'attached' | 'detached'): Promise<number> {
   const started = Date.now();
@@ -105,9 +122,10 @@ async function followMs(admin: Page, control: string, page: Page, state: 'attach
   return Date.now() - started;
 }
 
-it('says "Redis" on its first line when REDIS_URL answers, and seeds the empty namespace', () => {
+it('says "Redis" on its first line when REDIS_URL answers, that guarded rollouts are on, and seeds the empty namespace', () => {
   expect(demo!.lines[0]).toMatch(new RegExp(`^store: Redis at ${redis!.url.replace(/[.]/g, '\\.')} \\(namespace rollgate:\\{demo\\}\\)`));
-  expect(demo!.lines[1]).toBe('flags: seeded from examples/booking-api/flags.json (version 1)');
+  expect(demo!.lines[1]).toMatch(/^guarded rollouts: on — outcomes are recorded per arm, and a rollout controller runs in this process every 1 s/);
+  expect(demo!.lines[2]).toBe('flags: seeded from examples/booking-api/flags.json (version 1)');
   expect(demo!.lines.slice(2).join('\n')).toMatch(/sign in as:\n {2}ada .*\n {2}bo .*\n {2}carol .*\n {2}dale /);
 });
 
@@ -168,39 +186,188 @@ it('shows each demo user the right UI, the API enforces it, and the admin panel 
   expect((await callAs(customer, 'POST', '/payments/fast')).status).toBe(200);
   await customer.screenshot({ path: path.join(SHOTS, '6-rollout-50-customer-gets-it.png') });
 
-  // Someone else changes the flag with the CLI meanwhile: the panel's next write is answered 409
-  // and shown as such, nothing is overwritten, and the panel now shows the latest state.
+  // The CLI changes the flag: every open page follows — the checkout AND the admin panel, whose
+  // kill switch, highlighted percentage and card never disagree (issue 14).
   await admin.locator('[data-testid="rollout-50"][aria-pressed="true"]').waitFor();
-  const cli = path.join(ROOT, 'packages/cli/dist/bin.js');
-  await run(process.execPath, [cli, '--redis', redis!.url, '--env', 'demo', '--actor', 'ops', 'rollout', 'fast-payment', '20', '--reason', 'back to 20% from the CLI'], ROOT, 30_000);
-  await customer.getByTestId('fast-payment').waitFor({ state: 'detached', timeout: 1000 }); // the CLI's change reaches the open page too
-  await admin.getByTestId('rollout-100').click(); // the panel still shows 50%: its If-Match is stale
-  await admin.getByTestId('admin-conflict').waitFor();
-  expect(await admin.getByTestId('admin-conflict').textContent()).toMatch(/someone else changed fast-payment first \(it is now at version \d+\)/);
-  await admin.locator('[data-testid="rollout-20"][aria-pressed="true"]').waitFor(); // reloaded: the CLI's 20%
-  expect(await customer.getByTestId('fast-payment').count()).toBe(0); // the stale write did not happen
-  await admin.screenshot({ path: path.join(SHOTS, '7-admin-409-conflict.png') });
+  await rollgate('--actor', 'ops', 'rollout', 'fast-payment', '20', '--reason', 'back to 20% from the CLI');
+  await customer.getByTestId('fast-payment').waitFor({ state: 'detached', timeout: 1000 }); // the CLI's change reaches the open page
+  await admin.locator('[data-testid="rollout-20"][aria-pressed="true"]').waitFor({ timeout: 1000 }); // and the panel
+  await rollgate('--actor', 'ops', 'disable', 'fast-payment', '--reason', 'kill switch from the CLI');
+  await admin.getByTestId('admin-state').filter({ hasText: 'DISABLED' }).waitFor({ timeout: 1000 });
+  await admin.getByTestId('flag-value').filter({ hasText: 'false' }).waitFor({ timeout: 1000 }); // the admin's card agrees
+  await admin.screenshot({ path: path.join(SHOTS, '7-admin-follows-cli-kill-switch.png') });
+  await rollgate('--actor', 'ops', 'enable', 'fast-payment', '--reason', 'back on from the CLI');
+  await admin.getByTestId('admin-state').filter({ hasText: 'ENABLED' }).waitFor({ timeout: 1000 });
+  await admin.getByTestId('flag-value').filter({ hasText: 'true' }).waitFor({ timeout: 1000 });
+
+  // A tab that missed a change (here: its event stream is cut, as after a laptop's sleep) writes
+  // over a stale version: answered 409 and shown as such, nothing is overwritten, and the panel
+  // then shows the latest state.
+  const stale = await browser!.context.newPage();
+  stale.on('pageerror', (e) => pageErrors.push(`stale admin: ${e.message}`));
+  await stale.route('**/rollgate/admin/events', (route) => route.abort());
+  await stale.goto(demo!.url);
+  await stale.getByTestId('login-ada').click();
+  await stale.locator('[data-testid="rollout-20"][aria-pressed="true"]').waitFor();
+  await rollgate('--actor', 'ops', 'rollout', 'fast-payment', '50', '--reason', 'week two, from the CLI');
+  await admin.locator('[data-testid="rollout-50"][aria-pressed="true"]').waitFor({ timeout: 1000 }); // the connected panel follows
+  await customer.getByTestId('fast-payment').waitFor({ timeout: 1000 });
+  expect(await stale.getByTestId('rollout-20').getAttribute('aria-pressed')).toBe('true'); // the cut-off one does not
+  await stale.getByTestId('rollout-100').click();
+  await stale.getByTestId('admin-conflict').waitFor();
+  expect(await stale.getByTestId('admin-conflict').textContent()).toMatch(/someone else changed fast-payment first \(it is now at version \d+\)/);
+  await stale.locator('[data-testid="rollout-50"][aria-pressed="true"]').waitFor(); // reloaded: the CLI's 50%
+  expect((await callAs(customer, 'POST', '/payments/fast')).status).toBe(200); // still 50%: the stale write did not happen
+  await stale.screenshot({ path: path.join(SHOTS, '8-admin-409-conflict.png') });
+  await stale.close();
 
   // The audit shows who did what, the panel's changes under the admin's name.
   const audit = (await callAs(admin, 'GET', '/rollgate/admin/audit?key=fast-payment&limit=10')).body as { entries: { actor: string; action: string; reason: string }[] };
   expect(audit.entries.map((e) => `${e.actor} ${e.action}: ${e.reason}`)).toEqual([
+    'ops rollout: week two, from the CLI',
+    'ops enable: back on from the CLI',
+    'ops disable: kill switch from the CLI',
     'ops rollout: back to 20% from the CLI',
     'ada patch: rollout 50% from the admin panel',
     'ada patch: re-enabled from the admin panel',
     'ada patch: kill switch from the admin panel',
     expect.stringMatching(/^booking-api seed: seed from /),
   ]);
+  await admin.close();
+  await agent.close();
+  await customer.close();
 
   expect(pageErrors).toEqual([]);
   console.log(`demo e2e: open pages followed the admin panel in ${timings.killSwitch} ms (kill switch), ${timings.reEnable} ms (back on), ${timings.rollout50} ms (rollout 50%); screenshots in ${path.relative(ROOT, SHOTS)}`);
 });
 
-it('says "in-memory" on its first line with BOOKING_STORE=memory (no Redis asked for), and still serves the demo', async () => {
+it('runs a guarded rollout end to end: the demo plan advances on healthy traffic, and rolls back by itself when fast payment breaks', async () => {
+  const started = Date.now();
+  // Start from the committed flags (fast-payment at 20%), as docs/getting-started.md says.
+  await rollgate('flags', 'push', 'examples/booking-api/flags.json', '--prune', '--reason', 'reset the demo');
+  const admin = await signedIn('ada');
+  const dale = await signedIn('dale'); // a customer in bucket 12: in at 20%, out at 5% and after a rollback
+  const carol = await signedIn('carol'); // a customer in bucket 46: outside the pilot until 50%
+  await dale.getByTestId('fast-payment').waitFor();
+  await admin.bringToFront(); // the page in front gets animation frames: Playwright's clicks wait for them
+  await admin.getByTestId('plan-card').waitFor();
+  expect(await admin.getByTestId('plan-state').textContent()).toBe('No plan yet.');
+  expect(await admin.getByTestId('fault-state').textContent()).toBe('fast payment healthy');
+
+  let watch: ChildProcess | undefined;
+  try {
+    // Simulated customers pay; the plan reads the control's latency baseline from the seconds
+    // before it starts, so let them pay for a few seconds first (≥ 200 classic payments).
+    await admin.getByTestId('traffic-toggle').click();
+    await admin.getByTestId('traffic-toggle').filter({ hasText: 'Stop the simulated customers' }).waitFor();
+    await admin.waitForFunction(() => Number(document.querySelector('[data-testid="traffic-sent"]')?.textContent) >= 400, null, { timeout: 30_000 });
+
+    // Start the demo plan from the panel: the controller sets the split to 5% (dale is out) and
+    // says, in words, what the stage waits for.
+    await admin.getByTestId('plan-start').click();
+    const ticksAtStart = await controllerTicks(admin);
+    await admin.getByTestId('plan-state').filter({ hasText: 'RUNNING' }).waitFor();
+    // The watcher a person keeps open in a terminal once the plan exists (`plan status` exits 5 without one).
+    watch = spawn(process.execPath, [CLI, '--redis', redis!.url, '--env', 'demo', 'plan', 'status', 'fast-payment', '--watch'], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const watched: string[] = [];
+    createInterface({ input: watch.stdout! }).on('line', (l) => watched.push(l));
+    await admin.locator('[data-testid="rollout-5"][aria-pressed="true"]').waitFor(); // the panel shows the plan's split
+    await dale.getByTestId('fast-payment').waitFor({ state: 'detached' });
+    await admin.getByTestId('plan-hold').filter({ hasText: /^Holding: waiting: .*\d+ s of \d+ s/ }).waitFor();
+    expect(await admin.getByTestId('plan-stage').textContent()).toBe('stage 1 of 4 (5%)');
+    await admin.getByTestId('arm-treatment').waitFor();
+    await admin.screenshot({ path: path.join(SHOTS, '9-plan-stage-1-holding.png'), fullPage: true });
+
+    // Healthy traffic: it advances to 20% by itself once the stage's minimums are met; dale is back in.
+    await admin.getByTestId('plan-stage').filter({ hasText: 'stage 2 of 4 (20%)' }).waitFor({ timeout: 60_000 });
+    const ticksToAdvance = (await controllerTicks(admin)) - ticksAtStart;
+    expect(ticksToAdvance).toBeLessThanOrEqual(STAGE_SEC + 12); // the stage's time, its minimums, a second of lag
+    await admin.getByTestId('plan-stage-1').and(admin.locator('.done')).waitFor();
+    await admin.locator('[data-testid="rollout-20"][aria-pressed="true"]').waitFor();
+    await dale.getByTestId('fast-payment').waitFor();
+    await admin.screenshot({ path: path.join(SHOTS, '10-plan-advanced-to-stage-2.png'), fullPage: true });
+
+    // Break the fast payment: 30% of fast payments answer 502. The controller rolls the plan back
+    // by itself within a few ticks: the split goes to 0%, the pilot rules stay.
+    await admin.getByTestId('fault-toggle').click();
+    await admin.getByTestId('fault-state').filter({ hasText: 'fast payment failing: 30.0% answer 502' }).waitFor();
+    const ticksAtFault = await controllerTicks(admin);
+    await admin.getByTestId('plan-state').filter({ hasText: 'ROLLED BACK' }).waitFor({ timeout: 60_000 });
+    const ticksToRollBack = (await controllerTicks(admin)) - ticksAtFault;
+    expect(ticksToRollBack).toBeLessThanOrEqual(10);
+    const why = (await admin.getByTestId('plan-last').textContent())!;
+    expect(why).toMatch(/^Rolled back by controller:\S+@\d+ at .* — (error rate regressed: evidence [\d.]+ ≥ 40; treatment \d+\/\d+, control \d+\/\d+; ratio ≥ [\d.]+×|circuit breaker: .*)$/);
+    await admin.locator('[data-testid="rollout-0"][aria-pressed="true"]').waitFor(); // the split is back at 0%
+    await admin.locator('[data-testid^="plan-stage-"].rolled-back').waitFor();
+    expect(await admin.getByTestId('arm-treatment-error-rate').textContent()).toMatch(/^\d+\.\d+%$/);
+    expect(await admin.getByTestId('plan-rollback').count()).toBe(0);
+    await admin.getByTestId('plan-start').filter({ hasText: 'Start the demo plan again' }).waitFor();
+    await admin.getByText('Recent changes (audit)').click();
+    await admin.getByTestId('admin-audit').filter({ hasText: /controller:\S+ plan rollback — (error rate regressed|circuit breaker)/ }).waitFor();
+    await admin.screenshot({ path: path.join(SHOTS, '11-plan-rolled-back-by-itself.png'), fullPage: true });
+
+    // Customers outside the pilot rules are back on the classic payment: the button goes from the
+    // open pages and the API refuses the fast one; admins and VIP agencies keep it.
+    await dale.getByTestId('fast-payment').waitFor({ state: 'detached' });
+    expect(await callAs(carol, 'POST', '/payments/fast')).toEqual({ status: 403, body: { error: 'feature_not_enabled' } });
+    expect(await callAs(dale, 'POST', '/payments/fast')).toEqual({ status: 403, body: { error: 'feature_not_enabled' } });
+    expect((await callAs(dale, 'POST', '/payments')).status).toBe(200);
+    await admin.getByTestId('fast-payment').waitFor();
+    await dale.screenshot({ path: path.join(SHOTS, '12-customer-after-rollback.png') });
+
+    // The evidence is in the audit: the plan's rollback (the controller, why, and the plan with its
+    // per-guard evidence), and the flag write it made.
+    type Entry = { actor: string; action: string; kind: string; reason: string; after: { state?: string; evidence?: { guards: { regressed: boolean; treatment: { n: number; bad: number } }[] } } | null };
+    const { entries } = (await callAs(admin, 'GET', '/rollgate/admin/audit?key=fast-payment&limit=50')).body as { entries: Entry[] };
+    const rollback = entries.find((e) => e.kind === 'plan' && e.action === 'rollback')!;
+    expect(rollback).toMatchObject({ actor: expect.stringMatching(/^controller:/), reason: why.replace(/^.* — /, ''), after: { state: 'rolled_back' } });
+    expect(rollback.after!.evidence!.guards[0]!.treatment.bad).toBeGreaterThan(0);
+    expect(entries.find((e) => e.kind === 'flag' && e.action === 'rollback')).toMatchObject({ actor: rollback.actor, reason: expect.stringMatching(/^plan rolled back — /) });
+    expect(entries.filter((e) => e.kind === 'plan').map((e) => `${e.actor.replace(/^controller:.*/, 'controller')} ${e.action}`)).toEqual(
+      expect.arrayContaining(['ada create', 'ada start', 'controller advance', 'controller rollback']),
+    );
+
+    // The CLI saw it all, and says the same.
+    const status = JSON.parse(await rollgate('--json', 'plan', 'status', 'fast-payment')) as { state: string; percent: number; holdReason: string | null };
+    expect(status).toMatchObject({ state: 'rolled_back', percent: 0 });
+    for (const line of ['running, stage 1/4 (5%)', 'running, stage 2/4 (20%)', 'rolled back']) {
+      expect(watched.some((l) => l.startsWith('plan of "fast-payment" (env "demo"): ') && l.includes(line))).toBe(true);
+    }
+
+    // Repair it and stop the customers: the plan stays rolled back (a new plan starts it again).
+    await admin.getByTestId('fault-toggle').click();
+    await admin.getByTestId('fault-state').filter({ hasText: 'fast payment healthy' }).waitFor();
+    await admin.getByTestId('traffic-toggle').click();
+    await admin.getByTestId('traffic-toggle').filter({ hasText: 'Simulate customers' }).waitFor();
+    expect(await admin.getByTestId('plan-state').textContent()).toBe('ROLLED BACK');
+    expect(pageErrors).toEqual([]);
+    console.log(
+      `demo e2e: guarded rollout — stage 1 → 2 after ${ticksToAdvance} controller ticks (stages of ${STAGE_SEC} s), rolled back ${ticksToRollBack} ticks after the fault; ` +
+        `the whole test ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  } finally {
+    if (watch && watch.exitCode === null && watch.signalCode === null) {
+      const exited = once(watch, 'exit');
+      watch.kill('SIGINT');
+      await exited;
+    }
+    for (const page of [admin, dale, carol]) await page.close();
+  }
+});
+
+it('says "in-memory" on its first lines with BOOKING_STORE=memory (no Redis asked for), and that guarded rollouts are off; still serves the demo', async () => {
   const started = Date.now();
   const memory = await startDemo({ REDIS_URL: '', BOOKING_STORE: 'memory', PORT: '0' });
   try {
     expect(memory.lines[0]).toMatch(/^store: embedded in-memory \(BOOKING_STORE=memory\)/);
-    expect(memory.lines[1]).toBe('flags: seeded from examples/booking-api/flags.json (version 1)');
+    expect(memory.lines[1]).toMatch(/^guarded rollouts: OFF — they need Redis/);
+    expect(memory.lines[2]).toBe('flags: seeded from examples/booking-api/flags.json (version 1)');
+    const admin = await browser!.context.newPage();
+    await admin.goto(memory.url);
+    await admin.getByTestId('login-ada').click();
+    await admin.getByTestId('plan-unavailable').filter({ hasText: /^Guarded rollouts need Redis/ }).waitFor();
+    await admin.screenshot({ path: path.join(SHOTS, '13-in-memory-no-guarded-rollouts.png'), fullPage: true });
+    await admin.close();
     const page = await browser!.context.newPage();
     await page.goto(memory.url);
     await page.getByTestId('login-carol').click();

@@ -82,7 +82,9 @@ function Checkout() {
 
   const pay = async (path: string) => {
     const { status: code, body } = await post(path);
-    setResult(code === 200 ? `Paid (${(body as { flow: string }).flow})` : `Refused: HTTP ${code}`);
+    if (code === 200) setResult(`Paid (${(body as { flow: string }).flow})`);
+    else if (code >= 500) setResult(`Failed: HTTP ${code}${(body as { reason?: string })?.reason ? ` (${(body as { reason: string }).reason})` : ''}`);
+    else setResult(`Refused: HTTP ${code}`);
   };
 
   return (

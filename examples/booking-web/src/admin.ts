@@ -20,6 +20,11 @@ export interface FlagState {
 }
 
 export interface AuditEntry {
+  /** The audit stream's id: unique per entry. */
+  id: string;
+  /** A flag write, a shared evaluator's, or a rollout plan's transition. */
+  kind: 'flag' | 'evaluator' | 'plan';
+  key: string;
   version: number;
   time: number;
   actor: string;
@@ -106,4 +111,163 @@ export function findSplit(targeting: Json, variant = 'on', otherVariant = 'off')
     return null;
   };
   return visit(targeting, (value) => value);
+}
+
+// ---- guarded rollouts: the plan of a flag (admin API) and the demo's switches (/demo/*) ----------
+
+export type GuardSpec = { metric: 'errors' } | { metric: 'latency'; quantile: number } | { metric: 'event'; name: string };
+
+/** One arm over the current stage, as the controller summed it. */
+export interface ArmSummary {
+  requests: number;
+  errors: number;
+  /** Log-spaced latency histogram: bucket i holds (1.25^(i-1), 1.25^i] ms. */
+  histogram: number[];
+  units: number;
+}
+
+export interface GuardEvidence {
+  guard: GuardSpec;
+  evidence: number;
+  ratioLowerBound: number;
+  regressed: boolean;
+  control: { n: number; bad: number };
+  treatment: { n: number; bad: number };
+}
+
+export type PlanState = 'draft' | 'running' | 'paused' | 'rolled_back' | 'completed';
+
+/** A rollout plan as the admin API returns it (the fields the panel shows). */
+export interface Plan {
+  flag: string;
+  treatment: string;
+  control: string;
+  stages: { percent: number; minDurationSec: number; minRequests: number; minUnits: number; absolute?: { maxErrorRate?: number; maxP99Ms?: number } }[];
+  guards: GuardSpec[];
+  alpha: number;
+  state: PlanState;
+  stage: number;
+  holdReason: string | null;
+  evidence: { stage: { treatment: ArmSummary; control: ArmSummary; targeted: ArmSummary }; guards: GuardEvidence[] } | null;
+  last: { action: string; reason: string; actor: string; at: number } | null;
+  planVersion: number;
+  stageEnteredAt: number | null;
+}
+
+export type PlanLoad = { kind: 'plan'; plan: Plan } | { kind: 'none' } | { kind: 'unavailable'; message: string };
+
+/** The demo's switches and the controller's pulse (`GET /demo/status`, the Nest demo only). */
+export interface DemoStatus {
+  store: 'redis' | 'memory';
+  guardedRollouts: { available: true; controller: { intervalMs: number; ticks: number; leader: boolean | null }; plan: unknown } | { available: false; why: string };
+  traffic: { on: boolean; ratePerSec: number; sent: number; fast: number; classic: number; refused: number; fastFailed: number; classicFailed: number; customers: number };
+  fault: { failRate: number };
+}
+
+/** Everything the panel shows, read together: one fresh state per load, never pieces of different ages. */
+export interface AdminState {
+  flag: FlagState;
+  audit: AuditEntry[];
+  plan: PlanLoad;
+  /** null: this server has no demo switches (e.g. examples/booking-web/server.js). */
+  demo: DemoStatus | null;
+}
+
+async function loadPlan(key: string): Promise<PlanLoad> {
+  const res = await fetch(`/rollgate/admin/plans/${encodeURIComponent(key)}`, { headers: headers() });
+  if (res.status === 404) return { kind: 'none' };
+  const body = (await res.json().catch(() => ({}))) as { plan?: Plan; message?: string };
+  if (res.ok && body.plan) return { kind: 'plan', plan: body.plan };
+  return { kind: 'unavailable', message: body.message ?? `admin API: HTTP ${res.status}` };
+}
+
+async function loadDemoStatus(): Promise<DemoStatus | null> {
+  const res = await fetch('/demo/status', { headers: headers() });
+  return res.ok ? ((await res.json()) as DemoStatus) : null;
+}
+
+/** The flag, its recent audit, its plan and the demo's switches; null when the admin API does not let this user in. */
+export async function loadAdminState(key: string): Promise<AdminState | null> {
+  const [flag, audit, plan, demo] = await Promise.all([loadFlag(key), loadAudit(key, 8), loadPlan(key), loadDemoStatus()]);
+  return flag ? { flag, audit, plan, demo } : null;
+}
+
+async function post(path: string, body: unknown, extra: Record<string, string> = {}): Promise<{ ok: boolean; status: number; body: { message?: string; error?: string } & Record<string, unknown> }> {
+  const res = await fetch(path, { method: 'POST', headers: headers({ 'Content-Type': 'application/json', ...extra }), body: JSON.stringify(body ?? {}) });
+  return { ok: res.ok, status: res.status, body: (await res.json().catch(() => ({}))) as { message?: string } };
+}
+
+function failure(r: { status: number; body: { message?: string; error?: string } }): string {
+  return r.body.message ?? r.body.error ?? `HTTP ${r.status}`;
+}
+
+/** Creates the plan (replacing a finished one) and starts it, through the admin API: audited under the admin's name. */
+export async function startPlan(spec: unknown, reason: string): Promise<string | null> {
+  const created = await post('/rollgate/admin/plans', spec, { 'Rollgate-Reason': reason });
+  if (!created.ok) return failure(created);
+  const started = await post(`/rollgate/admin/plans/${encodeURIComponent((spec as { flag: string }).flag)}/start`, {}, { 'Rollgate-Reason': reason });
+  return started.ok ? null : failure(started);
+}
+
+export async function planAction(key: string, action: 'rollback' | 'pause' | 'resume', reason: string): Promise<string | null> {
+  const r = await post(`/rollgate/admin/plans/${encodeURIComponent(key)}/${action}`, {}, { 'Rollgate-Reason': reason });
+  return r.ok ? null : failure(r);
+}
+
+export async function setTraffic(on: boolean): Promise<string | null> {
+  const r = await post('/demo/traffic', { on });
+  return r.ok ? null : failure(r);
+}
+
+export async function setFault(failRate: number): Promise<string | null> {
+  const r = await post('/demo/fault', { failRate });
+  return r.ok ? null : failure(r);
+}
+
+/**
+ * Calls `onChange` on every change from anywhere — a flag (the CLI, another admin, the
+ * controller) or a plan (every controller tick while one runs) — and when the stream (re)connects.
+ * The admin API's `GET /events` stream is read with fetch, since EventSource cannot send the
+ * Authorization header. Returns the function that stops.
+ */
+export function watchAdminEvents(onChange: (event: string) => void): () => void {
+  const abort = new AbortController();
+  const loop = async () => {
+    while (!abort.signal.aborted) {
+      try {
+        const res = await fetch('/rollgate/admin/events', { headers: headers({ Accept: 'text/event-stream' }), signal: abort.signal });
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        onChange('connected'); // whatever changed while not connected
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+            const event = /^event: (.*)$/m.exec(buffer.slice(0, end))?.[1];
+            buffer = buffer.slice(end + 2);
+            if (event) onChange(event);
+          }
+        }
+      } catch {
+        // gone (server restart, network): try again in a second
+      }
+      if (!abort.signal.aborted) await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  };
+  void loop();
+  return () => abort.abort();
+}
+
+/** Quantile `q` of a log-spaced histogram, ms (the upper edge of its bucket, as the controller reads it). */
+export function quantileMs(histogram: readonly number[], q: number): number | null {
+  const total = histogram.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  let seen = 0;
+  for (let i = 0; i < histogram.length; i++) {
+    seen += histogram[i]!;
+    if (seen >= q * total) return i >= histogram.length - 1 ? Infinity : 1.25 ** i;
+  }
+  return null;
 }
