@@ -499,6 +499,19 @@ describe('plan status', () => {
     }
     expect(human.stderr()).toContain('stopped');
   });
+
+  it('--watch started before the plan exists waits for it, then prints it', async () => {
+    const env = newEnv();
+    await seeded(env);
+    const watcher = spawnBin(['--redis', redis.url, '--env', env, 'plan', 'status', 'fast-payment', '--watch']);
+    try {
+      await watcher.waitFor('stderr', 'flag "fast-payment" has no rollout plan yet; waiting for one');
+      ok(await cli(env, ['plan', 'create', 'fast-payment', ...RAMP]));
+      await watcher.waitFor('stdout', /^plan of "fast-payment" \(env "[^"]+"\): draft, stage 1\/4 \(5%\)/);
+    } finally {
+      expect(await watcher.stop('SIGTERM')).toBe(0);
+    }
+  });
 });
 
 describe('rollgate controller', () => {

@@ -14,7 +14,6 @@ import {
   type StageSpec,
 } from '@rollgate/rollouts';
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
 import { CommandContext, type CliDependencies } from '../context';
 import { FileValidationError, UsageError } from '../errors';
 import { parseJsonFile } from '../flag-file';
@@ -579,18 +578,19 @@ async function watchStatus(ctx: CommandContext, deps: CliDependencies, flag: str
   try {
     await withRollouts(
       ctx,
-      async (rollouts, store) => {
-        let plan = await rollouts.get(flag);
+      async (rollouts) => {
         const print = (p: Plan) => {
           const view = statusView(ctx.env, p);
           if (ctx.out.json) ctx.out.record(view, '');
           else ctx.out.result(view, () => statusLines(view));
         };
-        print(plan);
-        ctx.out.status({ status: 'watching', env: ctx.env, flag, planVersion: plan.planVersion }, `watching the plan of "${flag}" in env "${ctx.env}" (Ctrl-C to stop)`);
+        // a watcher may start before the plan exists (or after it was removed): it waits for one
+        let plan = await rollouts.plans.get(flag);
+        if (plan) print(plan);
+        else ctx.out.warn(`flag "${flag}" has no rollout plan yet; waiting for one`);
+        ctx.out.status({ status: 'watching', env: ctx.env, flag, planVersion: plan?.planVersion ?? 0 }, `watching the plan of "${flag}" in env "${ctx.env}" (Ctrl-C to stop)`);
         let stopped = false;
         let failing = false;
-        let removed = false;
         let chain = Promise.resolve();
         const check = () => {
           chain = chain.then(async () => {
@@ -606,35 +606,28 @@ async function watchStatus(ctx: CommandContext, deps: CliDependencies, flag: str
             if (failing) ctx.out.status({ status: 'available' }, 'Redis is reachable again');
             failing = false;
             if (next === undefined) {
-              if (!removed) ctx.out.warn(`the plan of "${flag}" was removed; waiting for a new one`);
-              removed = true;
+              if (plan) ctx.out.warn(`the plan of "${flag}" was removed; waiting for a new one`);
+              plan = undefined;
               return;
             }
-            removed = false;
-            if (next.planVersion === plan.planVersion && next.id === plan.id) return;
+            if (plan && next.planVersion === plan.planVersion && next.id === plan.id) return;
+            const first = plan === undefined;
             plan = next;
-            if (!ctx.out.json) ctx.deps.io.stdout('\n');
+            if (!ctx.out.json && !first) ctx.deps.io.stdout('\n');
             print(plan);
           });
         };
-        const sub = (store.connection as unknown as { duplicate(): Redis }).duplicate(); // a Redis or a Cluster: both duplicate() with no arguments
-        sub.on('error', () => undefined); // reported through the checks; ioredis reconnects and resubscribes
-        sub.on('message', (_channel: string, message: string) => {
-          try {
-            if ((JSON.parse(message) as { flag?: unknown }).flag !== flag) return;
-          } catch {
-            // not ours to judge: check anyway
-          }
-          check();
+        // every plan write is announced; the periodic check covers a lost announcement
+        const unwatch = rollouts.watchPlans((changed) => {
+          if (changed === flag) check();
         });
-        sub.subscribe(store.keys.planChanges).catch(() => undefined); // the periodic check stands in
         const timer = setInterval(check, 1000);
         try {
           await stop.promise;
         } finally {
           stopped = true;
           clearInterval(timer);
-          sub.disconnect();
+          unwatch();
           await chain;
         }
         ctx.out.info('stopped');
