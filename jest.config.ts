@@ -2,7 +2,7 @@ import type { Config } from 'jest';
 
 // One project per package so `jest --selectProjects core` works; @rollgate/* maps to the
 // sources, so tests never run against stale build output.
-const packages = ['core', 'redis', 'rollouts', 'server', 'express', 'cli', 'nest', 'web'];
+const packages = ['core', 'redis', 'rollouts', 'server', 'express', 'cli', 'nest', 'web', 'dashboard'];
 // Beyond the packages: the booking demo's browser end-to-end test (it runs the built demo, as
 // `npm start` does), and the packaging check (packs every package above, installs the tarballs).
 const others = [

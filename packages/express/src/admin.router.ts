@@ -1,13 +1,65 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { ConfigError } from '@rollgate/redis';
 import { AdminApi, ADMIN_BODY_METHODS, type AdminApiOptions, type AdminRequest, type AdminResponse, type IdentityOptions } from '@rollgate/server';
+import type * as Dashboard from '@rollgate/dashboard';
 import { getRequestIdentity } from './request-identity';
 import { identity as identityMiddleware, sendUnauthorized } from './identity.middleware';
+
+/** Where the dashboard is served and from which files (see {@link AdminRouterOptions.dashboard}). */
+export interface AdminDashboardOptions {
+  /** The page is `${path}/` below the router's mount point, its files `${path}/assets/…`. @default '/rollgate' */
+  path?: string;
+  /** The built files. @default @rollgate/dashboard's `dashboardDir` */
+  dir?: string;
+}
 
 export interface AdminRouterOptions extends AdminApiOptions {
   /** Verify callers here; without it, `identity()` must run before this router. */
   identity?: IdentityOptions;
   /** Largest JSON body accepted. @default '256kb' */
   bodyLimit?: string;
+  /**
+   * Serve the admin dashboard (the `@rollgate/dashboard` package, installed beside this one) at
+   * `/rollgate/` — or `${path}/` — below the router. The page and its files are public static
+   * files (they hold no data); everything it shows comes from the admin API, behind `authorize`.
+   * @default off
+   */
+  dashboard?: boolean | AdminDashboardOptions;
+}
+
+/**
+ * @rollgate/dashboard, loaded only when the dashboard is on: this package has no runtime
+ * dependency on it (an optional peer).
+ */
+function loadDashboard(): typeof Dashboard {
+  try {
+    return require('@rollgate/dashboard') as typeof Dashboard; // eslint-disable-line @typescript-eslint/no-require-imports
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && String((e as Error).message).includes('@rollgate/dashboard')) {
+      throw new ConfigError('adminRouter: `dashboard` needs the @rollgate/dashboard package: `npm install @rollgate/dashboard` (or turn the option off)');
+    }
+    throw e;
+  }
+}
+
+function serveDashboard(router: Router, option: true | AdminDashboardOptions): void {
+  const files = loadDashboard().openDashboard(option, 'adminRouter: dashboard');
+  const at = files.path === '/' ? '' : files.path;
+  const handle = (req: Request, res: Response, next: NextFunction) => {
+    // below the mount point: '' for `/rollgate` (redirected to `/rollgate/`), '/', '/index.html', '/assets/…'
+    const url = req.originalUrl ?? req.url;
+    const q = url.indexOf('?');
+    const urlPath = q < 0 ? url : url.slice(0, q);
+    const below = req.path.slice(at.length);
+    // `/ops` for a router mounted at /ops reaches it as '/': the page still needs its trailing slash
+    const path = below === '/' && !urlPath.endsWith('/') ? '' : below;
+    files.serve({ path, urlPath, search: q < 0 ? '' : url.slice(q), acceptEncoding: req.headers['accept-encoding'] }).then((out) => {
+      res.status(out.status).set(out.headers);
+      if (out.body) res.send(out.body);
+      else res.end();
+    }, next);
+  };
+  router.get([at === '' ? '/' : at, `${at}/index.html`, `${at}/assets`, `${at}/assets/*file`], handle);
 }
 
 /** The admin API router; `close()` ends its open event streams (call it before closing the server). */
@@ -22,11 +74,13 @@ function send(res: Response, out: AdminResponse): void {
  * `authorize(identity)` accepts; flag writes require If-Match (the version read) and answer 409 on
  * conflict, 400 with the path-qualified message on invalid input. The routes, under
  * `/rollgate/admin`, are AdminApi's (see @rollgate/server): flags, evaluators, audit, revert,
- * explain, plans and their actions and series, and `/events` (server-sent events).
+ * explain, plans and their actions and series, and `/events` (server-sent events). With
+ * `dashboard: true`, the admin dashboard's static files at `/rollgate/`.
  */
 export function adminRouter(options: AdminRouterOptions): AdminRouter {
   const api = new AdminApi(options);
   const router = Router() as AdminRouter;
+  if (options.dashboard !== undefined && options.dashboard !== false) serveDashboard(router, options.dashboard);
   const streams = new Set<() => void>();
   // Without its own identity options the router relies on an identity() mounted before it; a
   // request that arrives without one is refused before its body is read.

@@ -1,5 +1,23 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { ChangeStream, OfrepEvaluator, identityAttributeNames, ofrepBodyParserRefusal, ofrepError, ofrepPathKey, writeOfrepResponse, type ChangeStreamOptions, type IdentityOptions, type OfrepOptions } from '@rollgate/server';
+import {
+  ChangeStream,
+  EVENTS_PATH,
+  EventIntake,
+  OfrepEvaluator,
+  eventsBodyParserRefusal,
+  eventsCorsHeaders,
+  eventsError,
+  identityAttributeNames,
+  ofrepBodyParserRefusal,
+  ofrepError,
+  ofrepPathKey,
+  writeOfrepResponse,
+  type ChangeStreamOptions,
+  type IdentityOptions,
+  type OfrepOptions,
+  type OutcomeSink,
+  type TrackingOptions,
+} from '@rollgate/server';
 import type { RollgateProvider } from '@rollgate/redis';
 import { ConfigError } from '@rollgate/redis';
 import { getRequestIdentity } from './request-identity';
@@ -16,6 +34,14 @@ export interface OfrepRouterOptions extends Pick<OfrepOptions, 'clientVisible' |
   bodyLimit?: string;
   /** The SSE change stream (OFREP eventStreams); false to turn it off. @default on */
   stream?: false | Omit<ChangeStreamOptions, 'events'>;
+  /**
+   * Accept events from browsers at `POST /rollgate/v1/events` (the web provider's `track()`):
+   * allow-listed names, counted in the arms of the variants the server evaluates for the caller,
+   * rate-limited. Needs `outcomes`. @default off (the route answers 404)
+   */
+  tracking?: TrackingOptions;
+  /** Where accepted events are counted: the same `OutcomeRecorder` as `recordOutcomes({ sink })`. */
+  outcomes?: { sink: OutcomeSink };
 }
 
 export interface OfrepRouter extends Router {
@@ -40,6 +66,8 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
     identityAttributes: identityAttributeNames(options.identity?.claims),
     exposedMetadata: options.exposedMetadata ?? [],
   });
+  if (options.tracking && !options.outcomes?.sink) throw new ConfigError('ofrep: tracking needs outcomes: { sink } (an OutcomeRecorder from @rollgate/rollouts) to count the events in');
+  const intake = options.tracking ? new EventIntake({ ...options.tracking, evaluator, sink: options.outcomes!.sink }) : undefined;
   const origins = new Set(options.cors?.origins ?? []);
   const router = Router() as OfrepRouter;
   const send = writeOfrepResponse;
@@ -60,6 +88,17 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
         res.status(204).end();
         return;
       }
+    }
+    next();
+  });
+
+  router.use(EVENTS_PATH, (req: Request, res: Response, next: NextFunction) => {
+    const preflight = req.method === 'OPTIONS';
+    const cors = eventsCorsHeaders(req.headers.origin, origins, preflight);
+    res.set(cors);
+    if (preflight && cors['Access-Control-Allow-Origin']) {
+      res.status(204).end();
+      return;
     }
     next();
   });
@@ -92,6 +131,27 @@ export function ofrep(options: OfrepRouterOptions): OfrepRouter {
     const who = getRequestIdentity(req);
     if (!who) return unauthorized(res);
     send(res, evaluator.single(String(req.params.key), who, req.body));
+  });
+
+  if (intake) {
+    const parseEvents = (req: Request, res: Response, next: NextFunction) =>
+      parse(req, res, (err?: unknown) => {
+        if (!err) return next();
+        const out = eventsBodyParserRefusal(err);
+        if (out) send(res, out);
+        else next(err);
+      });
+    router.post(EVENTS_PATH, authenticate, parseEvents, (req: Request, res: Response) => {
+      const who = getRequestIdentity(req);
+      if (!who) return unauthorized(res);
+      send(res, intake.handle(who, req.body));
+    });
+  } else {
+    router.post(EVENTS_PATH, (_req: Request, res: Response) => send(res, eventsError('not-configured')));
+  }
+  router.use(EVENTS_PATH, (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (!err) return next();
+    send(res, eventsBodyParserRefusal(err) ?? eventsError('internal'));
   });
 
   // What fails before a route runs: a flag key that is not valid percent-encoding (the router

@@ -1,5 +1,5 @@
 export { RollgateModule } from './rollgate.module';
-export type { RollgateAdminOptions, RollgateLogger, RollgateModuleAsyncOptions, RollgateModuleOptions, RollgateOfrepOptions } from './rollgate-module-options';
+export type { RollgateAdminOptions, RollgateDashboardOptions, RollgateLogger, RollgateModuleAsyncOptions, RollgateModuleOptions, RollgateOfrepOptions } from './rollgate-module-options';
 export { RequireFeature } from './require-feature.decorator';
 export type { RequireFeatureOptions } from './require-feature.decorator';
 export { RequireFeatureGuard } from './require-feature.guard';

@@ -1,7 +1,19 @@
 import { Controller, Get, Inject, Optional, Options, Post, Req, Res, VERSION_NEUTRAL, type OnModuleInit, type Type } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ConfigError } from '@rollgate/redis';
-import { IdentityError, ofrepBodyParserRefusal, ofrepError, ofrepPathKey, writeOfrepResponse, type Identity, type OfrepResponse } from '@rollgate/server';
+import {
+  EVENTS_PATH,
+  IdentityError,
+  eventsBodyParserRefusal,
+  eventsCorsHeaders,
+  eventsError,
+  ofrepBodyParserRefusal,
+  ofrepError,
+  ofrepPathKey,
+  writeOfrepResponse,
+  type Identity,
+  type OfrepResponse,
+} from '@rollgate/server';
 import { readJsonBody, type ExpressRequest, type ExpressResponse } from './http-body';
 import type { OfrepRegistration } from './rollgate-module-options';
 import type { OfrepRuntime, RollgateRuntime } from './rollgate.runtime';
@@ -12,6 +24,9 @@ import { ROLLGATE_RUNTIME } from './tokens';
 // change stream with a ticket, OFREP error bodies, CORS for listed origins, a body size limit.
 
 const EVALUATE_PATH = /\/ofrep\/v1\/evaluate\/flags(?:\/[^/]+)?\/?$/;
+const EVENTS_ROUTE = EVENTS_PATH.slice(1); // 'rollgate/v1/events', under the controller's path
+const EVENTS_PATH_END = /\/rollgate\/v1\/events\/?$/;
+const EVENTS_REFUSALS = { tooLarge: eventsError('body-too-large'), notJson: eventsError('body-not-json') };
 
 /** Every answer goes out as the Express router sends it (the same function). */
 const send: (res: ExpressResponse, out: OfrepResponse) => void = writeOfrepResponse;
@@ -49,6 +64,7 @@ export class OfrepController implements OnModuleInit {
     }
     adapter.use((err: { status?: number; type?: string } | undefined, req: ExpressRequest, res: ExpressResponse, next: (err?: unknown) => void) => {
       const path = (req.originalUrl ?? req.url ?? '').split('?')[0]!;
+      if (err && req.method === 'POST' && EVENTS_PATH_END.test(path)) return this.eventsBodyRefused(err, req, res, next);
       if (!err || req.method !== 'POST' || !EVALUATE_PATH.test(path)) return next(err);
       const key = ofrepPathKey(path);
       this.cors(req, res); // as the Express router, whose CORS step runs before its body parser
@@ -97,6 +113,31 @@ export class OfrepController implements OnModuleInit {
     send(res, this.ofrep.evaluator.single(key, who, read.body));
   }
 
+  @Options(EVENTS_ROUTE)
+  eventsPreflight(@Req() req: ExpressRequest, @Res() res: ExpressResponse): void {
+    this.eventsCors(req, res, true);
+    res.status(204).end();
+  }
+
+  /** Browser events (the web provider's track()): judged and counted by the same EventIntake code as the Express router's. */
+  @Post(EVENTS_ROUTE)
+  async track(@Req() req: ExpressRequest, @Res() res: ExpressResponse): Promise<void> {
+    this.eventsCors(req, res, false);
+    const intake = this.ofrep.tracking;
+    if (!intake) return send(res, eventsError('not-configured'));
+    const who = await this.caller(req, res);
+    if (!who) return;
+    const read = await readJsonBody(req, res, this.ofrep.bodyLimit, EVENTS_REFUSALS);
+    if (!read.ok) return send(res, read.response);
+    let out: OfrepResponse;
+    try {
+      out = intake.handle(who, read.body);
+    } catch {
+      out = eventsError('internal'); // a bug (or a throwing sink): as the Express router's error handler answers
+    }
+    send(res, out);
+  }
+
   /** EventSource cannot send Authorization: the stream is authorised by the ticket from a bulk response. */
   @Get('ofrep/v1/events')
   events(@Req() req: ExpressRequest, @Res() res: ExpressResponse): void {
@@ -106,6 +147,23 @@ export class OfrepController implements OnModuleInit {
       return;
     }
     this.ofrep.stream.handle(req, res, req.query?.ticket, req.query?.since);
+  }
+
+  /** Sets the events route's CORS headers (the server's function, as the Express router's). */
+  private eventsCors(req: ExpressRequest, res: ExpressResponse, preflight: boolean): void {
+    for (const [name, value] of Object.entries(eventsCorsHeaders(req.headers.origin, this.ofrep.origins, preflight))) res.setHeader(name, value);
+  }
+
+  /** What Nest's body parser refused on the events route, answered in the Express router's order. */
+  private eventsBodyRefused(err: unknown, req: ExpressRequest, res: ExpressResponse, next: (err?: unknown) => void): void {
+    this.eventsCors(req, res, false);
+    if (!this.ofrep.tracking) return send(res, eventsError('not-configured'));
+    const refused = eventsBodyParserRefusal(err);
+    if (!refused) return next(err);
+    void this.runtime.identify(req).then(
+      () => send(res, refused),
+      (e: unknown) => send(res, e instanceof IdentityError ? eventsError('unauthorized') : eventsError('internal')),
+    );
   }
 
   private cors(req: ExpressRequest, res: ExpressResponse): void {

@@ -1,7 +1,7 @@
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common';
 import type { Provider } from '@openfeature/server-sdk';
 import { ConfigError, type FlagStore, type RedisFlagStoreOptions, type RollgateProviderOptions } from '@rollgate/redis';
-import type { ChangeStreamOptions, Identity, IdentityOptions, OfrepOptions, OutcomeSink } from '@rollgate/server';
+import type { ChangeStreamOptions, Identity, IdentityOptions, OfrepOptions, OutcomeSink, TrackingOptions } from '@rollgate/server';
 
 /** The OFREP controller: bulk + single evaluation and the SSE change stream, as `@rollgate/express`'s `ofrep()`. */
 export interface RollgateOfrepOptions extends Pick<OfrepOptions, 'clientVisible' | 'clientAttributes' | 'exposedMetadata'> {
@@ -13,6 +13,12 @@ export interface RollgateOfrepOptions extends Pick<OfrepOptions, 'clientVisible'
   bodyLimit?: number | string;
   /** The SSE change stream (OFREP eventStreams); false to turn it off. @default on */
   stream?: false | Omit<ChangeStreamOptions, 'events'>;
+  /**
+   * Accept events from browsers at `POST {path}/rollgate/v1/events` (the web provider's `track()`):
+   * allow-listed names, counted in the arms of the variants the server evaluates for the caller,
+   * rate-limited. Needs the module's `outcomes`. @default off (the route answers 404)
+   */
+  tracking?: TrackingOptions;
   /**
    * Class decorators applied to the controller, e.g. your own `@Public()` so that a global auth
    * guard lets the SSE stream through (EventSource sends no Authorization; its ticket is its credential).
@@ -34,8 +40,23 @@ export interface RollgateAdminOptions {
   path?: string;
   /** Largest JSON body accepted, in bytes or as '256kb' / '1mb'. @default '256kb' (Nest's own JSON parser stops at 100kb unless you raise it) */
   bodyLimit?: number | string;
-  /** Class decorators applied to the controller, e.g. your own auth guard or `@ApiExcludeController()`. */
+  /** Class decorators applied to the controller (and to the dashboard's), e.g. your own auth guard or `@ApiExcludeController()`. */
   decorators?: readonly ClassDecorator[];
+  /**
+   * Serve the admin dashboard (the `@rollgate/dashboard` package, installed beside this one) at
+   * `${path}/rollgate/` — or at `dashboard.path` below `path`. The page and its files are public
+   * static files (they hold no data); everything it shows comes from the admin API, behind
+   * `authorize`. With forRootAsync, give it in forRootAsync's own `admin`. @default off
+   */
+  dashboard?: boolean | RollgateDashboardOptions;
+}
+
+/** Where the admin dashboard is served and from which files. */
+export interface RollgateDashboardOptions {
+  /** Below the admin controller's `path`: the page is `${path}/`, its files `${path}/assets/…`. @default '/rollgate' */
+  path?: string;
+  /** The built files. @default @rollgate/dashboard's `dashboardDir` */
+  dir?: string;
 }
 
 /** Receives warnings (provider not ready at boot) and one debug line per refusal. @default Nest's Logger('Rollgate') */
@@ -98,7 +119,7 @@ export interface RollgateModuleAsyncOptions extends Pick<ModuleMetadata, 'import
    * Registers the admin API controller (fixed when the module is defined, like `ofrep`). The
    * factory's options must then contain `admin: { authorize }`. @default off
    */
-  admin?: boolean | Pick<RollgateAdminOptions, 'path' | 'decorators'>;
+  admin?: boolean | Pick<RollgateAdminOptions, 'path' | 'decorators' | 'dashboard'>;
 }
 
 /** A controller's static part (route prefix and class decorators). */
@@ -107,7 +128,10 @@ export interface ControllerRegistration {
   decorators: readonly ClassDecorator[];
 }
 export type OfrepRegistration = ControllerRegistration;
-export type AdminRegistration = ControllerRegistration;
+export interface AdminRegistration extends ControllerRegistration {
+  /** The dashboard's controller is registered too. */
+  dashboard?: true | RollgateDashboardOptions;
+}
 
 const DOCS = 'see docs/nest.md';
 
@@ -169,6 +193,10 @@ export function validateModuleOptions(options: RollgateModuleOptions): void {
       fail("ofrep.cors.origins must be an array of exact origins such as 'https://app.example' ('*' is refused: responses are per user)");
     }
     if (ofrep.stream !== undefined && ofrep.stream !== false && typeof ofrep.stream !== 'object') fail('ofrep.stream must be false or ChangeStream options');
+    if (ofrep.tracking !== undefined) {
+      if (!ofrep.tracking || typeof ofrep.tracking !== 'object') fail("ofrep.tracking must be an object: { trackedEvents: ['checkout.completed'], ... }");
+      if (!options.outcomes) fail('ofrep.tracking needs `outcomes: { sink }` (an OutcomeRecorder from @rollgate/rollouts) to count the events in');
+    }
     if (ofrep.decorators !== undefined && (!Array.isArray(ofrep.decorators) || ofrep.decorators.some((d) => typeof d !== 'function'))) {
       fail('ofrep.decorators must be an array of class decorators');
     }
@@ -185,6 +213,13 @@ export function validateModuleOptions(options: RollgateModuleOptions): void {
     if (admin.decorators !== undefined && (!Array.isArray(admin.decorators) || admin.decorators.some((d) => typeof d !== 'function'))) {
       fail('admin.decorators must be an array of class decorators');
     }
+    checkDashboardOption(admin.dashboard);
+  }
+}
+
+function checkDashboardOption(dashboard: unknown): void {
+  if (dashboard !== undefined && typeof dashboard !== 'boolean' && (dashboard === null || typeof dashboard !== 'object' || Array.isArray(dashboard))) {
+    fail('admin.dashboard must be true, false or { path?, dir? }');
   }
 }
 
@@ -195,8 +230,11 @@ export function ofrepRegistration(ofrep: boolean | Pick<RollgateOfrepOptions, 'p
   return controllerRegistration('ofrep', ofrep);
 }
 
-export function adminRegistration(admin: boolean | Pick<RollgateAdminOptions, 'path' | 'decorators'> | undefined): AdminRegistration | undefined {
-  return controllerRegistration('admin', admin);
+export function adminRegistration(admin: boolean | Pick<RollgateAdminOptions, 'path' | 'decorators' | 'dashboard'> | undefined): AdminRegistration | undefined {
+  const registration = controllerRegistration('admin', admin);
+  if (!registration || typeof admin !== 'object' || admin === null) return registration;
+  checkDashboardOption(admin.dashboard);
+  return admin.dashboard === undefined || admin.dashboard === false ? registration : { ...registration, dashboard: admin.dashboard };
 }
 
 function controllerRegistration(name: 'ofrep' | 'admin', given: boolean | { path?: string; decorators?: readonly ClassDecorator[] } | undefined): ControllerRegistration | undefined {
@@ -230,5 +268,9 @@ export function checkAdminAgainstRegistration(options: RollgateModuleOptions, re
   }
   if (registered && options.admin?.path !== undefined && options.admin.path !== registered.path) {
     fail(`admin.path from the factory (${JSON.stringify(options.admin.path)}) differs from forRootAsync's admin.path (${JSON.stringify(registered.path)}); give it in forRootAsync only`);
+  }
+  const dashboard = options.admin?.dashboard;
+  if (registered && dashboard !== undefined && JSON.stringify(dashboard || undefined) !== JSON.stringify(registered.dashboard)) {
+    fail(`admin.dashboard from the factory (${JSON.stringify(dashboard)}) differs from forRootAsync's admin.dashboard (${JSON.stringify(registered.dashboard ?? false)}); its controller is registered when the module is defined: give it in forRootAsync only`);
   }
 }

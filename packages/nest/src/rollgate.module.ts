@@ -3,6 +3,7 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { ConfigError } from '@rollgate/redis';
 import { EvaluationContextInterceptor } from './evaluation-context.interceptor';
 import { adminControllerFor } from './admin.controller';
+import { dashboardControllerFor } from './dashboard.controller';
 import { ofrepControllerFor } from './ofrep.controller';
 import {
   adminRegistration,
@@ -26,7 +27,7 @@ export class RollgateModule {
   static forRoot(options: RollgateModuleOptions): DynamicModule {
     validateModuleOptions(options); // fail where the module is defined, not at first request
     const ofrep = options.ofrep ? ofrepRegistration({ path: options.ofrep.path ?? '', decorators: options.ofrep.decorators ?? [] }) : undefined;
-    const admin = options.admin ? adminRegistration({ path: options.admin.path ?? '', decorators: options.admin.decorators ?? [] }) : undefined;
+    const admin = options.admin ? adminRegistration({ path: options.admin.path ?? '', decorators: options.admin.decorators ?? [], ...(options.admin.dashboard !== undefined ? { dashboard: options.admin.dashboard } : {}) }) : undefined;
     return define(options.global ?? true, [], { provide: ROLLGATE_MODULE_OPTIONS, useValue: options }, ofrep, admin);
   }
 
@@ -52,7 +53,7 @@ function define(
     module: RollgateModule,
     global,
     imports,
-    controllers: [...(ofrep ? [ofrepControllerFor(ofrep)] : []), ...(admin ? [adminControllerFor(admin)] : [])],
+    controllers: [...(ofrep ? [ofrepControllerFor(ofrep)] : []), ...(admin ? [adminControllerFor(admin)] : []), ...(admin?.dashboard ? [dashboardControllerFor(admin)] : [])],
     providers: [
       optionsProvider,
       { provide: ROLLGATE_RUNTIME, useFactory: (opts: RollgateModuleOptions) => RollgateRuntime.start(opts, ofrep, admin), inject: [ROLLGATE_MODULE_OPTIONS] },

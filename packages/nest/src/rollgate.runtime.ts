@@ -6,6 +6,7 @@ import { ConfigError, RedisFlagStore, RollgateProvider, type BaseFlagStore, type
 import {
   AdminApi,
   ChangeStream,
+  EventIntake,
   OfrepEvaluator,
   createIdentityResolver,
   currentExposures,
@@ -35,6 +36,8 @@ export interface OfrepRuntime {
   readonly stream: ChangeStream | undefined;
   readonly origins: ReadonlySet<string>;
   readonly bodyLimit: number;
+  /** The events endpoint, when `ofrep.tracking` is set. */
+  readonly tracking: EventIntake | undefined;
 }
 
 /** What the admin controller needs, built once at start-up. */
@@ -230,7 +233,10 @@ function createOfrep(provider: Provider, options: RollgateModuleOptions): OfrepR
   const stream = ofrep.stream === false ? undefined : new ChangeStream({ ...(ofrep.stream ?? {}), events: source.events });
   if (stream) evaluatorOptions.etagSalt = () => stream.etagSalt();
   const evaluator = new OfrepEvaluator(evaluatorOptions);
-  return { evaluator, stream, origins: new Set(ofrep.cors?.origins ?? []), bodyLimit: parseBodyLimit(ofrep.bodyLimit) };
+  const sink = options.outcomes?.sink;
+  if (ofrep.tracking && !sink) throw new ConfigError('RollgateModule: ofrep.tracking needs `outcomes: { sink }` to count the events in (see docs/nest.md)');
+  const tracking = ofrep.tracking ? new EventIntake({ ...ofrep.tracking, evaluator, sink: sink! }) : undefined;
+  return { evaluator, stream, origins: new Set(ofrep.cors?.origins ?? []), bodyLimit: parseBodyLimit(ofrep.bodyLimit), tracking };
 }
 
 function createAdmin(store: FlagStore | undefined, options: RollgateModuleOptions): AdminRuntime {

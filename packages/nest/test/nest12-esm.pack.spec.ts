@@ -10,7 +10,7 @@ import { packPackages, requireRegistry, run, tarballDependencies } from '../../.
 // Exclude it locally with: npx jest --selectProjects nest --testPathIgnorePatterns nest12
 // (Every package, CommonJS and ESM, with Nest 11: test/packaging.spec.ts.)
 
-const PACKAGES = ['core', 'redis', 'server', 'nest'];
+const PACKAGES = ['core', 'redis', 'rollouts', 'server', 'nest'];
 
 const flags = {
   beta: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ in: ['pilot', { var: 'roles' }] }, 'on', 'off'] } },

@@ -54,7 +54,8 @@ type OfrepFlag =
   | { key: string; errorCode: string; errorDetails?: string };
 
 const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
-const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store', Vary: 'Authorization' };
+/** Headers of every OFREP (and events) answer: per user, never cached. */
+export const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'private, no-store', Vary: 'Authorization' };
 const MAX_CLIENT_STRING = 256;
 /**
  * Before the first load. OFREP's error statuses are 400, 404 and 500 (clients treat others as
@@ -71,7 +72,8 @@ function defaultVisible(_key: string, definition: Readonly<FlagDefinition>): boo
 }
 
 export class OfrepEvaluator {
-  private readonly source: OfrepSource;
+  /** Where the flags are read. */
+  readonly source: OfrepSource;
   private readonly visible: (flagKey: string, definition: Readonly<FlagDefinition>) => boolean;
   private readonly clientAttributes: ReadonlySet<string>;
   private readonly exposedMetadata: readonly string[];
@@ -95,10 +97,10 @@ export class OfrepEvaluator {
   /** `POST /ofrep/v1/evaluate/flags`: every client-visible flag, values only, with an ETag. */
   bulk(caller: Caller, body: unknown, ifNoneMatch: string | undefined): OfrepResponse {
     if (!this.loaded()) return NOT_LOADED;
-    const ctx = this.context(caller, body);
+    const ctx = this.contextFor(caller, body);
     if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
     const snapshot = this.source.snapshot;
-    const keys = snapshot.keys().filter((k) => this.visible(k, snapshot.definition(k)!));
+    const keys = this.visibleKeys(snapshot);
     const flags = snapshot.evaluateAll(ctx.context, { keys }).map((r) => this.toOfrep(r));
     const etag = `"${createHash('sha256').update(this.etagSalt()).update(JSON.stringify(flags)).digest('base64url').slice(0, 32)}"`;
     const headers = { ...JSON_HEADERS, ETag: etag };
@@ -111,7 +113,7 @@ export class OfrepEvaluator {
   /** `POST /ofrep/v1/evaluate/flags/{key}`: one client-visible flag. */
   single(flagKey: string, caller: Caller, body: unknown): OfrepResponse {
     if (!this.loaded()) return { ...NOT_LOADED, body: { key: flagKey, ...NOT_LOADED.body } };
-    const ctx = this.context(caller, body);
+    const ctx = this.contextFor(caller, body);
     if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { key: flagKey, errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
     const snapshot = this.source.snapshot;
     const definition = snapshot.definition(flagKey);
@@ -123,15 +125,22 @@ export class OfrepEvaluator {
   }
 
   /** False until the provider has loaded its flags: an empty answer then would read as "no flags". */
-  private loaded(): boolean {
+  loaded(): boolean {
     return this.source.health === undefined || this.source.health().syncedAt !== undefined;
   }
 
+  /** The keys of the flags browsers may see in this snapshot. */
+  visibleKeys(snapshot: FlagSnapshot): string[] {
+    return snapshot.keys().filter((k) => this.visible(k, snapshot.definition(k)!));
+  }
+
   /**
-   * Only allow-listed, primitive client attributes, never one the identity mapping owns (even
-   * when this caller's claims lack it); then the identity, which always wins.
+   * The context a request body's `context` evaluates with: only allow-listed, primitive client
+   * attributes, never one the identity mapping owns (even when this caller's claims lack it);
+   * then the identity, which always wins. The events endpoint builds its context here too, so an
+   * event is attributed to what this caller's OFREP requests are served.
    */
-  private context(caller: Caller, body: unknown): { context: EvaluationContext } | { error: string } {
+  contextFor(caller: Caller, body: unknown): { context: EvaluationContext } | { error: string } {
     if (typeof caller?.context !== 'object' || caller.context === null || !Array.isArray(caller.mappedNames)) {
       throw new TypeError('ofrep: evaluate for the verified Identity ({ context, mappedNames }), not a bare context');
     }
@@ -231,7 +240,7 @@ export function ofrepError(refusal: OfrepRefusal, options: { key?: string | unde
 }
 
 /** body-parser's error types (besides too large / not JSON) that refuse the request: answered with their 4xx status. */
-const BODY_PARSER_REFUSALS = new Set(['charset.unsupported', 'encoding.unsupported', 'request.aborted', 'request.size.invalid', 'entity.verify.failed']);
+export const BODY_PARSER_REFUSALS: ReadonlySet<string> = new Set(['charset.unsupported', 'encoding.unsupported', 'request.aborted', 'request.size.invalid', 'entity.verify.failed']);
 
 /**
  * The OFREP answer to what body-parser (express.json, Nest's own parser) refuses: too large, not

@@ -1,3 +1,3 @@
 export { RollgateWebProvider } from './rollgate-web.provider';
-export type { RollgateWebProviderOptions, EventSourceConstructor, EventSourceLike, FetchLike, HeaderEntries } from './options';
+export type { RollgateWebProviderOptions, EventSourceConstructor, EventSourceLike, FetchLike, HeaderEntries, TrackingSettings } from './options';
 export { WebConfigError } from './errors';

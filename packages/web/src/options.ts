@@ -60,7 +60,35 @@ export interface RollgateWebProviderOptions {
   fetchImplementation?: FetchLike;
   /** EventSource to use; inject the `eventsource` package where there is none (Node < 22). @default globalThis.EventSource */
   eventSource?: EventSourceConstructor;
+  /**
+   * `track()`: events posted in batches to the server's events endpoint (`tracking` on its
+   * `ofrep()` router or Nest OFREP controller), with the same headers and credentials as the
+   * OFREP requests; `false` turns track() into a no-op. @default on, with the defaults below
+   */
+  tracking?: false | TrackingSettings;
   logger?: Logger;
+}
+
+export interface TrackingSettings {
+  /** Path of the events endpoint under `baseUrl`. @default '/rollgate/v1/events' */
+  path?: string;
+  /** A batch is sent this long after its first event. @default 1000 */
+  flushIntervalMs?: number;
+  /** ...or as soon as it holds this many events (keep it at most the server's maxEventsPerRequest, 50 by default). @default 20 */
+  maxBatchSize?: number;
+  /**
+   * When the page is hidden or left, send with `navigator.sendBeacon` if it can carry the request:
+   * no `headersFactory` (cookies only), an endpoint on the page's origin. Otherwise (and when
+   * false) a `fetch` with `keepalive: true`. @default true
+   */
+  beacon?: boolean;
+}
+
+export interface ResolvedTracking {
+  path: string;
+  flushIntervalMs: number;
+  maxBatchSize: number;
+  beacon: boolean;
 }
 
 export interface ResolvedOptions {
@@ -77,6 +105,7 @@ export interface ResolvedOptions {
   refetchOnVisible: boolean;
   fetch: FetchLike;
   eventSource: EventSourceConstructor | undefined;
+  tracking: ResolvedTracking | undefined;
   logger: Logger | undefined;
 }
 
@@ -126,6 +155,7 @@ export function resolveOptions(options: RollgateWebProviderOptions = {}): Resolv
   const inactivity = options.inactivityDelaySec;
   if (inactivity !== undefined && (typeof inactivity !== 'number' || !(inactivity > 0))) throw new WebConfigError(`options.inactivityDelaySec must be a number > 0, got ${String(inactivity)}`);
   return {
+    tracking: resolveTracking(options.tracking),
     baseUrl,
     headersFactory: options.headersFactory,
     credentials,
@@ -141,6 +171,17 @@ export function resolveOptions(options: RollgateWebProviderOptions = {}): Resolv
     eventSource: options.eventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource,
     logger: options.logger,
   };
+}
+
+function resolveTracking(tracking: RollgateWebProviderOptions['tracking']): ResolvedTracking | undefined {
+  if (tracking === false) return undefined;
+  if (tracking !== undefined && (typeof tracking !== 'object' || tracking === null)) throw new WebConfigError('options.tracking must be false or { path?, flushIntervalMs?, maxBatchSize?, beacon? }');
+  const path = tracking?.path ?? '/rollgate/v1/events';
+  if (typeof path !== 'string' || !path.startsWith('/') || path.startsWith('//')) throw new WebConfigError(`options.tracking.path must be a path under baseUrl starting with "/", got "${String(path)}"`);
+  const maxBatchSize = tracking?.maxBatchSize ?? 20;
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1 || maxBatchSize > 1000) throw new WebConfigError(`options.tracking.maxBatchSize must be an integer from 1 to 1000, got ${String(maxBatchSize)}`);
+  if (tracking?.beacon !== undefined && typeof tracking.beacon !== 'boolean') throw new WebConfigError('options.tracking.beacon must be a boolean');
+  return { path, flushIntervalMs: positive('tracking.flushIntervalMs', tracking?.flushIntervalMs, 1000), maxBatchSize, beacon: tracking?.beacon ?? true };
 }
 
 /** Normalises what `headersFactory` returned into pairs for `Headers`. */

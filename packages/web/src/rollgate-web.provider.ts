@@ -26,7 +26,9 @@ import {
   type JsonValue,
   type Provider,
   type ResolutionDetails,
+  type TrackingEventDetails,
 } from '@openfeature/web-sdk';
+import { EventBatcher } from './event-batcher';
 import { FlagEventStream } from './flag-event-stream';
 import { headerPairs, resolveOptions, type ResolvedOptions, type RollgateWebProviderOptions } from './options';
 
@@ -74,6 +76,8 @@ export class RollgateWebProvider implements Provider {
   private inactivityTimer: ReturnType<typeof setTimeout> | undefined;
   private suspended = false;
   private visibilityHandler: (() => void) | undefined;
+  /** Created at the first track(); closed (pending events sent) with the provider. */
+  private tracker: EventBatcher | undefined;
   private closed = false;
 
   constructor(options: RollgateWebProviderOptions = {}) {
@@ -130,6 +134,25 @@ export class RollgateWebProvider implements Provider {
     this.visibilityHandler = undefined;
     this.api.close();
     this.api = this.createApi(); // usable again if the SDK re-initializes this instance
+    this.tracker?.close();
+    this.tracker = undefined;
+  }
+
+  /**
+   * Queues an event for the server's events endpoint (batched; see README.md "Tracking"). The
+   * server counts it in the arms of the flag variants IT evaluates for the caller's identity; only
+   * the name and a numeric `details.value` are sent. Never throws; what the server refuses is
+   * dropped with one `logger.warn`.
+   */
+  track(trackingEventName: string, context: EvaluationContext, trackingEventDetails?: TrackingEventDetails): void {
+    const settings = this.options.tracking;
+    if (this.closed || !settings) return;
+    try {
+      this.tracker ??= new EventBatcher(this.options, settings);
+    } catch {
+      return;
+    }
+    this.tracker.track(trackingEventName, context, trackingEventDetails);
   }
 
   resolveBooleanEvaluation(flagKey: string, defaultValue: boolean): ResolutionDetails<boolean> {

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import * as web from '@rollgate/web';
-import type { EventSourceConstructor, EventSourceLike, FetchLike, HeaderEntries, RollgateWebProviderOptions } from '@rollgate/web';
+import type { EventSourceConstructor, EventSourceLike, FetchLike, HeaderEntries, RollgateWebProviderOptions, TrackingSettings } from '@rollgate/web';
 
 describe('public API of @rollgate/web', () => {
   it('exports exactly these runtime names', () => {
@@ -10,7 +10,8 @@ describe('public API of @rollgate/web', () => {
 
   it('exports the documented types (checked by tsc as part of npm test)', () => {
     const headers: HeaderEntries = { Authorization: 'Bearer x' };
-    const options: RollgateWebProviderOptions = { baseUrl: 'http://localhost:3000', headersFactory: () => headers, credentials: 'include', bootstrap: { a: true } };
+    const tracking: TrackingSettings = { flushIntervalMs: 1000, maxBatchSize: 20, beacon: true, path: '/rollgate/v1/events' };
+    const options: RollgateWebProviderOptions = { baseUrl: 'http://localhost:3000', headersFactory: () => headers, credentials: 'include', bootstrap: { a: true }, tracking };
     const fetchLike: FetchLike = (input, init) => fetch(input, init);
     const source: EventSourceConstructor | undefined = undefined as unknown as new (url: string) => EventSourceLike;
     expect(new web.RollgateWebProvider({ ...options, fetchImplementation: fetchLike, ...(source ? { eventSource: source } : {}) }).metadata.name).toBe('rollgate-web');

@@ -4,6 +4,8 @@ import express from 'express';
 import jwt from 'jsonwebtoken';
 import { RedisFlagStore, RollgateProvider } from '@rollgate/redis';
 import { ofrep, type OfrepRouter } from '@rollgate/express';
+import { OutcomeRecorder } from '@rollgate/rollouts';
+import type { TrackingOptions } from '@rollgate/server';
 import { startRedis, type TestRedis } from '../../../redis/test/support/redis-server';
 
 // A real OFREP server for the provider tests: redis-server + RollgateProvider + the Express
@@ -43,18 +45,25 @@ export function tokenFor(user: keyof typeof users, expiresIn = 300): string {
   return jwt.sign({ sub: user, ...users[user] }, SECRET, { algorithm: 'HS256', expiresIn });
 }
 
+type SeenRequest = { method: string; path: string; ifNoneMatch: string | undefined; status: number };
+
 export interface OfrepTestServer {
   readonly baseUrl: string;
   readonly writer: RedisFlagStore;
   /** Requests the server saw: method, path (no query), If-None-Match, status. */
-  readonly requests: { method: string; path: string; ifNoneMatch: string | undefined; status: number }[];
+  readonly requests: SeenRequest[];
+  /** Resolves with the first request (already seen or to come) at `index` or later that matches. */
+  request(matches: (r: SeenRequest) => boolean, index?: number): Promise<SeenRequest>;
+  /** With `tracking`: the OutcomeRecorder the events endpoint counts into (real, over the server's Redis). */
+  readonly recorder: OutcomeRecorder | undefined;
   stop(): Promise<void>;
   /** Stops the HTTP server (dropping every connection); `start()` brings a new one up on the same port. */
   start(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startOfrepServer(name: string, options: { ticketSecret?: string } = {}): Promise<OfrepTestServer> {
+export async function startOfrepServer(name: string, options: { ticketSecret?: string; tracking?: TrackingOptions } = {}): Promise<OfrepTestServer> {
+  const { tracking, ...streamOptions } = options;
   const redis: TestRedis = await startRedis();
   const env = `web-${name}-${process.pid}`;
   const writer = new RedisFlagStore({ redis: redis.url, env });
@@ -68,16 +77,38 @@ export async function startOfrepServer(name: string, options: { ticketSecret?: s
   const provider = new RollgateProvider({ store: { redis: redis.url, env } });
   await provider.initialize();
 
+  const recorder = tracking ? new OutcomeRecorder({ store: writer, flushIntervalMs: 2 ** 31 - 1 }) : undefined;
   const requests: OfrepTestServer['requests'] = [];
+  const waiting = new Set<() => void>();
+  const request = (matches: (r: SeenRequest) => boolean, index = 0) =>
+    new Promise<SeenRequest>((resolve) => {
+      const check = () => {
+        const found = requests.slice(index).find(matches);
+        if (!found) return;
+        waiting.delete(check);
+        resolve(found);
+      };
+      waiting.add(check);
+      check();
+    });
   let server: http.Server | undefined;
   let router: OfrepRouter | undefined;
   let port = 0;
 
   const start = async () => {
-    router = ofrep({ provider, identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } }, clientAttributes: ['locale'], stream: { retryMs: 100, heartbeatMs: 60_000, ...options } });
+    router = ofrep({
+      provider,
+      identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } },
+      clientAttributes: ['locale'],
+      stream: { retryMs: 100, heartbeatMs: 60_000, ...streamOptions },
+      ...(tracking ? { tracking, outcomes: { sink: recorder! } } : {}),
+    });
     const app = express();
     app.use((req, res, next) => {
-      res.on('finish', () => requests.push({ method: req.method, path: req.path, ifNoneMatch: req.headers['if-none-match'], status: res.statusCode }));
+      res.on('finish', () => {
+        requests.push({ method: req.method, path: req.path, ifNoneMatch: req.headers['if-none-match'], status: res.statusCode });
+        for (const check of [...waiting]) check();
+      });
       next();
     });
     app.use(router);
@@ -105,10 +136,13 @@ export async function startOfrepServer(name: string, options: { ticketSecret?: s
     baseUrl: `http://127.0.0.1:${port}`,
     writer,
     requests,
+    request,
+    recorder,
     start,
     stop,
     close: async () => {
       await stop();
+      await recorder?.close();
       await provider.onClose();
       await writer.close();
       await redis.stop();
