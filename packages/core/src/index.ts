@@ -25,3 +25,19 @@ export { bucketingKeyFor, defaultRolloutVariant, describeSplit, setRollout, Spli
 export type { RolloutOptions, RolloutResult, SplitBuckets } from './split-edit';
 export { RegressionTest } from './regression-test';
 export type { RegressionObservation, RegressionTestOptions, RegressionTestState } from './regression-test';
+export { ValueComparison, describeValueComparison, valueHistogramBucket, histogramMedian, VALUE_HISTOGRAM_BUCKETS, VALUE_HISTOGRAM_GROWTH } from './value-comparison';
+export type {
+  ValueArmBucket,
+  ValueObservation,
+  ValueComparisonOptions,
+  ValueComparisonResult,
+  ValueComparisonState,
+  ValueArmSummary,
+  ValueCounts,
+  ValueComparisonWords,
+  ValueSumsState,
+  ValueComparedArmState,
+  ValueArmTotalsState,
+} from './value-comparison';
+export { proportionInterval } from './proportion-interval';
+export type { ProportionCounts, ProportionIntervalOptions, ProportionEstimate } from './proportion-interval';

@@ -31,15 +31,22 @@ describe('public API of @rollgate/core', () => {
       'RollgateError',
       'SUPPORTED_OPERATORS',
       'SplitEditError',
+      'VALUE_HISTOGRAM_BUCKETS',
+      'VALUE_HISTOGRAM_GROWTH',
+      'ValueComparison',
       'bucketingKeyFor',
       'changedFlagKeys',
       'compileFlagSet',
       'defaultRolloutVariant',
       'describeSplit',
+      'describeValueComparison',
       'formatIssue',
+      'histogramMedian',
+      'proportionInterval',
       'setRollout',
       'shareProportionally',
       'targetingWithoutSplitWeights',
+      'valueHistogramBucket',
     ]);
   });
 
