@@ -20,7 +20,8 @@ export class AppModule {
           ...options, // readyTimeoutMs: how long start-up waits for the flags (5 s by default)
           jwt: DEMO_JWT, // identity: sub → targetingKey, roles, tenant (the defaults)
           ofrep: {}, // POST /ofrep/v1/evaluate/flags + the SSE change stream, for the React UI
-          admin: { authorize: (who) => Array.isArray(who.context.roles) && who.context.roles.includes('admin') },
+          // the admin API, and the dashboard at /rollgate/ (its page is public; every call it makes is authorized here)
+          admin: { authorize: (who) => Array.isArray(who.context.roles) && who.context.roles.includes('admin'), dashboard: true },
           // With Redis: every request a guard let in or @FeatureValue evaluated counts (5xx, latency)
           // in the arm of the variant it was served — what the rollout controller decides on.
           ...(demo.guarded ? { outcomes: { sink: demo.guarded.recorder } } : {}),

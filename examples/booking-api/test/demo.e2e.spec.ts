@@ -165,6 +165,17 @@ it('shows each demo user the right UI, the API enforces it, and the admin panel 
   expect((await callAs(agent, 'PATCH', '/rollgate/admin/flags/fast-payment', { state: 'DISABLED' })).status).toBe(403);
   await admin.screenshot({ path: path.join(SHOTS, '3-admin-panel.png') });
 
+  // The Rollgate dashboard is served at /rollgate/ and signs the admin in with the demo's token.
+  const dashboard = await admin.context().newPage();
+  await dashboard.goto(new URL('/rollgate/', demo!.url).href);
+  const token = await admin.evaluate(() => sessionStorage.getItem('rollgate.token'));
+  expect(token).toEqual(expect.any(String)); // set by the demo's sign-in
+  await dashboard.evaluate((t) => sessionStorage.setItem('rollgate.token', t), token!);
+  await dashboard.reload();
+  await dashboard.getByTestId('flag-fast-payment').waitFor();
+  await dashboard.screenshot({ path: path.join(SHOTS, '3b-dashboard.png') });
+  await dashboard.close();
+
   // Kill switch in the panel: the agent's already-open page hides the button within 1 s, without a reload.
   const navigations: string[] = [];
   agent.on('framenavigated', (frame) => navigations.push(frame.url()));

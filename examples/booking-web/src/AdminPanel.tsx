@@ -110,6 +110,9 @@ export function AdminPanel() {
         <h2>
           Admin · <code>{FLAG}</code> <small className="meta">version <span data-testid="admin-version">{flag.version}</span></small>
         </h2>
+        <p className="meta">
+          Every flag, segment, plan and change: <a href="/rollgate/" data-testid="dashboard-link">open the Rollgate dashboard</a>
+        </p>
         <div className="row">
           <span>
             Kill switch:{' '}

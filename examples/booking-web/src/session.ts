@@ -10,6 +10,8 @@ export const DEMO_USERS = [
 export type DemoUserName = (typeof DEMO_USERS)[number]['name'];
 
 const KEY = 'booking-web.session';
+/** Where @rollgate/dashboard reads its bearer token. */
+const DASHBOARD_TOKEN_KEY = 'rollgate.token';
 
 export interface Session {
   user: DemoUserName;
@@ -30,6 +32,8 @@ export async function signIn(user: DemoUserName): Promise<Session> {
   if (!res.ok) throw new Error(`login failed: HTTP ${res.status}`);
   const session = { user, token: await res.text() };
   sessionStorage.setItem(KEY, JSON.stringify(session));
+  // the Rollgate dashboard (/rollgate/, same origin) sends this token to the admin API
+  sessionStorage.setItem(DASHBOARD_TOKEN_KEY, session.token);
   return session;
 }
 
@@ -50,6 +54,7 @@ export function sessionRoles(session: Session | null): string[] {
 
 export function signOut(): void {
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(DASHBOARD_TOKEN_KEY);
 }
 
 /** Calls the API as the signed-in user. */
