@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
-import { describeSplit, RegressionTest } from '@rollgate/core';
+import { describeSplit, describeValueComparison, RegressionTest, ValueComparison } from '@rollgate/core';
 import { FencedError, type RedisFlagStore } from '@rollgate/redis';
 import { quantileBucket, quantileMs } from './histogram';
 import { ControllerLease } from './lease';
 import type { ArmCounts, SecondCounts } from './outcome-reader';
-import type { ArmSummary, GuardEvidence, Plan, PlanEvidence } from './plan';
+import type { ArmSummary, GuardEvidence, GuardSpec, Plan, PlanEvidence } from './plan';
 import { freshStage, nextStage, Rollouts, slowCount, BASELINE_MIN_REQUESTS } from './rollouts';
 import { positiveInteger, type RolloutLogger } from './validation';
 
@@ -43,24 +43,65 @@ export interface PlanStep {
   reason: string;
 }
 
-/** A RegressionTest per guard, restored from the plan or new. Alpha is split evenly across guards. */
-function guardTests(plan: Plan): { evidence: GuardEvidence; test: RegressionTest }[] {
+type GuardTest = { evidence: GuardEvidence; test: RegressionTest } | { evidence: GuardEvidence; value: ValueComparison };
+
+/** Users' signals come sparsely: they are compared per minute, so that a second with an empty arm does not waste them. */
+function perMinute(guard: GuardSpec): boolean {
+  return guard.metric === 'clientErrors' || guard.metric === 'feedback';
+}
+
+/** The test of each guard (a RegressionTest, or a ValueComparison for a value guard), restored from the plan or new. Alpha is split evenly across guards. */
+function guardTests(plan: Plan): GuardTest[] {
   const alpha = plan.alpha / plan.guards.length;
   return plan.guards.map((guard, i) => {
     const stored = plan.evidence?.guards[i];
-    const test = stored && JSON.stringify(stored.guard) === JSON.stringify(guard) ? RegressionTest.fromJSON(stored.test) : new RegressionTest({ alpha });
-    const evidence: GuardEvidence = stored
-      ? { ...stored, control: { ...stored.control }, treatment: { ...stored.treatment } }
+    const same = stored !== undefined && JSON.stringify(stored.guard) === JSON.stringify(guard);
+    const evidence: GuardEvidence = same
+      ? { ...stored, control: { ...stored.control }, treatment: { ...stored.treatment }, ...(stored.pending ? { pending: structuredClone(stored.pending) } : {}) }
       : { guard, test: null, evidence: 1, ratioLowerBound: 0, regressed: false, control: { n: 0, bad: 0 }, treatment: { n: 0, bad: 0 } };
-    return { evidence, test };
+    if (guard.metric === 'value') {
+      const value = same ? ValueComparison.fromJSON(stored.test) : new ValueComparison({ alpha, better: guard.better ?? 'lower', margin: guard.margin ?? 0 });
+      return { evidence, value };
+    }
+    return { evidence, test: same ? RegressionTest.fromJSON(stored.test) : new RegressionTest({ alpha }) };
   });
 }
+
+/** The (n, bad) a per-second guard compares in one arm and second; undefined when the guard cannot judge it yet. */
+function badCounts(guard: GuardSpec, c: ArmCounts, thresholds: Plan['thresholds']): { n: number; bad: number } | undefined {
+  switch (guard.metric) {
+    case 'errors':
+      return { n: c.requests, bad: c.errors };
+    case 'latency':
+      return thresholds ? { n: c.requests, bad: slowCount(c.histogram, thresholds, guard.quantile) } : undefined;
+    case 'event':
+      // events per request; more events than requests in a second counts as every request bad
+      return { n: c.requests, bad: Math.min(c.events[guard.name] ?? 0, c.requests) };
+    case 'clientErrors': {
+      const views = c.events['$pageview'] ?? 0;
+      return { n: views, bad: Math.min(c.events['$client_error'] ?? 0, views) };
+    }
+    case 'feedback': {
+      const negative = c.events['$feedback.negative'] ?? 0;
+      return { n: negative + (c.events['$feedback.neutral'] ?? 0) + (c.events['$feedback.positive'] ?? 0), bad: negative };
+    }
+    default:
+      return undefined;
+  }
+}
+
+const NO_COUNTS: ArmCounts = { requests: 0, errors: 0, histogram: [], events: {}, values: {} };
 
 function summarize(into: ArmSummary, c: ArmCounts | undefined): void {
   if (!c) return;
   into.requests += c.requests;
   into.errors += c.errors;
   for (let i = 0; i < c.histogram.length; i++) into.histogram[i]! += c.histogram[i]!;
+}
+
+/** An e-value for people: one decimal, or powers of ten once it is huge. */
+function evidenceWords(e: number): string {
+  return e < 1e6 ? e.toFixed(1) : e.toExponential(1);
 }
 
 function pct(x: number): string {
@@ -217,25 +258,11 @@ export class RolloutController {
       if ((t?.requests ?? 0) + (targeted?.requests ?? 0) > 0) evidence.lastTreatmentAt = second;
       evidence.recent.push({ s: second, tr: t?.requests ?? 0, te: t?.errors ?? 0, cr: c?.requests ?? 0, ce: c?.errors ?? 0 });
       if (evidence.controlHistogram && c) for (let i = 0; i < c.histogram.length; i++) evidence.controlHistogram[i]! += c.histogram[i]!;
-      if (!randomized || !t || !c || t.requests === 0 || c.requests === 0) continue;
-      for (const { evidence: g, test } of tests) {
-        let bad: [number, number];
-        if (g.guard.metric === 'errors') bad = [t.errors, c.errors];
-        else if (g.guard.metric === 'latency') {
-          if (!thresholds) continue;
-          bad = [slowCount(t.histogram, thresholds, g.guard.quantile), slowCount(c.histogram, thresholds, g.guard.quantile)];
-        } else {
-          // events per request; more events than requests in a second counts as every request bad
-          const name = g.guard.name;
-          bad = [Math.min(t.events[name] ?? 0, t.requests), Math.min(c.events[name] ?? 0, c.requests)];
-        }
-        test.observe({ treatment: { n: t.requests, bad: bad[0] }, control: { n: c.requests, bad: bad[1] } });
-        g.treatment.n += t.requests;
-        g.treatment.bad += bad[0];
-        g.control.n += c.requests;
-        g.control.bad += bad[1];
-      }
+      if (!randomized) continue;
+      for (const guard of tests) observeSecond(guard, second, t ?? NO_COUNTS, c ?? NO_COUNTS, thresholds);
     }
+    // a minute that is over is compared now (its last second has been read)
+    for (const guard of tests) if ('test' in guard && guard.evidence.pending && guard.evidence.pending.minute < Math.floor((to + 1) / 60)) flushMinute(guard);
     if (to >= from) evidence.cursor = to;
     const windowSec = plan.breaker ? plan.breaker.windowSec : 60;
     evidence.recent = evidence.recent.filter((r) => r.s > evidence.cursor - windowSec);
@@ -246,7 +273,15 @@ export class RolloutController {
         evidence.controlHistogram = null;
       }
     }
-    evidence.guards = tests.map(({ evidence: g, test }) => ({ ...g, test: test.toJSON(), evidence: test.evidence, ratioLowerBound: test.ratioLowerBound, regressed: test.regressed }));
+    evidence.guards = tests.map((guard) => {
+      if ('value' in guard) {
+        const g = guard.evidence.guard as Extract<GuardSpec, { metric: 'value' }>;
+        const ms = (g.unit ?? 'ms') === 'ms';
+        const words = describeValueComparison(guard.value.comparison, { metric: g.name, lower: ms ? 'faster' : 'lower', higher: ms ? 'slower' : 'higher', units: 'values' });
+        return { ...guard.evidence, test: guard.value.toJSON(), evidence: guard.value.evidence, ratioLowerBound: 0, regressed: guard.value.regressed, words };
+      }
+      return { ...guard.evidence, test: guard.test.toJSON(), evidence: guard.test.evidence, ratioLowerBound: guard.test.ratioLowerBound, regressed: guard.test.regressed };
+    });
     const stageUnits = async (arm: string) => this.rollouts.outcomes.units(plan.flag, arm, Math.floor(plan.stageEnteredAt! / 1000), upTo);
     evidence.stage.treatment.units = await stageUnits(tArm);
     evidence.stage.control.units = await stageUnits(cArm);
@@ -270,7 +305,9 @@ export class RolloutController {
       if (g.regressed) {
         return this.rollBack(
           updated,
-          `${describeGuard(g)} regressed: evidence ${g.evidence.toFixed(1)} ≥ ${(plan.guards.length / plan.alpha).toFixed(0)}; treatment ${g.treatment.bad}/${g.treatment.n}, control ${g.control.bad}/${g.control.n}; ratio ≥ ${g.ratioLowerBound.toFixed(2)}×`,
+          g.guard.metric === 'value'
+            ? `${describeGuard(g)} regressed: evidence ${evidenceWords(g.evidence)} ≥ ${(plan.guards.length / plan.alpha).toFixed(0)}; ${g.words ?? ''}`
+            : `${describeGuard(g)} regressed: evidence ${evidenceWords(g.evidence)} ≥ ${(plan.guards.length / plan.alpha).toFixed(0)}; treatment ${g.treatment.bad}/${g.treatment.n}, control ${g.control.bad}/${g.control.n}; ratio ≥ ${g.ratioLowerBound.toFixed(2)}×`,
         );
       }
     }
@@ -360,15 +397,68 @@ export class RolloutController {
   }
 }
 
+/** Feeds one second of both randomized arms to a guard's test (or to its minute in progress). */
+function observeSecond(guard: GuardTest, second: number, t: ArmCounts, c: ArmCounts, thresholds: Plan['thresholds']): void {
+  const g = guard.evidence;
+  if ('value' in guard) {
+    const name = (g.guard as Extract<GuardSpec, { metric: 'value' }>).name;
+    const tv = t.values[name];
+    const cv = c.values[name];
+    if (!tv && !cv) return;
+    const arm = (v: typeof tv) => (v ? { n: v.n, sum: v.sum, sumSquares: v.sumSquares, histogram: v.histogram } : { n: 0, sum: 0, sumSquares: 0 });
+    guard.value.observe({ stratum: Math.floor(second / 60), treatment: arm(tv), control: arm(cv) });
+    g.treatment.n += tv?.n ?? 0;
+    g.control.n += cv?.n ?? 0;
+    return;
+  }
+  const tb = badCounts(g.guard, t, thresholds);
+  const cb = badCounts(g.guard, c, thresholds);
+  if (!tb || !cb) return;
+  g.treatment.n += tb.n;
+  g.treatment.bad += tb.bad;
+  g.control.n += cb.n;
+  g.control.bad += cb.bad;
+  if (!perMinute(g.guard)) {
+    if (tb.n > 0 && cb.n > 0) guard.test.observe({ treatment: tb, control: cb });
+    return;
+  }
+  const minute = Math.floor(second / 60);
+  if (g.pending && g.pending.minute !== minute) flushMinute(guard);
+  const p = (g.pending ??= { minute, control: { n: 0, bad: 0 }, treatment: { n: 0, bad: 0 } });
+  p.treatment.n += tb.n;
+  p.treatment.bad += tb.bad;
+  p.control.n += cb.n;
+  p.control.bad += cb.bad;
+}
+
+/** Compares a per-minute guard's minute in progress and starts afresh. */
+function flushMinute(guard: Extract<GuardTest, { test: RegressionTest }>): void {
+  const p = guard.evidence.pending;
+  if (!p) return;
+  if (p.treatment.n > 0 && p.control.n > 0) guard.test.observe({ treatment: p.treatment, control: p.control });
+  delete guard.evidence.pending;
+}
+
 function mergeSummaries(a: ArmSummary, b: ArmSummary): ArmSummary {
   return { requests: a.requests + b.requests, errors: a.errors + b.errors, units: a.units + b.units, histogram: a.histogram.map((x, i) => x + b.histogram[i]!) };
 }
 
 export function describeGuard(g: Pick<GuardEvidence, 'guard'>): string {
   const guard = g.guard;
-  if (guard.metric === 'errors') return 'error rate';
-  if (guard.metric === 'latency') return `latency (requests slower than the control's p${Math.round(guard.quantile * 100)})`;
-  return `event "${guard.name}"`;
+  switch (guard.metric) {
+    case 'errors':
+      return 'error rate';
+    case 'latency':
+      return `latency (requests slower than the control's p${Math.round(guard.quantile * 100)})`;
+    case 'event':
+      return `event "${guard.name}"`;
+    case 'clientErrors':
+      return 'errors in users\' pages';
+    case 'feedback':
+      return 'negative feedback';
+    case 'value':
+      return `${guard.name} (${guard.better === 'higher' ? 'higher' : 'lower'} is better${guard.margin ? `, margin ${Math.round(guard.margin * 100)}%` : ''})`;
+  }
 }
 
 export function formatDuration(sec: number): string {

@@ -1,4 +1,5 @@
 import type { RedisFlagStore } from '@rollgate/redis';
+import { VALUE_HISTOGRAM_BUCKETS } from '@rollgate/core';
 import { LATENCY_BUCKETS } from './histogram';
 
 /** One arm's counts, over one second or merged over several. */
@@ -9,6 +10,20 @@ export interface ArmCounts {
   histogram: number[];
   /** Tracked events by name. */
   events: Record<string, number>;
+  /** Events with a value, by name: count, sums and histogram (ValueComparison's ValueArmBucket). */
+  values: Record<string, ValueSums>;
+}
+
+export interface ValueSums {
+  n: number;
+  sum: number;
+  sumSquares: number;
+  /** VALUE_HISTOGRAM_BUCKETS counts (core's valueHistogramBucket). */
+  histogram: number[];
+}
+
+function emptyValues(): ValueSums {
+  return { n: 0, sum: 0, sumSquares: 0, histogram: new Array<number>(VALUE_HISTOGRAM_BUCKETS).fill(0) };
 }
 
 /** Every arm's counts in one second, as all instances recorded them. */
@@ -21,7 +36,7 @@ export interface SecondCounts {
 
 export function emptyCounts(): ArmCounts {
   // events by name: a null prototype, so a name such as "__proto__" is a plain entry
-  return { requests: 0, errors: 0, histogram: new Array<number>(LATENCY_BUCKETS).fill(0), events: Object.create(null) as Record<string, number> };
+  return { requests: 0, errors: 0, histogram: new Array<number>(LATENCY_BUCKETS).fill(0), events: Object.create(null) as Record<string, number>, values: Object.create(null) as Record<string, ValueSums> };
 }
 
 /** Adds `b` into `a` (in place) and returns `a`. */
@@ -30,6 +45,13 @@ export function addCounts(a: ArmCounts, b: ArmCounts): ArmCounts {
   a.errors += b.errors;
   for (let i = 0; i < LATENCY_BUCKETS; i++) a.histogram[i]! += b.histogram[i] ?? 0;
   for (const [name, n] of Object.entries(b.events)) a.events[name] = (a.events[name] ?? 0) + n;
+  for (const [name, v] of Object.entries(b.values)) {
+    const into = a.values[name] ?? (a.values[name] = emptyValues());
+    into.n += v.n;
+    into.sum += v.sum;
+    into.sumSquares += v.sumSquares;
+    for (let i = 0; i < VALUE_HISTOGRAM_BUCKETS; i++) into.histogram[i]! += v.histogram[i] ?? 0;
+  }
   return a;
 }
 
@@ -93,6 +115,21 @@ function parseHash(reply: unknown): Map<string, ArmCounts> {
       } catch {
         // not one of ours
       }
+    } else if (what.startsWith('v:')) {
+      // v:<name>:(n|sum|sq|h<i>) — the name is encoded, so it holds no ':'
+      const colon = what.lastIndexOf(':');
+      let name: string;
+      try {
+        name = decodeURIComponent(what.slice(2, colon));
+      } catch {
+        continue;
+      }
+      const part = what.slice(colon + 1);
+      const v = c.values[name] ?? (c.values[name] = emptyValues());
+      if (part === 'n') v.n += n;
+      else if (part === 'sum') v.sum += n;
+      else if (part === 'sq') v.sumSquares += n;
+      else if (/^h\d+$/.test(part) && Number(part.slice(1)) < VALUE_HISTOGRAM_BUCKETS) v.histogram[Number(part.slice(1))]! += n;
     } else if (/^h\d+$/.test(what)) {
       const i = Number(what.slice(1));
       if (i < LATENCY_BUCKETS) c.histogram[i]! += n;

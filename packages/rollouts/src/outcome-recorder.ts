@@ -1,4 +1,5 @@
 import { ConfigError, type RedisFlagStore } from '@rollgate/redis';
+import { valueHistogramBucket } from '@rollgate/core';
 import { armOf, type Exposure } from './exposure';
 import { latencyBucket, LATENCY_BUCKETS } from './histogram';
 import { runScript } from './scripts';
@@ -29,14 +30,31 @@ export interface RequestOutcome {
   readonly durationMs: number;
 }
 
+/** Values of one event name in one arm and second: what ValueComparison reads (integers, for HINCRBY). */
+interface ValueSums {
+  n: number;
+  sum: number;
+  sumSquares: number;
+  /** valueHistogramBucket → count */
+  histogram: Map<number, number>;
+}
+
 /** Counts of one arm in one second (or in total). */
 interface ArmCounts {
   requests: number;
   errors: number;
   histogram: Uint32Array;
   events: Map<string, number>;
+  values: Map<string, ValueSums>;
   units: Set<string>;
 }
+
+/**
+ * Largest value recorded; larger ones are recorded as this (10^7: 2.8 h in ms, 100,000.00 in
+ * cents). It keeps the variance finite for the statistics and a second's Σ value² far inside
+ * Redis' 64-bit integers.
+ */
+export const MAX_EVENT_VALUE = 10_000_000;
 
 /** Cumulative counts per flag and arm since the recorder started (Prometheus). */
 export interface ArmTotals {
@@ -57,7 +75,7 @@ type MutableTotals = { -readonly [K in keyof ArmTotals]: ArmTotals[K] } & { even
 const EMPTY_UNITS: ReadonlySet<string> = new Set();
 
 function newCounts(): ArmCounts {
-  return { requests: 0, errors: 0, histogram: new Uint32Array(LATENCY_BUCKETS), events: new Map(), units: new Set() };
+  return { requests: 0, errors: 0, histogram: new Uint32Array(LATENCY_BUCKETS), events: new Map(), values: new Map(), units: new Set() };
 }
 
 /**
@@ -113,13 +131,27 @@ export class OutcomeRecorder {
     }
   }
 
-  /** Counts a tracked event (e.g. `payment.failed`) in the arm of every exposure given. */
-  recordEvent(name: string, exposures: readonly Exposure[]): void {
+  /**
+   * Counts a tracked event (e.g. `payment.failed`) in the arm of every exposure given. With a
+   * `value` (e.g. the ms a checkout took), also its sums and histogram per arm, for ValueComparison:
+   * rounded to a whole number from 0 to MAX_EVENT_VALUE.
+   */
+  recordEvent(name: string, exposures: readonly Exposure[], value?: number): void {
     if (this.closed || exposures.length === 0) return;
     const second = Math.floor(this.now() / 1000);
+    const v = value === undefined || !Number.isFinite(value) ? undefined : Math.min(MAX_EVENT_VALUE, Math.max(0, Math.round(value)));
     for (const exposure of exposures) {
       const counts = this.countsFor(second, exposure);
       counts.events.set(name, (counts.events.get(name) ?? 0) + 1);
+      if (v !== undefined) {
+        let sums = counts.values.get(name);
+        if (!sums) counts.values.set(name, (sums = { n: 0, sum: 0, sumSquares: 0, histogram: new Map() }));
+        sums.n++;
+        sums.sum += v;
+        sums.sumSquares += v * v;
+        const b = valueHistogramBucket(v);
+        sums.histogram.set(b, (sums.histogram.get(b) ?? 0) + 1);
+      }
       const total = this.totalFor(exposure);
       total.events.set(name, (total.events.get(name) ?? 0) + 1);
     }
@@ -189,6 +221,11 @@ export class OutcomeRecorder {
           if (c.errors > 0) fields.push(`${prefix}err`, c.errors);
           for (let i = 0; i < c.histogram.length; i++) if (c.histogram[i]! > 0) fields.push(`${prefix}h${i}`, c.histogram[i]!);
           for (const [name, n] of c.events) fields.push(`${prefix}ev:${encodeURIComponent(name)}`, n);
+          for (const [name, v] of c.values) {
+            const field = `${prefix}v:${encodeURIComponent(name)}:`;
+            fields.push(`${field}n`, v.n, `${field}sum`, v.sum, `${field}sq`, v.sumSquares);
+            for (const [b, n] of v.histogram) fields.push(`${field}h${b}`, n);
+          }
           if (c.units.size > 0) {
             const key = keys.units(flagKey, arm, Math.floor(second / 60));
             const set = units.get(key) ?? new Set<string>();
@@ -241,6 +278,17 @@ export class OutcomeRecorder {
           t.errors += c.errors;
           for (let i = 0; i < c.histogram.length; i++) t.histogram[i]! += c.histogram[i]!;
           for (const [name, n] of c.events) t.events.set(name, (t.events.get(name) ?? 0) + n);
+          for (const [name, v] of c.values) {
+            const into = t.values.get(name);
+            if (!into) {
+              t.values.set(name, v);
+              continue;
+            }
+            into.n += v.n;
+            into.sum += v.sum;
+            into.sumSquares += v.sumSquares;
+            for (const [b, n] of v.histogram) into.histogram.set(b, (into.histogram.get(b) ?? 0) + n);
+          }
           for (const u of c.units) if (t.units.size < this.maxUnits) t.units.add(u);
         }
       }

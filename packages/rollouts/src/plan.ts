@@ -11,7 +11,18 @@ export type GuardSpec =
   /** Requests slower than the control's p95 / p99, frozen when the plan starts. */
   | { metric: 'latency'; quantile: 0.95 | 0.99 }
   /** A tracked event counted as bad (e.g. `payment.failed` from `client.track`), per request. */
-  | { metric: 'event'; name: string };
+  | { metric: 'event'; name: string }
+  /** Uncaught errors in users' pages (the web provider's `captureErrors`), per page view; compared per minute. */
+  | { metric: 'clientErrors' }
+  /** The share of negative feedback (`sendFeedback`) about this flag; compared per minute. */
+  | { metric: 'feedback' }
+  /**
+   * A value tracked with an event, e.g. `checkout.completed` with the ms it took: rolls back when
+   * the treatment's mean is worse than the control's by more than `margin` (a fraction, default 0),
+   * with an anytime-valid test; reported as "checkout 18% faster (95% interval 9–26%)". `better`:
+   * 'lower' for times (the default), 'higher' for amounts. `unit` 'ms' words it faster / slower.
+   */
+  | { metric: 'value'; name: string; better?: 'lower' | 'higher'; margin?: number; unit?: string };
 
 /** Absolute limits on the treatment arm, for stages without a randomized control (a pilot group, 100%). */
 export interface AbsoluteLimits {
@@ -71,8 +82,12 @@ export type Stage = Required<Omit<StageSpec, 'absolute'>> & Pick<StageSpec, 'abs
 /** Where one guard's test stands. */
 export interface GuardEvidence {
   readonly guard: GuardSpec;
-  /** Serialized RegressionTest. */
+  /** Serialized RegressionTest (ValueComparison for a value guard). */
   test: unknown;
+  /** For guards compared per minute: the minute in progress, not yet fed to the test. */
+  pending?: { minute: number; control: { n: number; bad: number }; treatment: { n: number; bad: number } };
+  /** For a value guard: the comparison in words ("checkout 18% faster (95% interval 9–26%), 1,240 users per arm"). */
+  words?: string;
   evidence: number;
   ratioLowerBound: number;
   regressed: boolean;
@@ -224,8 +239,26 @@ function guard(path: string, value: unknown): GuardSpec {
     case 'event':
       onlyKeys(path, value, ['metric', 'name']);
       return { metric: 'event', name: name(`${path}.name`, value.name) };
+    case 'clientErrors':
+    case 'feedback':
+      onlyKeys(path, value, ['metric']);
+      return { metric: value.metric };
+    case 'value': {
+      onlyKeys(path, value, ['metric', 'name', 'better', 'margin', 'unit']);
+      const out: Extract<GuardSpec, { metric: 'value' }> = { metric: 'value', name: name(`${path}.name`, value.name) };
+      if (value.better !== undefined) {
+        if (value.better !== 'lower' && value.better !== 'higher') fail(`${path}.better`, `must be "lower" or "higher", got ${JSON.stringify(value.better)}`);
+        out.better = value.better;
+      }
+      if (value.margin !== undefined) {
+        if (typeof value.margin !== 'number' || !(value.margin >= 0 && value.margin < 1)) fail(`${path}.margin`, `must be a fraction from 0 to below 1 (0.05: worse by more than 5%), got ${JSON.stringify(value.margin)}`);
+        out.margin = value.margin;
+      }
+      if (value.unit !== undefined) out.unit = name(`${path}.unit`, value.unit);
+      return out;
+    }
     default:
-      return fail(`${path}.metric`, `must be "errors", "latency" or "event", got ${JSON.stringify(value.metric)}`);
+      return fail(`${path}.metric`, `must be "errors", "latency", "event", "clientErrors", "feedback" or "value", got ${JSON.stringify(value.metric)}`);
   }
 }
 

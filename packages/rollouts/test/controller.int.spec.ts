@@ -240,6 +240,58 @@ describe('a running plan', () => {
   });
 });
 
+describe("users' signals as guards", () => {
+  const browserPlan = (guards: PlanSpec['guards']): PlanSpec => ({ ...ramp, guards, stages: [{ percent: 50, minDurationSec: 86_400 }, ramp.stages[3]!] });
+
+  /** Browser signals until the plan is rolled back or `maxSec` passed, ticking every 5 s. */
+  async function driveSignals(h: Harness, signals: Parameters<Traffic['signals']>[2], maxSec: number): Promise<TickResult['plans']> {
+    const traffic = h.traffic({}, { seed: 5 });
+    const steps: TickResult['plans'] = [];
+    for (let t = 0; t < maxSec; t += 5) {
+      await traffic.signals(5, 4, signals);
+      steps.push(...(await h.controller.tick()).plans);
+      if ((await h.controller.rollouts.get('fast-payment')).state === 'rolled_back') break;
+    }
+    return steps;
+  }
+
+  it('rolls back when users\' pages throw more often in the treatment (errors per page view, compared per minute)', async () => {
+    const h = await harness();
+    await h.controller.rollouts.create(browserPlan([{ metric: 'clientErrors' }]), actor);
+    await h.controller.rollouts.start('fast-payment', actor);
+    const steps = await driveSignals(h, (variant, random) => [{ name: '$pageview' }, ...(random() < (variant === 'on' ? 0.15 : 0.02) ? [{ name: '$client_error' }] : [])], 3600);
+    expect(steps.find((s) => s.action === 'rollback')?.reason).toMatch(/^errors in users' pages regressed: evidence \d+\.\d ≥ 20; treatment \d+\/\d+, control \d+\/\d+; ratio ≥ \d\.\d\d×$/);
+  });
+
+  it('rolls back on a higher share of negative feedback', async () => {
+    const h = await harness();
+    await h.controller.rollouts.create(browserPlan([{ metric: 'feedback' }]), actor);
+    await h.controller.rollouts.start('fast-payment', actor);
+    const sentiment = (p: number, random: () => number) => (random() < p ? 'negative' : random() < 0.5 ? 'neutral' : 'positive');
+    const steps = await driveSignals(h, (variant, random) => [{ name: `$feedback.${sentiment(variant === 'on' ? 0.5 : 0.1, random)}` }], 3600);
+    expect(steps.find((s) => s.action === 'rollback')?.reason).toMatch(/^negative feedback regressed: /);
+  });
+
+  it('words a value comparison ("checkout … faster") while it holds, and rolls back when the treatment is slower by more than the margin', async () => {
+    const h = await harness();
+    const guard = { metric: 'value' as const, name: 'checkout.completed', margin: 0.05 };
+    await h.controller.rollouts.create(browserPlan([guard]), actor);
+    await h.controller.rollouts.start('fast-payment', actor);
+    // the treatment is 20% faster: the plan holds (a long stage) and says so in words
+    const time = (mean: number, random: () => number) => Math.round(mean * Math.exp(0.4 * (random() + random() + random() - 1.5)));
+    await driveSignals(h, (variant, random) => [{ name: 'checkout.completed', value: time(variant === 'on' ? 8000 : 10_000, random) }], 1200);
+    const faster = await h.controller.rollouts.get('fast-payment');
+    expect(faster.state).toBe('running');
+    expect(faster.evidence!.guards[0]!.words).toMatch(/^checkout\.completed \d+% faster \(95% interval \d+–\d+%\), [\d,]+ values per arm$/);
+
+    const h2 = await harness();
+    await h2.controller.rollouts.create(browserPlan([guard]), actor);
+    await h2.controller.rollouts.start('fast-payment', actor);
+    const steps = await driveSignals(h2, (variant, random) => [{ name: 'checkout.completed', value: time(variant === 'on' ? 13_000 : 10_000, random) }], 3600);
+    expect(steps.find((s) => s.action === 'rollback')?.reason).toMatch(/^checkout\.completed \(lower is better, margin 5%\) regressed: evidence \d+\.\d(e\+\d+)? ≥ 20; checkout\.completed \d+% slower/);
+  });
+});
+
 describe('plans by hand', () => {
   it('refuses a bad plan with the field and what to do, and writes nothing', async () => {
     const h = await harness();
@@ -249,7 +301,7 @@ describe('plans by hand', () => {
       [{ ...ramp, stages: [{ percent: 20 }, { percent: 5 }] }, "stages[1].percent: must be above the previous stage's 20%: a plan only ramps up (rollback is its own action)"],
       [{ ...ramp, stages: [{ percent: 100 }] }, /^stages\[0\]\.absolute: at 100% there is no control left/],
       [{ ...ramp, stages: [{ percent: 0 }] }, /^stages\[0\]\.absolute: a pilot stage \(percent 0\) serves the treatment only through targeting rules/],
-      [{ ...ramp, guards: [{ metric: 'cpu' }] }, 'guards[0].metric: must be "errors", "latency" or "event", got "cpu"'],
+      [{ ...ramp, guards: [{ metric: 'cpu' }] }, 'guards[0].metric: must be "errors", "latency", "event", "clientErrors", "feedback" or "value", got "cpu"'],
       [{ ...ramp, alpha: 0 }, 'alpha: must be a number above 0 and at most 0.5, got 0'],
       [{ ...ramp, stages: [{ percent: 5, minRequests: -1 }] }, 'stages[0].minRequests: must be an integer from 0 to 1000000000, got -1'],
       [{ ...ramp, evil: true }, 'plan: unknown field "evil" (allowed: flag, treatment, control, stages, guards, alpha, breaker, noDataHoldSec, baselineSec)'],

@@ -43,7 +43,19 @@ export interface TrackingOptions {
   perProcess?: RateLimit;
   /** Callers whose bucket is remembered (least recently used dropped beyond it). @default 10000 */
   maxIdentities?: number;
-  /** The clock of the rate limits, ms. @default Date.now */
+  /**
+   * Uncaught errors reported by pages (`{ "type": "error", "fingerprint", "message", "source" }`),
+   * counted as `$client_error` in the arms the page was served; the same fingerprint from the same
+   * caller counts once per `dedupeMs`. `false` refuses them. @default { dedupeMs: 600000 }
+   */
+  clientErrors?: { dedupeMs?: number } | false;
+  /**
+   * Feedback about a flag (`{ "type": "feedback", "flag", "sentiment", "comment"? }`), counted as
+   * `$feedback.<sentiment>` in the arm of the variant the server evaluates for the caller on that
+   * flag, the comment kept by the sink. `false` refuses it. @default { maxCommentLength: 1000 }
+   */
+  feedback?: { maxCommentLength?: number } | false;
+  /** The clock of the rate limits and of the error de-duplication, ms. @default Date.now */
   now?: () => number;
 }
 
@@ -57,7 +69,11 @@ export interface EventIntakeOptions extends TrackingOptions {
 /** The verdict on one event of a request, at its index in `results`. */
 export type EventResult =
   | { status: 'accepted'; /** Fields of the event that were not used (e.g. a flag or variant: the server decides). */ ignored?: string[] }
-  | { status: 'refused'; reason: 'invalid_event' | 'name_too_long' | 'unknown_event' | 'invalid_value'; details: string };
+  | {
+      status: 'refused';
+      reason: 'invalid_event' | 'name_too_long' | 'unknown_event' | 'invalid_value' | 'not_accepted' | 'duplicate' | 'not_served' | 'invalid_feedback';
+      details: string;
+    };
 
 /** The 202 answer. */
 export interface EventsAccepted {
@@ -89,7 +105,21 @@ export const TRACKING_DEFAULTS = {
 } as const;
 
 const KNOWN_TOP = new Set(['events', 'context']);
-const KNOWN_EVENT = new Set(['name', 'value']);
+const KNOWN_FIELDS = {
+  tracked: new Set(['name', 'value']),
+  pageview: new Set(['type']),
+  error: new Set(['type', 'fingerprint', 'message', 'source']),
+  feedback: new Set(['type', 'flag', 'sentiment', 'comment']),
+} as const;
+const SENTIMENTS = new Set(['positive', 'neutral', 'negative']);
+const FINGERPRINT = /^[0-9a-f]{8,64}$/;
+
+/** An accepted event, ready to count. */
+type Judged =
+  | { kind: 'tracked'; name: string; value: number | undefined }
+  | { kind: 'pageview' }
+  | { kind: 'error'; fingerprint: string }
+  | { kind: 'feedback'; flag: string; sentiment: 'positive' | 'neutral' | 'negative'; comment: string | undefined };
 /** Ignored field names echoed per event or body: at most this many, each cut to this length. */
 const MAX_IGNORED = 8;
 const MAX_IGNORED_NAME = 64;
@@ -140,6 +170,10 @@ export class EventIntake {
   private readonly perIdentity: TokenBuckets;
   private readonly perProcess: TokenBuckets;
   private readonly now: () => number;
+  private readonly errorDedupeMs: number | undefined;
+  private readonly maxCommentLength: number | undefined;
+  /** `<subject>\n<fingerprint>` → when it was counted (oldest first, pruned as they expire). */
+  private readonly seenErrors = new Map<string, number>();
 
   constructor(options: EventIntakeOptions) {
     if (!options?.evaluator) throw new ConfigError('tracking: options.evaluator (the OfrepEvaluator) is required');
@@ -159,7 +193,12 @@ export class EventIntake {
         throw new ConfigError(`tracking.trackedEvents: ${JSON.stringify(name)} is not an event name (1 to ${this.maxNameLength} characters, no control characters)`);
       }
     }
+    for (const name of names as string[]) {
+      if (name.startsWith('$')) throw new ConfigError(`tracking.trackedEvents: ${JSON.stringify(name)} starts with "$", which names Rollgate's own events ($pageview, $client_error, $feedback.*)`);
+    }
     this.allowed = new Set(names as string[]);
+    this.errorDedupeMs = options.clientErrors === false ? undefined : positiveInt('tracking.clientErrors.dedupeMs', options.clientErrors?.dedupeMs, 600_000, 86_400_000);
+    this.maxCommentLength = options.feedback === false ? undefined : positiveInt('tracking.feedback.maxCommentLength', options.feedback?.maxCommentLength, 1000, 10_000);
     if (options.flags !== undefined) {
       if (!Array.isArray(options.flags) || options.flags.some((k) => typeof k !== 'string' || k === '')) throw new ConfigError('tracking.flags must be an array of flag keys');
       this.flags = [...new Set(options.flags)];
@@ -206,14 +245,18 @@ export class EventIntake {
     this.perIdentity.take(caller.subject, cost, now);
     this.perProcess.take('', cost, now);
 
-    const results = events.map((event) => this.judge(event));
-    const accepted: string[] = [];
-    for (let i = 0; i < results.length; i++) if (results[i]!.status === 'accepted') accepted.push((events[i] as { name: string }).name);
-    if (accepted.length > 0) {
-      const exposures = this.exposures(ctx.context);
-      for (const name of accepted) this.sink.recordEvent(name, exposures);
-    }
-    const out: EventsAccepted = { accepted: accepted.length, refused: results.length - accepted.length, results };
+    let exposures: Exposure[] | undefined;
+    const served = () => (exposures ??= this.exposures(ctx.context));
+    const results = events.map((event): EventResult => {
+      const judged = this.judge(event);
+      if ('status' in judged) return judged;
+      const result = this.count(judged, caller.subject, served, now);
+      // fields the event kind does not use (a client's flag or variant: the server decides) are named
+      const ignored = result.status === 'accepted' ? ignoredFields(event as object, KNOWN_FIELDS[judged.kind]) : [];
+      return ignored.length > 0 ? { status: 'accepted', ignored } : result;
+    });
+    const accepted = results.filter((r) => r.status === 'accepted').length;
+    const out: EventsAccepted = { accepted, refused: results.length - accepted, results };
     const ignored = ignoredFields(body, KNOWN_TOP);
     if (ignored.length > 0) out.ignored = ignored;
     return answer(202, out);
@@ -224,20 +267,67 @@ export class EventIntake {
     return this.perIdentity.size;
   }
 
-  private judge(event: unknown): EventResult {
-    if (typeof event !== 'object' || event === null || Array.isArray(event)) {
-      return { status: 'refused', reason: 'invalid_event', details: 'an event must be an object { "name": "...", "value"?: number }' };
+  /** The shape of one event: what to count, or why it is refused. */
+  private judge(event: unknown): Judged | Extract<EventResult, { status: 'refused' }> {
+    const refuse = (reason: Extract<EventResult, { status: 'refused' }>['reason'], details: string) => ({ status: 'refused' as const, reason, details });
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) return refuse('invalid_event', 'an event must be an object { "name": "...", "value"?: number } or { "type": "pageview" | "error" | "feedback", … }');
+    const e = event as Record<string, unknown>;
+    const type = own(e, 'type') ? e.type : undefined;
+    if (type === undefined) {
+      const name = own(e, 'name') ? e.name : undefined;
+      if (typeof name !== 'string' || name === '') return refuse('invalid_event', '"name" must be a non-empty string');
+      if (name.length > this.maxNameLength) return refuse('name_too_long', `"name" is longer than ${this.maxNameLength} characters`);
+      if (!this.allowed.has(name)) return refuse('unknown_event', `${JSON.stringify(name)} is not an event this server accepts`);
+      const value = own(e, 'value') ? e.value : undefined;
+      if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) return refuse('invalid_value', '"value" must be a finite number');
+      return { kind: 'tracked', name, value: value as number | undefined };
     }
-    const name = own(event, 'name') ? (event as { name: unknown }).name : undefined;
-    if (typeof name !== 'string' || name === '') return { status: 'refused', reason: 'invalid_event', details: '"name" must be a non-empty string' };
-    if (name.length > this.maxNameLength) return { status: 'refused', reason: 'name_too_long', details: `"name" is longer than ${this.maxNameLength} characters` };
-    if (!this.allowed.has(name)) return { status: 'refused', reason: 'unknown_event', details: `${JSON.stringify(name)} is not an event this server accepts` };
-    if (own(event, 'value')) {
-      const value = (event as { value: unknown }).value;
-      if (typeof value !== 'number' || !Number.isFinite(value)) return { status: 'refused', reason: 'invalid_value', details: '"value" must be a finite number' };
+    if (type === 'pageview') return { kind: 'pageview' };
+    if (type === 'error') {
+      if (this.errorDedupeMs === undefined) return refuse('not_accepted', 'this server does not accept error reports');
+      const fingerprint = own(e, 'fingerprint') ? e.fingerprint : undefined;
+      if (typeof fingerprint !== 'string' || !FINGERPRINT.test(fingerprint)) return refuse('invalid_event', '"fingerprint" must be 8 to 64 lowercase hex characters');
+      return { kind: 'error', fingerprint };
     }
-    const ignored = ignoredFields(event, KNOWN_EVENT);
-    return ignored.length > 0 ? { status: 'accepted', ignored } : { status: 'accepted' };
+    if (type === 'feedback') {
+      if (this.maxCommentLength === undefined) return refuse('not_accepted', 'this server does not accept feedback');
+      const flag = own(e, 'flag') ? e.flag : undefined;
+      const sentiment = own(e, 'sentiment') ? e.sentiment : undefined;
+      const comment = own(e, 'comment') ? e.comment : undefined;
+      if (typeof flag !== 'string' || flag === '') return refuse('invalid_feedback', '"flag" must name the flag the feedback is about');
+      if (typeof sentiment !== 'string' || !SENTIMENTS.has(sentiment)) return refuse('invalid_feedback', '"sentiment" must be "positive", "neutral" or "negative"');
+      if (comment !== undefined && (typeof comment !== 'string' || comment.length > this.maxCommentLength)) {
+        return refuse('invalid_feedback', `"comment" must be a string of at most ${this.maxCommentLength} characters`);
+      }
+      return { kind: 'feedback', flag, sentiment: sentiment as 'positive' | 'neutral' | 'negative', comment: comment === '' ? undefined : (comment as string | undefined) };
+    }
+    return refuse('invalid_event', '"type" must be "pageview", "error" or "feedback" (or leave it out for a tracked event with a "name")');
+  }
+
+  /** Counts an accepted event in the arms the server evaluated for the caller. */
+  private count(judged: Judged, subject: string, served: () => Exposure[], now: number): EventResult {
+    const exposures = served();
+    if (judged.kind === 'tracked') this.sink.recordEvent(judged.name, exposures, judged.value);
+    else if (judged.kind === 'pageview') this.sink.recordEvent('$pageview', exposures);
+    else if (judged.kind === 'error') {
+      // the same error from the same caller counts once per window: a loop of reports cannot skew the arm
+      for (const [key, at] of this.seenErrors) {
+        if (at > now - this.errorDedupeMs!) break;
+        this.seenErrors.delete(key);
+      }
+      const key = `${subject}\n${judged.fingerprint}`;
+      if (this.seenErrors.has(key)) return { status: 'refused', reason: 'duplicate', details: 'this error was already counted for this caller; it counts once per window' };
+      if (this.seenErrors.size >= 100_000) this.seenErrors.delete(this.seenErrors.keys().next().value as string);
+      this.seenErrors.set(key, now);
+      this.sink.recordEvent('$client_error', exposures);
+    } else {
+      // the subject of feedback is the flag it names; its variant is the one the server serves the caller
+      const exposure = exposures.find((x) => x.flagKey === judged.flag);
+      if (!exposure) return { status: 'refused', reason: 'not_served', details: `no variant of ${JSON.stringify(judged.flag)} is served to this caller here` };
+      this.sink.recordEvent(`$feedback.${judged.sentiment}`, [exposure]);
+      this.sink.recordFeedback?.({ flagKey: exposure.flagKey, variant: exposure.variant, split: exposure.split, sentiment: judged.sentiment, comment: judged.comment, unit: exposure.unit });
+    }
+    return { status: 'accepted' };
   }
 
   /**

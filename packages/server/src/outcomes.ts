@@ -15,10 +15,24 @@ export interface Exposure {
   readonly unit?: string | undefined;
 }
 
+/** Users' feedback about one flag, attributed to the variant the server evaluated for them. */
+export interface FeedbackReport {
+  readonly flagKey: string;
+  readonly variant: string;
+  readonly split: boolean;
+  readonly sentiment: 'positive' | 'neutral' | 'negative';
+  /** Untrusted text, as sent (bounded). */
+  readonly comment?: string | undefined;
+  readonly unit?: string | undefined;
+}
+
 /** Where finished requests go (an @rollgate/rollouts OutcomeRecorder fits). */
 export interface OutcomeSink {
   recordRequest(exposures: readonly Exposure[], outcome: { readonly error: boolean; readonly durationMs: number }): void;
-  recordEvent(name: string, exposures: readonly Exposure[]): void;
+  /** A tracked event in the exposures' arms; `value` (e.g. ms to complete) also feeds per-arm sums. */
+  recordEvent(name: string, exposures: readonly Exposure[], value?: number): void;
+  /** Keeps a feedback report (its comment); the counts per sentiment go through recordEvent. */
+  recordFeedback?(report: FeedbackReport): void;
 }
 
 const scope = new AsyncLocalStorage<Exposure[]>();

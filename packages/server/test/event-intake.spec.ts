@@ -118,9 +118,9 @@ describe('what is refused', () => {
         { status: 'refused', reason: 'unknown_event', details: '"admin.deleted" is not an event this server accepts' },
         { status: 'refused', reason: 'name_too_long', details: '"name" is longer than 64 characters' },
         { status: 'refused', reason: 'invalid_event', details: '"name" must be a non-empty string' },
-        { status: 'refused', reason: 'invalid_event', details: 'an event must be an object { "name": "...", "value"?: number }' },
+        { status: 'refused', reason: 'invalid_event', details: 'an event must be an object { "name": "...", "value"?: number } or { "type": "pageview" | "error" | "feedback", … }' },
         { status: 'refused', reason: 'invalid_value', details: '"value" must be a finite number' },
-        { status: 'refused', reason: 'invalid_event', details: 'an event must be an object { "name": "...", "value"?: number }' },
+        { status: 'refused', reason: 'invalid_event', details: 'an event must be an object { "name": "...", "value"?: number } or { "type": "pageview" | "error" | "feedback", … }' },
       ],
     });
     expect(sink.events.map((e) => e.name)).toEqual(['checkout.completed']);

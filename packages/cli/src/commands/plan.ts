@@ -274,9 +274,20 @@ function iso(ms: number | null | undefined): string {
 }
 
 function guardName(guard: GuardSpec): string {
-  if (guard.metric === 'errors') return 'errors';
-  if (guard.metric === 'latency') return `p${Math.round(guard.quantile * 100)} latency`;
-  return `event ${guard.name}`;
+  switch (guard.metric) {
+    case 'errors':
+      return 'errors';
+    case 'latency':
+      return `p${Math.round(guard.quantile * 100)} latency`;
+    case 'event':
+      return `event ${guard.name}`;
+    case 'clientErrors':
+      return 'page errors';
+    case 'feedback':
+      return 'negative feedback';
+    case 'value':
+      return `value ${guard.name}`;
+  }
 }
 
 function limitsWords(stage: Plan['stages'][number]): string {

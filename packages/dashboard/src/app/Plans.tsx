@@ -10,9 +10,20 @@ import { useWrite } from './write';
 type Action = 'start' | 'pause' | 'resume' | 'advance' | 'approve' | 'rollback';
 
 function guardName(g: GuardEvidence['guard']): string {
-  if (g.metric === 'errors') return 'Error rate';
-  if (g.metric === 'latency') return `Latency (slower than the control's p${Math.round(g.quantile * 100)})`;
-  return `Event “${g.name}”`;
+  switch (g.metric) {
+    case 'errors':
+      return 'Error rate';
+    case 'latency':
+      return `Latency (slower than the control's p${Math.round(g.quantile * 100)})`;
+    case 'event':
+      return `Event “${g.name}”`;
+    case 'clientErrors':
+      return 'Errors in users’ pages (per page view)';
+    case 'feedback':
+      return 'Negative feedback (share)';
+    case 'value':
+      return `“${g.name}” (${g.better === 'higher' ? 'higher' : 'lower'} is better)`;
+  }
 }
 
 function ms(v: number | null): string {

@@ -65,6 +65,29 @@ export class Traffic {
     this.snapshot = compileFlagSet({ flags: set.flags, $evaluators: set.evaluators }).snapshot;
   }
 
+  /**
+   * Simulates `seconds` seconds of browser signals: `perSecond` users each second, each served by
+   * the flag as stored; `signals(variant, random)` says what that user's page sends — events with
+   * an optional value (`$pageview`, `$client_error`, `$feedback.negative`, `checkout.completed`).
+   */
+  async signals(seconds: number, perSecond: number, signals: (variant: string, random: () => number) => { name: string; value?: number }[]): Promise<void> {
+    if (!this.snapshot) await this.reload();
+    const { recorder, clock, flag } = this.options;
+    const users = this.options.users ?? 400;
+    for (let s = 0; s < seconds; s++) {
+      for (let r = 0; r < perSecond; r++) {
+        const i = Math.floor(this.random() * users);
+        const ctx = { targetingKey: `user-${i}`, ...(this.options.context?.(i) ?? {}) };
+        const result = this.snapshot!.evaluate(flag, ctx, { defaultValue: false, type: 'boolean' });
+        if (result.variant === undefined) continue;
+        const exposure = [{ flagKey: flag, variant: result.variant, split: result.reason === 'SPLIT', unit: ctx.targetingKey }];
+        for (const e of signals(result.variant, this.random)) recorder.recordEvent(e.name, exposure, e.value);
+      }
+      await recorder.flush();
+      clock.advance(1000);
+    }
+  }
+
   /** Simulates `seconds` seconds, advancing the clock one second at a time. */
   async run(seconds: number): Promise<void> {
     if (!this.snapshot) await this.reload();
