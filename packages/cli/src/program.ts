@@ -1,5 +1,5 @@
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { RedisFlagStore } from '@rollgate/redis';
 import { registerAudit } from './commands/audit';
 import { registerController } from './commands/controller';
@@ -9,6 +9,7 @@ import { registerKillSwitch } from './commands/kill-switch';
 import { registerPlan } from './commands/plan';
 import { registerRollout } from './commands/rollout';
 import { registerSegment } from './commands/segment';
+import { registerFeedback } from './commands/feedback';
 import { registerWatch } from './commands/watch';
 import type { CliDependencies } from './context';
 import { UsageError } from './errors';
@@ -19,6 +20,11 @@ const VERSION = '0.1.0';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
+function minReplicas(value: string): number {
+  if (!/^\d{1,4}$/.test(value) || Number(value) > 1000) throw new InvalidArgumentError('must be an integer from 0 to 1000');
+  return Number(value);
+}
+
 /**
  * The `rollgate` program. Commands report failures by throwing; {@link runCli} turns them into
  * messages and exit codes. Usage errors surface as CommanderError (exitOverride).
@@ -28,7 +34,20 @@ export function createProgram(deps: CliDependencies): Command {
   program
     .description('Manage Rollgate feature flags in Redis: flags, segments, kill switch, rollout %, audit, revert, explain, watch, guarded rollout plans and their controller.')
     .version(VERSION, '-V, --version', 'print the CLI version')
-    .addOption(new Option('--redis <url>', 'Redis URL (redis://[[user]:password@]host:port[/db], rediss:// for TLS)').env('REDIS_URL').default(DEFAULT_REDIS_URL))
+    .addOption(
+      new Option(
+        '--redis <url>',
+        'Redis URL: redis://[[user]:password@]host:port[/db] (rediss:// for TLS); Sentinel: redis+sentinel://[[user]:password@]sentinel:port[,sentinel:port…]/<master name>[/db][?sentinelPassword=…]; ' +
+          'Cluster: redis+cluster://[[user]:password@]node:port[,node:port…] (rediss+… for TLS)',
+      )
+        .env('REDIS_URL')
+        .default(DEFAULT_REDIS_URL),
+    )
+    .addOption(
+      new Option('--min-replicas <n>', 'acknowledge a write only once this many replicas have it (WAIT): with Sentinel or Cluster it then survives a failover; otherwise the command fails, saying so (exit 7)')
+        .env('ROLLGATE_MIN_REPLICAS')
+        .argParser(minReplicas),
+    )
     .addOption(new Option('--env <name>', 'environment (namespace in Redis: rollgate:{<env>}:…)').env('ROLLGATE_ENV').default('default'))
     .addOption(new Option('--actor <name>', 'who makes the change, recorded in the audit (default: your OS user name)').env('ROLLGATE_ACTOR'))
     .option('--reason <text>', 'why, recorded in the audit of every write')
@@ -41,7 +60,13 @@ export function createProgram(deps: CliDependencies): Command {
       writeOut: (s) => deps.io.stdout(s),
       writeErr: (s) => deps.io.stderr(s),
     })
-    .addHelpText('after', `${EXIT_CODES_HELP}\n\nExamples:\n  rollgate flags list --env prod\n  rollgate disable fast-payment --env prod --reason "incident 42"\n  rollgate rollout fast-payment 20 --env prod\n  REDIS_URL=redis://redis.internal:6379 rollgate audit --limit 10 --json`);
+    .addHelpText(
+      'after',
+      `${EXIT_CODES_HELP}\n\nExamples:\n  rollgate flags list --env prod\n  rollgate disable fast-payment --env prod --reason "incident 42"\n  rollgate rollout fast-payment 20 --env prod\n` +
+        `  REDIS_URL=redis://redis.internal:6379 rollgate audit --limit 10 --json\n` +
+        `  REDIS_URL='redis+sentinel://:secret@sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/rollgate' rollgate disable fast-payment --env prod --min-replicas 1\n` +
+        `  rollgate flags list --env prod --redis 'redis+cluster://redis-1:6379,redis-2:6379,redis-3:6379'`,
+    );
 
   registerFlags(program, deps);
   registerKillSwitch(program, deps);
@@ -50,6 +75,7 @@ export function createProgram(deps: CliDependencies): Command {
   registerAudit(program, deps);
   registerExplain(program, deps);
   registerWatch(program, deps);
+  registerFeedback(program, deps);
   registerPlan(program, deps);
   registerController(program, deps);
   return program;
@@ -83,7 +109,13 @@ async function readInput(path: string): Promise<string> {
 export function processDependencies(): CliDependencies {
   return {
     io: { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s) },
-    openStore: (options) => new RedisFlagStore({ redis: options.redis, env: options.env, ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}) }),
+    openStore: (options) =>
+      new RedisFlagStore({
+        redis: options.redis,
+        env: options.env,
+        ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
+        ...(options.minReplicas ? { minReplicas: options.minReplicas } : {}),
+      }),
     waitForStop: () => {
       let onSignal = () => {};
       const promise = new Promise<void>((resolve) => {

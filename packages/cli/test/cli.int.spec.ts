@@ -676,6 +676,26 @@ describe('hostile data written to Redis by hand', () => {
     expect({ stdout: RAW.exec(run.stdout)?.[0], stderr: RAW.exec(run.stderr)?.[0] }).toEqual({ stdout: undefined, stderr: undefined });
   }
 
+  it("feedback prints users' comments as text: markup as is, terminal escapes escaped, one line each", async () => {
+    const env = newEnv();
+    const keys = flagStoreKeys(env);
+    // as the events endpoint writes it (through OutcomeRecorder): a user's comment is untrusted text
+    await admin.xadd(keys.feedback('fast-payment'), '*', 'variant', 'on', 'split', '1', 'sentiment', 'negative', 'comment', '<b>slow</b>\x1b]0;pwned\x07\nsecond line', 'time', String(Date.now()));
+    await admin.xadd(keys.feedback('fast-payment'), '*', 'variant', 'off', 'split', '1', 'sentiment', 'positive', 'comment', '', 'time', String(Date.now()));
+    const [human, json] = await Promise.all([cli(env, 'feedback', 'fast-payment'), cli(env, 'feedback', 'fast-payment', '--json')]);
+    for (const run of [human, json]) expectPrintable(run);
+    expect(human.code).toBe(0);
+    const row = human.stdout.split('\n').find((line) => line.includes('<b>slow</b>'))!;
+    expect(row).toMatch(/on\s+negative\s+<b>slow<\/b>\\x1b\]0;pwned\\x07\\x0asecond line$/); // one line: the newline escaped too
+    expect(human.stdout).toMatch(/^VARIANT\s+POSITIVE\s+NEUTRAL\s+NEGATIVE\s+NEGATIVE SHARE$/m);
+    const parsed = JSON.parse(json.stdout) as { latest: { comment: string }[]; variants: { variant: string; negative: number }[] };
+    expect(parsed.latest[1]!.comment).toBe('<b>slow</b>\x1b]0;pwned\x07\nsecond line');
+    expect(parsed.variants.map((v) => [v.variant, v.negative])).toEqual([
+      ['off', 0],
+      ['on', 1],
+    ]);
+  });
+
   it('flags list / get and audit print escapes (\\x1b, \\u202e), never the characters; --json is the same JSON with them escaped', async () => {
     const env = newEnv();
     await seed(env);

@@ -177,3 +177,18 @@ it('answers 501 for plans over a store that is not Redis', async () => {
   const res = await request(memory).get('/rollgate/admin/plans').set(ada).expect(501);
   expect(res.body.message).toBe('rollout plans live in Redis: this admin API runs over another store');
 });
+
+it("serves users' feedback per variant to admins (counts, negative share with its interval, latest comments as sent)", async () => {
+  const recorder = new OutcomeRecorder({ store, flushIntervalMs: 2 ** 31 - 1 });
+  recorder.recordFeedback({ flagKey: 'fast-payment', variant: 'on', split: true, sentiment: 'negative', comment: '<script>alert(1)</script>' });
+  recorder.recordFeedback({ flagKey: 'fast-payment', variant: 'off', split: true, sentiment: 'positive' });
+  await recorder.close();
+  await request(app).get('/rollgate/admin/feedback/fast-payment').set(bob).expect(403);
+  const res = await request(app).get('/rollgate/admin/feedback/fast-payment?variant=on&limit=10').set(ada).expect(200);
+  expect(res.body).toMatchObject({ flag: 'fast-payment', reports: 2, latest: [{ variant: 'on', sentiment: 'negative', comment: '<script>alert(1)</script>' }] });
+  expect(res.body.variants).toEqual([
+    expect.objectContaining({ variant: 'off', positive: 1, negative: 0, total: 1 }),
+    expect.objectContaining({ variant: 'on', positive: 0, negative: 1, total: 1, negativeShare: expect.objectContaining({ status: 'ok', share: 1 }) }),
+  ]);
+  await request(app).get('/rollgate/admin/feedback/fast-payment?limit=-1').set(ada).expect(400);
+});

@@ -195,3 +195,42 @@ it('without tracking the route answers 404 NOT_CONFIGURED; tracking without an o
   expect(() => ofrep({ provider, stream: false, tracking: { trackedEvents: ['checkout.completed'] } })).toThrow('ofrep: tracking needs outcomes: { sink }');
   expect(() => ofrep({ provider, stream: false, outcomes: { sink: recorder }, tracking: { trackedEvents: [] } })).toThrow('tracking.trackedEvents must be a non-empty array');
 });
+
+describe("users' signals: page views, page errors, feedback, values", () => {
+  it('counts each in the arm the server serves the caller; feedback is about the flag it names, in its served variant, the comment kept as text', async () => {
+    const second = nextSecond();
+    limiterMs += 60_000; // a full bucket
+    const [treated] = usersServed('on', 1, 100);
+    const [control] = usersServed('off', 1, 100);
+    const ok = await post(as(treated!), {
+      events: [
+        { type: 'pageview' },
+        { type: 'error', fingerprint: '0123456789abcdef', message: 'TypeError: x is undefined', source: 'error' },
+        { type: 'error', fingerprint: '0123456789abcdef', message: 'the same again' }, // counted once per caller and window
+        { type: 'feedback', flag: 'fast-payment', sentiment: 'negative', comment: '<b>froze</b> \u001b[2J', variant: 'off' },
+        { name: 'checkout.completed', value: 4200.4 },
+      ],
+    }).expect(202);
+    expect(ok.body.results.map((r: { status: string; reason?: string }) => r.reason ?? r.status)).toEqual(['accepted', 'accepted', 'duplicate', 'accepted', 'accepted']);
+    expect(ok.body.results[3].ignored).toEqual(['variant']); // the client's claim is not used
+    await post(as(control!), { events: [{ type: 'pageview' }, { type: 'feedback', flag: 'fast-payment', sentiment: 'positive' }, { name: 'checkout.completed', value: 5000 }] }).expect(202);
+    // feedback about a flag this caller is not served from here: refused, not counted
+    const notServed = await post(as(control!), { events: [{ type: 'feedback', flag: 'admin-tools', sentiment: 'negative' }, { type: 'feedback', flag: 'fast-payment', sentiment: 'angry' }] }).expect(202);
+    expect(notServed.body.results.map((r: { reason: string }) => r.reason)).toEqual(['not_served', 'invalid_feedback']);
+    await recorder.flush();
+
+    const [counts] = await reader.seconds('fast-payment', second, second);
+    const on = counts!.arms.get('split:on') as ArmCounts;
+    const off = counts!.arms.get('split:off') as ArmCounts;
+    expect(on.events).toEqual({ $pageview: 1, $client_error: 1, '$feedback.negative': 1, 'checkout.completed': 1 });
+    expect(off.events).toEqual({ $pageview: 1, '$feedback.positive': 1, 'checkout.completed': 1 });
+    expect(on.values['checkout.completed']).toMatchObject({ n: 1, sum: 4200, sumSquares: 4200 * 4200 });
+    const { readFeedback } = await import('@rollgate/rollouts');
+    const feedback = await readFeedback(store, 'fast-payment');
+    expect(feedback.latest.find((e) => e.variant === 'on')).toMatchObject({ sentiment: 'negative', comment: '<b>froze</b> \u001b[2J', unit: treated });
+    expect(feedback.variants.map((v) => [v.variant, v.negative, v.positive])).toEqual([
+      ['off', 0, 1],
+      ['on', 1, 0],
+    ]);
+  });
+});

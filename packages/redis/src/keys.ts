@@ -31,6 +31,8 @@ export interface FlagStoreKeys {
   outcomes(flagKey: string, second: number): string;
   /** HyperLogLog with a TTL: distinct units seen in one arm of a flag during one minute (epoch minutes) */
   units(flagKey: string, arm: string, minute: number): string;
+  /** capped stream with a retention: users' feedback about one flag (sentiment, comment, variant) */
+  feedback(flagKey: string): string;
 }
 
 const ENV_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -60,5 +62,6 @@ export function flagStoreKeys(env: string, prefix = 'rollgate'): FlagStoreKeys {
     // flag keys and arm names are free text: encoded, so no two (flag, second) pairs share a key
     outcomes: (flagKey: string, second: number) => `${base}:obs:${encodeURIComponent(flagKey)}:${second}`,
     units: (flagKey: string, arm: string, minute: number) => `${base}:units:${encodeURIComponent(flagKey)}:${encodeURIComponent(arm)}:${minute}`,
+    feedback: (flagKey: string) => `${base}:feedback:${encodeURIComponent(flagKey)}`,
   });
 }

@@ -1,7 +1,9 @@
-export { OutcomeRecorder } from './outcome-recorder';
-export type { ArmTotals, OutcomeRecorderOptions, RequestOutcome } from './outcome-recorder';
+export { MAX_EVENT_VALUE, OutcomeRecorder } from './outcome-recorder';
+export type { ArmTotals, FeedbackReport, OutcomeRecorderOptions, RequestOutcome } from './outcome-recorder';
+export { readFeedback } from './feedback';
+export type { FeedbackEntry, FeedbackSummary, VariantFeedback } from './feedback';
 export { addCounts, emptyCounts, OutcomeReader } from './outcome-reader';
-export type { ArmCounts, SecondCounts } from './outcome-reader';
+export type { ArmCounts, SecondCounts, ValueSums } from './outcome-reader';
 export type { Exposure } from './exposure';
 export { Rollouts } from './rollouts';
 export type { ActionOptions, RolloutsOptions } from './rollouts';

@@ -16,6 +16,12 @@ export interface OutcomeRecorderOptions {
   maxUnitsPerSecond?: number;
   /** Seconds of counts kept while Redis does not take them; older ones are dropped (and counted). @default 120 */
   maxPendingSeconds?: number;
+  /** Feedback reports kept per flag (oldest dropped first). @default 10000 */
+  feedbackPerFlag?: number;
+  /** How long feedback is kept. @default 2592000 (30 days) */
+  feedbackRetentionSec?: number;
+  /** Keep the reporter's targetingKey with their feedback. @default true */
+  feedbackUnit?: boolean;
   /** The clock, in ms since the epoch. @default Date.now */
   now?: () => number;
   /** Receives flush failures (once per outage). @default silent */
@@ -74,6 +80,22 @@ type MutableTotals = { -readonly [K in keyof ArmTotals]: ArmTotals[K] } & { even
 
 const EMPTY_UNITS: ReadonlySet<string> = new Set();
 
+/** Users' feedback about one flag, attributed to the variant the server evaluated for them (what @rollgate/server's events endpoint reports). */
+export interface FeedbackReport {
+  readonly flagKey: string;
+  readonly variant: string;
+  readonly split: boolean;
+  readonly sentiment: 'positive' | 'neutral' | 'negative';
+  /** Untrusted text, kept as sent; shown as text. */
+  readonly comment?: string | undefined;
+  readonly unit?: string | undefined;
+}
+
+/** An allow-list copy: nothing but the report's own fields is kept. */
+function pickFeedback(r: FeedbackReport): FeedbackReport {
+  return { flagKey: String(r.flagKey), variant: String(r.variant), split: r.split === true, sentiment: r.sentiment, comment: typeof r.comment === 'string' ? r.comment : undefined, unit: typeof r.unit === 'string' ? r.unit : undefined };
+}
+
 function newCounts(): ArmCounts {
   return { requests: 0, errors: 0, histogram: new Uint32Array(LATENCY_BUCKETS), events: new Map(), values: new Map(), units: new Set() };
 }
@@ -95,6 +117,11 @@ export class OutcomeRecorder {
   private readonly totals = new Map<string, Map<string, MutableTotals>>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** Feedback reports not yet written (bounded: the oldest are dropped while Redis is away). */
+  private feedback: (FeedbackReport & { time: number })[] = [];
+  private readonly feedbackPerFlag: number;
+  private readonly feedbackRetentionSec: number;
+  private readonly feedbackUnit: boolean;
   private failing = false;
   private closed = false;
   /** Seconds of counts dropped because Redis did not take them in time. */
@@ -107,6 +134,9 @@ export class OutcomeRecorder {
     this.ttlSec = positiveInteger('OutcomeRecorder', 'ttlSec', options.ttlSec ?? 10_800);
     this.maxUnits = positiveInteger('OutcomeRecorder', 'maxUnitsPerSecond', options.maxUnitsPerSecond ?? 1000);
     this.maxPendingSeconds = positiveInteger('OutcomeRecorder', 'maxPendingSeconds', options.maxPendingSeconds ?? 120);
+    this.feedbackPerFlag = positiveInteger('OutcomeRecorder', 'feedbackPerFlag', options.feedbackPerFlag ?? 10_000);
+    this.feedbackRetentionSec = positiveInteger('OutcomeRecorder', 'feedbackRetentionSec', options.feedbackRetentionSec ?? 30 * 86_400);
+    this.feedbackUnit = options.feedbackUnit !== false;
     this.now = options.now ?? Date.now;
     this.logger = options.logger;
     this.timer = setInterval(() => void this.flush(), flushIntervalMs);
@@ -157,6 +187,16 @@ export class OutcomeRecorder {
     }
   }
 
+  /**
+   * Keeps a feedback report (its counts per sentiment go through recordEvent): written with the
+   * next flush into the flag's capped stream, with the variant and the comment as sent.
+   */
+  recordFeedback(report: FeedbackReport): void {
+    if (this.closed) return;
+    if (this.feedback.length >= 1000) this.feedback.shift(); // Redis away for long: keep the newest
+    this.feedback.push({ ...pickFeedback(report), time: this.now() });
+  }
+
   /** Cumulative counts per flag and arm since the recorder started. */
   armTotals(): ArmTotals[] {
     const out: ArmTotals[] = [];
@@ -170,11 +210,38 @@ export class OutcomeRecorder {
    */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
-    if (this.pending.size === 0) return;
+    if (this.pending.size === 0 && this.feedback.length === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    this.flushing = this.write(batch).finally(() => (this.flushing = undefined));
+    const feedback = this.feedback;
+    this.feedback = [];
+    this.flushing = Promise.all([batch.size > 0 ? this.write(batch) : undefined, feedback.length > 0 ? this.writeFeedback(feedback) : undefined])
+      .then(() => undefined)
+      .finally(() => (this.flushing = undefined));
     await this.flushing;
+  }
+
+  /** Appends feedback to each flag's stream, capped by count and by age (one pipeline). */
+  private async writeFeedback(reports: (FeedbackReport & { time: number })[]): Promise<void> {
+    const pipeline = this.store.connection.pipeline();
+    const keys = new Set<string>();
+    for (const r of reports) {
+      const key = this.store.keys.feedback(r.flagKey);
+      keys.add(key);
+      const fields = ['variant', r.variant, 'split', r.split ? '1' : '0', 'sentiment', r.sentiment, 'comment', r.comment ?? '', 'time', String(r.time)];
+      if (this.feedbackUnit && r.unit !== undefined) fields.push('unit', r.unit);
+      pipeline.xadd(key, 'MAXLEN', this.feedbackPerFlag, '*', ...fields); // exact: the cap is a promise (oldest dropped first)
+    }
+    const oldest = this.now() - this.feedbackRetentionSec * 1000;
+    for (const key of keys) pipeline.xtrim(key, 'MINID', '~', String(Math.max(0, oldest))).expire(key, this.feedbackRetentionSec);
+    try {
+      const replies = (await pipeline.exec()) ?? [];
+      const failed = replies.find(([err]) => err);
+      if (failed) throw failed[0];
+    } catch (e) {
+      this.logger?.warn(`rollgate: ${reports.length} feedback reports not written to Redis (${(e as Error).message}); they are kept for the next flush`);
+      this.feedback = [...reports, ...this.feedback].slice(-1000);
+    }
   }
 
   /** Stops the timer and writes what is pending (once). */

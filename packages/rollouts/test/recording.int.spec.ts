@@ -121,3 +121,28 @@ it('ignores fields it did not write, and arm or event names that try to be somet
   expect(counts!.arms.get('split:on')!.requests).toBe(0);
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();
 });
+
+it("keeps users' feedback per flag, capped (oldest dropped first), and summarises it per variant with the negative share's interval", async () => {
+  const clock = new FakeClock(Date.now());
+  const { store, recorder } = instance(clock, { feedbackPerFlag: 50 });
+  const report = (variant: string, sentiment: 'positive' | 'neutral' | 'negative', comment?: string) =>
+    recorder.recordFeedback({ flagKey: 'fast-payment', variant, split: true, sentiment, comment, unit: `u-${variant}` });
+  for (let i = 0; i < 30; i++) report('off', i % 10 === 0 ? 'negative' : 'positive');
+  for (let i = 0; i < 30; i++) report('on', i % 2 === 0 ? 'negative' : 'neutral');
+  report('on', 'negative', '<img src=x onerror=alert(1)> \u001b[2J it froze');
+  await recorder.flush();
+  const { readFeedback } = await import('@rollgate/rollouts');
+  const summary = await readFeedback(store, 'fast-payment', { variant: 'on', limit: 5 });
+  expect(summary.reports).toBe(50); // 61 sent, the 11 oldest dropped
+  const on = summary.variants.find((v) => v.variant === 'on')!;
+  expect(on).toMatchObject({ positive: 0, negative: 16, neutral: 15, total: 31 });
+  expect(on.negativeShare).toMatchObject({ status: 'ok', share: 16 / 31 });
+  const { lower, upper } = on.negativeShare as { lower: number; upper: number };
+  expect(lower).toBeLessThan(16 / 31);
+  expect(upper).toBeGreaterThan(16 / 31);
+  expect(summary.variants.find((v) => v.variant === 'off')).toMatchObject({ total: 19 });
+  // the comment is kept as sent: shown as text by whoever reads it
+  expect(summary.latest[0]).toMatchObject({ variant: 'on', sentiment: 'negative', comment: '<img src=x onerror=alert(1)> \u001b[2J it froze', unit: 'u-on', split: true });
+  expect(summary.latest).toHaveLength(5);
+  expect(await admin.ttl(store.keys.feedback('fast-payment'))).toBeGreaterThan(29 * 86_400);
+});

@@ -11,7 +11,7 @@ import {
   type BaseFlagStore,
   type FlagChange,
 } from '@rollgate/redis';
-import { PlanConflictError, PlanStateError, PlanValidationError, Rollouts } from '@rollgate/rollouts';
+import { PlanConflictError, PlanStateError, PlanValidationError, readFeedback, Rollouts } from '@rollgate/rollouts';
 import type { Identity } from './identity';
 import { planSeries } from './plan-series';
 
@@ -111,6 +111,7 @@ const PLAN_ACTIONS = ['start', 'pause', 'resume', 'advance', 'approve', 'rollbac
  *   GET    /plans                      POST /plans {PlanSpec}               GET /plans/:flag
  *   POST   /plans/:flag/(start|pause|resume|advance|approve|rollback)
  *   GET    /plans/:flag/series?seconds=&step=                               GET /events (server-sent events)
+ *   GET    /feedback/:flag?variant=&limit=  users' feedback per variant (counts, negative share, latest comments)
  */
 export class AdminApi {
   private readonly store: BaseFlagStore;
@@ -152,6 +153,13 @@ export class AdminApi {
     if (resource === 'flags' && key !== undefined && sub === 'explain') return method === 'POST' ? this.explain(req, key, req.body) : this.notAllowed(req, 'POST');
     if (resource === 'audit' && key === undefined) return method === 'GET' ? this.audit(req, q('key'), q('limit') === undefined ? undefined : Number(q('limit'))) : this.notAllowed(req, 'GET');
     if (resource === 'revert' && key === undefined) return method === 'POST' ? this.revert(req, req.body) : this.notAllowed(req, 'POST');
+    if (resource === 'feedback' && key !== undefined && sub === undefined) {
+      if (method !== 'GET') return this.notAllowed(req, 'GET');
+      const limit = q('limit') === undefined ? 20 : Number(q('limit'));
+      if (!Number.isInteger(limit) || limit < 0 || limit > 1000) return this.refuse(req, 'limit must be an integer from 0 to 1000');
+      const variant = q('variant');
+      return this.plans(req, async () => json(200, await readFeedback(this.store as RedisFlagStore, key, { limit, ...(variant !== undefined ? { variant } : {}) })));
+    }
     if (resource === 'plans') {
       if (key === undefined) return method === 'GET' ? this.plans(req, (r) => r.list().then((plans) => json(200, { plans }))) : method === 'POST' ? this.createPlan(req, req.body) : this.notAllowed(req, 'GET, POST');
       if (sub === undefined) return method === 'GET' ? this.plans(req, async (r) => planJson(await r.get(key))) : this.notAllowed(req, 'GET');
