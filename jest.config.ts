@@ -19,7 +19,11 @@ const project = (displayName: string, dir: string, tests = 'test/**/*.spec.ts'):
     // Type checking is done once by `npm run typecheck` (tsc); ts-jest only transpiles.
     '^.+\\.ts$': ['ts-jest', { tsconfig: `<rootDir>/${dir.replace(/[^/]+/g, '..')}/tsconfig.json`, isolatedModules: true }],
   },
-  moduleNameMapper: { '^@rollgate/(.*)$': `<rootDir>/${dir.replace(/[^/]+/g, '..')}/packages/$1/src` },
+  moduleNameMapper: {
+    // the React entry of @rollgate/web (its package "exports" ./react) before the package roots
+    '^@rollgate/web/react$': `<rootDir>/${dir.replace(/[^/]+/g, '..')}/packages/web/src/react.ts`,
+    '^@rollgate/(.*)$': `<rootDir>/${dir.replace(/[^/]+/g, '..')}/packages/$1/src`,
+  },
 });
 
 const config: Config = {

@@ -1,16 +1,21 @@
 import type { EvaluationContext, Logger, TrackingEventDetails } from '@openfeature/web-sdk';
+import type { ErrorEventBody } from './error-capture';
 import { headerPairs, type ResolvedOptions, type ResolvedTracking } from './options';
+import type { FeedbackEventBody } from './signals';
 
 // The web provider's track(): events batched in memory and posted to the server's events
 // endpoint (beside OFREP, same identity), which attributes them to the variants IT evaluates for
 // the caller. A batch is sent after `flushIntervalMs` or at `maxBatchSize` events, and at once
 // when the page is hidden or left (keepalive fetch, or sendBeacon where it needs no headers).
 // Nothing here throws into the app: what the server refuses is dropped and warned about once.
+// Besides track()'s named events, the batch carries the provider's own signals: pageviews, error
+// reports and feedback (errors and feedback are sent promptly rather than after flushIntervalMs).
 
-interface WireEvent {
-  name: string;
-  value?: number;
-}
+/** One event of a request body: a tracked event, or one of the provider's signals (by `type`). */
+export type WireEvent = { name: string; value?: number } | { type: 'pageview' } | ErrorEventBody | FeedbackEventBody;
+
+/** Errors and feedback wait at most this long (less if flushIntervalMs is shorter): a burst of errors still goes in one request. */
+export const PROMPT_FLUSH_MS = 100;
 
 /** Headers asked for when a batch starts: the token of the user the events are from. */
 type HeadersResult = { ok: true; pairs: [string, string][] } | { ok: false; error: unknown };
@@ -29,6 +34,8 @@ const MAX_WARNINGS = 100;
 export class EventBatcher {
   private batch: Batch | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer fires (Date.now() ms). */
+  private due = 0;
   /** The server has no events endpoint (404): nothing more is sent. */
   private disabled = false;
   /** 429: nothing is sent (events are dropped) before this time, ms. */
@@ -48,30 +55,54 @@ export class EventBatcher {
   /** provider.track(): never throws. */
   track(name: string, context: EvaluationContext, details: TrackingEventDetails | undefined): void {
     try {
-      if (this.closed || this.disabled) return;
       if (typeof name !== 'string' || name === '') {
-        this.warnOnce('bad-name', 'track() needs a non-empty event name; event dropped');
+        if (!this.closed && !this.disabled) this.warnOnce('bad-name', 'track() needs a non-empty event name; event dropped');
         return;
       }
-      if (Date.now() < this.pausedUntil) {
-        this.warnOnce('paused', `the server asked to slow down (429); events are dropped until ${new Date(this.pausedUntil).toISOString()}`);
-        return;
-      }
-      const key = JSON.stringify(context ?? {});
-      if (this.batch && this.batch.key !== key) this.flush(false); // another user or context: its own batch, its own headers
-      if (!this.batch) {
-        this.batch = { key, context: context ?? {}, events: [], headers: this.headers() };
-        this.listen();
-      }
-      const event: WireEvent = { name };
+      const event: { name: string; value?: number } = { name };
       const value = details?.value;
       if (typeof value === 'number' && Number.isFinite(value)) event.value = value;
-      this.batch.events.push(event);
-      if (this.batch.events.length >= this.settings.maxBatchSize) this.flush(false);
-      else this.timer ??= setTimeout(() => this.flush(false), this.settings.flushIntervalMs);
+      this.add(event, context, false);
     } catch (error) {
       this.warnOnce('internal', `track("${String(name)}") failed: ${describe(error)}; event dropped`);
     }
+  }
+
+  /** One of the provider's signals (pageview, error, feedback); `prompt`: sent within PROMPT_FLUSH_MS. Never throws. Returns whether it was queued. */
+  enqueue(event: WireEvent, context: EvaluationContext, prompt: boolean): boolean {
+    try {
+      return this.add(event, context, prompt);
+    } catch (error) {
+      this.warnOnce('internal', `an event could not be queued (${describe(error)}); dropped`);
+      return false;
+    }
+  }
+
+  private add(event: WireEvent, context: EvaluationContext, prompt: boolean): boolean {
+    if (this.closed || this.disabled) return false;
+    if (Date.now() < this.pausedUntil) {
+      this.warnOnce('paused', `the server asked to slow down (429); events are dropped until ${new Date(this.pausedUntil).toISOString()}`);
+      return false;
+    }
+    const key = JSON.stringify(context ?? {});
+    if (this.batch && this.batch.key !== key) this.flush(false); // another user or context: its own batch, its own headers
+    if (!this.batch) {
+      this.batch = { key, context: context ?? {}, events: [], headers: this.headers() };
+      this.listen();
+    }
+    this.batch.events.push(event);
+    if (this.batch.events.length >= this.settings.maxBatchSize) this.flush(false);
+    else this.schedule(prompt ? Math.min(PROMPT_FLUSH_MS, this.settings.flushIntervalMs) : this.settings.flushIntervalMs);
+    return true;
+  }
+
+  /** The pending batch is sent in `delay` ms at the latest (an earlier timer is kept). */
+  private schedule(delay: number): void {
+    const due = Date.now() + delay;
+    if (this.timer !== undefined && this.due <= due) return;
+    clearTimeout(this.timer);
+    this.due = due;
+    this.timer = setTimeout(() => this.flush(false), delay);
   }
 
   /**

@@ -66,7 +66,35 @@ export interface RollgateWebProviderOptions {
    * OFREP requests; `false` turns track() into a no-op. @default on, with the defaults below
    */
   tracking?: false | TrackingSettings;
+  /**
+   * Report uncaught errors and unhandled promise rejections of this page to the events endpoint
+   * (while the provider is active; the listeners are removed on close): a fingerprint and a
+   * scrubbed, truncated message, never the stack. Each fingerprint at most once per
+   * `dedupeMinutes`, at most `maxPerMinute` reports a minute. Needs `tracking`. @default false
+   */
+  captureErrors?: boolean | CaptureErrorsSettings;
+  /**
+   * Send a `pageview` event once the provider is ready on this page, and again after each
+   * context change (sign-in, sign-out): the denominator of the client error rate. Needs
+   * `tracking`. @default true with captureErrors, else false
+   */
+  pageviews?: boolean;
   logger?: Logger;
+}
+
+export interface CaptureErrorsSettings {
+  /** Also report unhandled promise rejections. @default true */
+  unhandledRejections?: boolean;
+  /** One error (one fingerprint) is reported at most once per this many minutes per page. @default 30 */
+  dedupeMinutes?: number;
+  /** At most this many error reports a minute per page (uncaught and error-boundary reports together); the rest are dropped and counted in one warning. @default 10 */
+  maxPerMinute?: number;
+  /**
+   * Return true to leave an error out (a noisy third-party script). Called with the scrubbed
+   * message and what was thrown. Errors whose top stack frame is a browser extension are always
+   * left out. @default none
+   */
+  ignore?: (message: string, error: unknown) => boolean;
 }
 
 export interface TrackingSettings {
@@ -91,6 +119,15 @@ export interface ResolvedTracking {
   beacon: boolean;
 }
 
+export interface ResolvedErrorSettings {
+  /** Listen for uncaught errors (captureErrors). */
+  listen: boolean;
+  unhandledRejections: boolean;
+  dedupeMs: number;
+  maxPerMinute: number;
+  ignore: ((message: string, error: unknown) => boolean) | undefined;
+}
+
 export interface ResolvedOptions {
   baseUrl: string;
   headersFactory: (() => HeaderEntries | Promise<HeaderEntries>) | undefined;
@@ -106,6 +143,9 @@ export interface ResolvedOptions {
   fetch: FetchLike;
   eventSource: EventSourceConstructor | undefined;
   tracking: ResolvedTracking | undefined;
+  /** How error reports are filtered (used by captureErrors and by the React error boundary). */
+  errors: ResolvedErrorSettings;
+  pageviews: boolean;
   logger: Logger | undefined;
 }
 
@@ -154,8 +194,15 @@ export function resolveOptions(options: RollgateWebProviderOptions = {}): Resolv
   if (maxReconnectDelayMs < reconnectDelayMs) throw new WebConfigError(`options.maxReconnectDelayMs (${maxReconnectDelayMs}) must be >= options.reconnectDelayMs (${reconnectDelayMs})`);
   const inactivity = options.inactivityDelaySec;
   if (inactivity !== undefined && (typeof inactivity !== 'number' || !(inactivity > 0))) throw new WebConfigError(`options.inactivityDelaySec must be a number > 0, got ${String(inactivity)}`);
+  const tracking = resolveTracking(options.tracking);
+  const errors = resolveErrors(options.captureErrors);
+  if (errors.listen && !tracking) throw new WebConfigError('options.captureErrors needs tracking: error reports are sent to the events endpoint (remove tracking: false)');
+  if (options.pageviews !== undefined && typeof options.pageviews !== 'boolean') throw new WebConfigError('options.pageviews must be a boolean');
+  if (options.pageviews === true && !tracking) throw new WebConfigError('options.pageviews needs tracking: pageviews are sent to the events endpoint (remove tracking: false)');
   return {
-    tracking: resolveTracking(options.tracking),
+    tracking,
+    errors,
+    pageviews: tracking !== undefined && (options.pageviews ?? errors.listen),
     baseUrl,
     headersFactory: options.headersFactory,
     credentials,
@@ -182,6 +229,24 @@ function resolveTracking(tracking: RollgateWebProviderOptions['tracking']): Reso
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1 || maxBatchSize > 1000) throw new WebConfigError(`options.tracking.maxBatchSize must be an integer from 1 to 1000, got ${String(maxBatchSize)}`);
   if (tracking?.beacon !== undefined && typeof tracking.beacon !== 'boolean') throw new WebConfigError('options.tracking.beacon must be a boolean');
   return { path, flushIntervalMs: positive('tracking.flushIntervalMs', tracking?.flushIntervalMs, 1000), maxBatchSize, beacon: tracking?.beacon ?? true };
+}
+
+function resolveErrors(capture: RollgateWebProviderOptions['captureErrors']): ResolvedErrorSettings {
+  if (capture !== undefined && typeof capture !== 'boolean' && (typeof capture !== 'object' || capture === null)) {
+    throw new WebConfigError('options.captureErrors must be a boolean or { unhandledRejections?, dedupeMinutes?, maxPerMinute?, ignore? }');
+  }
+  const settings = typeof capture === 'object' ? capture : {};
+  if (settings.unhandledRejections !== undefined && typeof settings.unhandledRejections !== 'boolean') throw new WebConfigError('options.captureErrors.unhandledRejections must be a boolean');
+  if (settings.ignore !== undefined && typeof settings.ignore !== 'function') throw new WebConfigError('options.captureErrors.ignore must be a function (message, error) => boolean');
+  const maxPerMinute = settings.maxPerMinute ?? 10;
+  if (!Number.isInteger(maxPerMinute) || maxPerMinute < 1 || maxPerMinute > 1000) throw new WebConfigError(`options.captureErrors.maxPerMinute must be an integer from 1 to 1000, got ${String(maxPerMinute)}`);
+  return {
+    listen: capture === true || typeof capture === 'object',
+    unhandledRejections: settings.unhandledRejections ?? true,
+    dedupeMs: nonNegative('captureErrors.dedupeMinutes', settings.dedupeMinutes, 30) * 60_000,
+    maxPerMinute,
+    ignore: settings.ignore,
+  };
 }
 
 /** Normalises what `headersFactory` returned into pairs for `Headers`. */

@@ -28,9 +28,11 @@ import {
   type ResolutionDetails,
   type TrackingEventDetails,
 } from '@openfeature/web-sdk';
-import { EventBatcher } from './event-batcher';
+import { ErrorReporter, listenForErrors, type ErrorSource } from './error-capture';
+import { EventBatcher, type WireEvent } from './event-batcher';
 import { FlagEventStream } from './flag-event-stream';
 import { headerPairs, resolveOptions, type ResolvedOptions, type RollgateWebProviderOptions } from './options';
+import { feedbackEvent, type FeedbackInput } from './signals';
 
 // An OpenFeature web provider over OFREP (static context): one bulk request per context, values
 // cached in memory and resolved synchronously, ETag revalidation, and the server's SSE stream
@@ -76,8 +78,14 @@ export class RollgateWebProvider implements Provider {
   private inactivityTimer: ReturnType<typeof setTimeout> | undefined;
   private suspended = false;
   private visibilityHandler: (() => void) | undefined;
-  /** Created at the first track(); closed (pending events sent) with the provider. */
+  /** Created at the first event; closed (pending events sent) with the provider. */
   private tracker: EventBatcher | undefined;
+  /** Dedupe and rate limit of error reports (uncaught and caught); created at the first report. */
+  private reporter: ErrorReporter | undefined;
+  /** Removes the error listeners (captureErrors) installed by initialize(). */
+  private stopListening: (() => void) | undefined;
+  /** The context (JSON) the last pageview was sent for: one per page load and context. */
+  private pageviewFor: string | undefined;
   private closed = false;
 
   constructor(options: RollgateWebProviderOptions = {}) {
@@ -91,11 +99,13 @@ export class RollgateWebProvider implements Provider {
     this.loadError = undefined;
     this.etag = null;
     this.context = context ?? {};
+    this.installErrorListeners();
     const { bootstrap } = this.options;
     if (bootstrap) {
       // First paint from the server-rendered values; the network answer follows as ConfigurationChanged.
       this.flags = new Map(Object.entries(bootstrap).map(([key, value]) => [key, { key, value, reason: StandardResolutionReasons.CACHED }]));
       void this.loadAfterBootstrap();
+      this.pageview();
       return;
     }
     try {
@@ -110,6 +120,7 @@ export class RollgateWebProvider implements Provider {
       throw error;
     }
     this.startChangeDetection();
+    this.pageview();
   }
 
   onContextChange(oldContext: EvaluationContext, newContext: EvaluationContext): Promise<void> {
@@ -134,6 +145,10 @@ export class RollgateWebProvider implements Provider {
     this.visibilityHandler = undefined;
     this.api.close();
     this.api = this.createApi(); // usable again if the SDK re-initializes this instance
+    this.stopListening?.();
+    this.stopListening = undefined;
+    this.reporter?.close();
+    this.reporter = undefined;
     this.tracker?.close();
     this.tracker = undefined;
   }
@@ -145,14 +160,86 @@ export class RollgateWebProvider implements Provider {
    * dropped with one `logger.warn`.
    */
   track(trackingEventName: string, context: EvaluationContext, trackingEventDetails?: TrackingEventDetails): void {
+    this.batcher()?.track(trackingEventName, context, trackingEventDetails);
+  }
+
+  /**
+   * Sends feedback about a flag (`sentiment` 'positive' | 'neutral' | 'negative', an optional
+   * `comment` of at most 1000 characters) for the current context; the server attributes it to
+   * the variant IT evaluates for this user. Returns true when queued (sent within 100 ms), false
+   * when the provider is closed or tracking is off. Throws a TypeError naming the field for
+   * invalid input; never for anything else.
+   */
+  sendFeedback(input: FeedbackInput): boolean {
+    const event = feedbackEvent(input);
+    return this.signal(event, true);
+  }
+
+  /**
+   * Reports an error the app caught (`source` 'boundary': a framework error boundary or handler;
+   * the React entry's RollgateErrorBoundary calls this): fingerprint and scrubbed message only,
+   * deduplicated and rate-limited with the uncaught ones. Works without `captureErrors` (which
+   * only adds the window listeners); needs tracking. Returns true when a report was queued.
+   * Never throws.
+   */
+  reportError(error: unknown, source: ErrorSource = 'boundary'): boolean {
+    try {
+      const reporter = this.errorReporter();
+      return reporter !== undefined && reporter.report(error, source === 'error' || source === 'unhandledrejection' ? source : 'boundary') === 'sent';
+    } catch {
+      return false;
+    }
+  }
+
+  private batcher(): EventBatcher | undefined {
     const settings = this.options.tracking;
-    if (this.closed || !settings) return;
+    if (this.closed || !settings) return undefined;
     try {
       this.tracker ??= new EventBatcher(this.options, settings);
     } catch {
-      return;
+      return undefined;
     }
-    this.tracker.track(trackingEventName, context, trackingEventDetails);
+    return this.tracker;
+  }
+
+  /** Queues one of the provider's own events for the current context; never throws. */
+  private signal(event: WireEvent, prompt: boolean): boolean {
+    return this.batcher()?.enqueue(event, this.context, prompt) ?? false;
+  }
+
+  private errorReporter(): ErrorReporter | undefined {
+    if (this.closed || !this.options.tracking) return undefined;
+    this.reporter ??= new ErrorReporter(
+      this.options.errors,
+      (event) => this.signal(event, true),
+      (message) => this.warn(message),
+    );
+    return this.reporter;
+  }
+
+  /** captureErrors: the window's `error` and `unhandledrejection` events, until close. */
+  private installErrorListeners(): void {
+    const { errors } = this.options;
+    const target = globalThis as unknown as { addEventListener?: unknown; removeEventListener?: unknown };
+    if (!errors.listen || this.stopListening || typeof target.addEventListener !== 'function' || typeof target.removeEventListener !== 'function') return;
+    const reporter = this.errorReporter();
+    if (reporter) this.stopListening = listenForErrors(globalThis as unknown as Window, reporter, errors.unhandledRejections);
+  }
+
+  /** Once per page load and context, when the flags of that context are loaded (or bootstrapped). */
+  private pageview(): void {
+    if (!this.options.pageviews || this.closed) return;
+    const key = JSON.stringify(this.context);
+    if (key === this.pageviewFor) return;
+    if (this.signal({ type: 'pageview' }, false)) this.pageviewFor = key;
+  }
+
+  private warn(message: string): void {
+    try {
+      this.options.logger?.warn(`@rollgate/web: ${message}`);
+    } catch {
+      // a logger that throws must not reach the app either
+    }
   }
 
   resolveBooleanEvaluation(flagKey: string, defaultValue: boolean): ResolutionDetails<boolean> {
@@ -240,6 +327,7 @@ export class RollgateWebProvider implements Provider {
       this.health = 'ok';
       this.recoveryAttempt = 0;
       this.startChangeDetection();
+      this.pageview();
     } catch (error) {
       if (generation !== this.generation) return;
       // Never go on serving the previous context's values (another user's, after a login switch).
@@ -293,6 +381,7 @@ export class RollgateWebProvider implements Provider {
     if (this.health === 'ok') return;
     this.health = 'ok';
     this.events.emit(ClientProviderEvents.Ready, { message: 'flags are current again' });
+    this.pageview(); // if the page (or context) had not become ready before
   }
 
   private failed(error: unknown): Outcome {

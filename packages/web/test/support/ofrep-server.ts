@@ -11,6 +11,11 @@ import { startRedis, type TestRedis } from '../../../redis/test/support/redis-se
 // A real OFREP server for the provider tests: redis-server + RollgateProvider + the Express
 // router, on an ephemeral port. `restart()` replaces the HTTP server and router as a new process
 // would (a new random SSE ticket secret), on the same port.
+// `events: 'record'` keeps every body POSTed to the events endpoint and then lets the real intake
+// judge it; `events: 'stub'` keeps it and answers 202 itself (event kinds the server does not
+// accept yet: wire-format tests). `staticDir` serves a built page on the same origin.
+
+const EVENTS_PATH = '/rollgate/v1/events';
 
 export const SECRET = 'web-test-secret-that-is-32-bytes-long!';
 
@@ -47,6 +52,12 @@ export function tokenFor(user: keyof typeof users, expiresIn = 300): string {
 
 type SeenRequest = { method: string; path: string; ifNoneMatch: string | undefined; status: number };
 
+/** A request body the events endpoint received, as parsed JSON, with the caller's Authorization. */
+export interface ReceivedEvents {
+  authorization: string | undefined;
+  body: { events: Record<string, unknown>[]; context?: Record<string, unknown> };
+}
+
 export interface OfrepTestServer {
   readonly baseUrl: string;
   readonly writer: RedisFlagStore;
@@ -56,14 +67,25 @@ export interface OfrepTestServer {
   request(matches: (r: SeenRequest) => boolean, index?: number): Promise<SeenRequest>;
   /** With `tracking`: the OutcomeRecorder the events endpoint counts into (real, over the server's Redis). */
   readonly recorder: OutcomeRecorder | undefined;
+  /** With `events`: every body received at the events endpoint, oldest first. */
+  readonly received: ReceivedEvents[];
+  /** Resolves once the received events (all bodies together) hold one matching `matches`. */
+  receivedEvent(matches: (event: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
   /** Stops the HTTP server (dropping every connection); `start()` brings a new one up on the same port. */
   start(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startOfrepServer(name: string, options: { ticketSecret?: string; tracking?: TrackingOptions } = {}): Promise<OfrepTestServer> {
-  const { tracking, ...streamOptions } = options;
+export interface OfrepTestServerOptions {
+  ticketSecret?: string;
+  tracking?: TrackingOptions;
+  events?: 'record' | 'stub';
+  staticDir?: string;
+}
+
+export async function startOfrepServer(name: string, options: OfrepTestServerOptions = {}): Promise<OfrepTestServer> {
+  const { tracking, events: eventsMode, staticDir, ...streamOptions } = options;
   const redis: TestRedis = await startRedis();
   const env = `web-${name}-${process.pid}`;
   const writer = new RedisFlagStore({ redis: redis.url, env });
@@ -91,6 +113,19 @@ export async function startOfrepServer(name: string, options: { ticketSecret?: s
       waiting.add(check);
       check();
     });
+  const received: ReceivedEvents[] = [];
+  const receivedWaiting = new Set<() => void>();
+  const receivedEvent = (matches: (event: Record<string, unknown>) => boolean) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const check = () => {
+        const found = received.flatMap((r) => (Array.isArray(r.body?.events) ? r.body.events : [])).find(matches);
+        if (!found) return;
+        receivedWaiting.delete(check);
+        resolve(found);
+      };
+      receivedWaiting.add(check);
+      check();
+    });
   let server: http.Server | undefined;
   let router: OfrepRouter | undefined;
   let port = 0;
@@ -111,7 +146,18 @@ export async function startOfrepServer(name: string, options: { ticketSecret?: s
       });
       next();
     });
+    if (eventsMode) {
+      // read here once: the router's body parser skips a body that was already read
+      app.post(EVENTS_PATH, express.json({ limit: '64kb', type: () => true }), (req, res, next) => {
+        received.push({ authorization: req.headers.authorization, body: structuredClone(req.body) as ReceivedEvents['body'] });
+        for (const check of [...receivedWaiting]) check();
+        if (eventsMode === 'record') return next();
+        const events = Array.isArray(req.body?.events) ? (req.body.events as unknown[]) : [];
+        res.status(202).json({ accepted: events.length, refused: 0, results: events.map(() => ({ status: 'accepted' })) });
+      });
+    }
     app.use(router);
+    if (staticDir) app.use(express.static(staticDir));
     const s = http.createServer(app);
     s.listen(port, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {
@@ -138,6 +184,8 @@ export async function startOfrepServer(name: string, options: { ticketSecret?: s
     requests,
     request,
     recorder,
+    received,
+    receivedEvent,
     start,
     stop,
     close: async () => {
