@@ -7,8 +7,11 @@ import { Output, type CliIo } from './output';
 /** What the program needs from the outside world; `runCli` supplies the real ones. */
 export interface CliDependencies {
   io: CliIo;
-  /** Creates the store a command uses (and closes). Default: a RedisFlagStore from the URL. */
-  openStore(options: { redis: string; env: string; pollIntervalMs?: number }): BaseFlagStore;
+  /**
+   * Creates the store a command uses (and closes). Default: a RedisFlagStore from the URL
+   * (`redis://`, `rediss://`, `redis+sentinel://…`, `redis+cluster://…`).
+   */
+  openStore(options: { redis: string; env: string; pollIntervalMs?: number; minReplicas?: number }): BaseFlagStore;
   /** Resolves when the user asks a long-running command (`watch`) to stop (SIGINT, SIGTERM). */
   waitForStop(): { promise: Promise<void>; dispose(): void };
   /** Reads a file ('-' is stdin). */
@@ -20,6 +23,8 @@ export interface CliDependencies {
 /** Options every command accepts (defined on the program). */
 export interface GlobalOptions {
   redis: string;
+  /** Replicas a write must reach before it is acknowledged (WAIT); unset: the master's word. */
+  minReplicas?: number;
   env: string;
   actor?: string;
   json?: boolean;
@@ -79,7 +84,12 @@ export class CommandContext {
 
   /** Opens the store, runs `fn`, and always closes the store (the process then exits promptly). */
   async withStore<T>(fn: (store: BaseFlagStore) => Promise<T>, extra: { pollIntervalMs?: number } = {}): Promise<T> {
-    const store = this.deps.openStore({ redis: this.options.redis, env: this.options.env, ...extra });
+    const store = this.deps.openStore({
+      redis: this.options.redis,
+      env: this.options.env,
+      ...(this.options.minReplicas !== undefined ? { minReplicas: this.options.minReplicas } : {}),
+      ...extra,
+    });
     try {
       return await fn(store);
     } finally {

@@ -53,7 +53,7 @@ export class InvalidWriteError extends RollgateError {
  * id is applied at most once.
  */
 export class WriteOutcomeUnknownError extends StoreUnavailableError {
-  override readonly code = 'ERR_ROLLGATE_WRITE_OUTCOME_UNKNOWN';
+  override readonly code: string = 'ERR_ROLLGATE_WRITE_OUTCOME_UNKNOWN';
   constructor(
     readonly writeId: string,
     readonly deadline: number,
@@ -61,6 +61,28 @@ export class WriteOutcomeUnknownError extends StoreUnavailableError {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+}
+
+/**
+ * `minReplicas` is set and the write was applied on the master (at `version`), but fewer than
+ * `required` replicas confirmed it before the store gave up reading it back (`replicas` is the
+ * most that did): a failover now may lose it. It is a WriteOutcomeUnknownError — whether it
+ * survives is not known — so callers that retry with the same `writeId` (applied at most once, and
+ * its replication checked again) or report "outcome unknown" handle it as they should.
+ */
+export class WriteNotReplicatedError extends WriteOutcomeUnknownError {
+  override readonly code = 'ERR_ROLLGATE_WRITE_NOT_REPLICATED';
+  constructor(
+    writeId: string,
+    deadline: number,
+    readonly version: number,
+    readonly replicas: number,
+    readonly required: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(writeId, deadline, message, options);
   }
 }
 

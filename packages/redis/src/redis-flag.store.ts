@@ -1,24 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type RedisOptions } from 'ioredis';
 import { RollgateError } from '@rollgate/core';
 import { BaseFlagStore } from './base-flag.store';
-import { ConfigError, FencedError, StoreUnavailableError, VersionConflictError, WriteNotAppliedError, WriteOutcomeUnknownError } from './errors';
+import { commandTimeoutOf, createClient, isClient, isClusterConfig, unsafeSettings, type Client, type RedisClusterConfig } from './connection';
+import { ConfigError, FencedError, StoreUnavailableError, VersionConflictError, WriteNotAppliedError, WriteNotReplicatedError, WriteOutcomeUnknownError } from './errors';
 import type { AuditEntry, FlagChange, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';
 import { flagStoreKeys, type FlagStoreKeys } from './keys';
-import { runWrite } from './scripts';
+import { runWrite, runWriteAndWait, type ScriptWriteResult } from './scripts';
 import { planWrite, writeIdOf, writeResultOf, type PlannedEntry } from './write-plan';
 
-type Client = Redis | Cluster;
+export { SAFE_CLUSTER_OPTIONS, SAFE_REDIS_OPTIONS, SAFE_SENTINEL_OPTIONS } from './connection';
+export type { RedisClusterConfig } from './connection';
 
 export interface RedisFlagStoreOptions {
   /**
-   * A connected ioredis client (Redis, Sentinel or Cluster) — yours to close; refused unless it sets
-   * `commandTimeout` and `maxRetriesPerRequest` (0 to 3), e.g. `new Redis({ ...SAFE_REDIS_OPTIONS, host })`
-   * — or a URL / RedisOptions from which the store creates (and later closes) its own client with
-   * {@link SAFE_REDIS_OPTIONS} applied under yours.
+   * Where the flags are. Either a connected ioredis client — `Redis` (single node, or Sentinel
+   * with `sentinels` and `name`) or `Cluster` — yours to close; refused unless it sets
+   * `commandTimeout` and `maxRetriesPerRequest` (0 to 3) (a Cluster in `redisOptions`, and
+   * `enableOfflineQueue: false`), e.g. `new Redis({ ...SAFE_REDIS_OPTIONS, sentinels, name })`.
+   * Or a description from which the store creates (and later closes) its own client with the
+   * safe defaults applied under yours: a URL (`redis://`, `rediss://`, `redis+sentinel://…`,
+   * `redis+cluster://…`, see {@link parseRedisUrl}), RedisOptions (Sentinel: `{ sentinels, name,
+   * sentinelPassword?, … }`), or `{ cluster: nodes, clusterOptions? }`.
    */
-  redis: Client | string | RedisOptions;
+  redis: Client | string | RedisOptions | RedisClusterConfig;
   /** Environment name, part of every key (`rollgate:{prod}:flags`). @default 'default' */
   env?: string;
   /** Key prefix. @default 'rollgate' */
@@ -40,69 +46,52 @@ export interface RedisFlagStoreOptions {
   /**
    * When Redis does not answer a write (timeout, lost connection), how long the store keeps
    * reading back to learn whether it was applied before giving up with WriteOutcomeUnknownError.
+   * With `minReplicas`, also how long it keeps checking that an applied write has reached them.
    * @default 5000
    */
   writeReadBackMs?: number;
   /** How long a write id is remembered, so that a retry with the same id is not applied twice. @default 86400 (24 h) */
   idempotencyWindowSec?: number;
-}
-
-/**
- * Defaults for clients the store creates: a request never hangs on a dead or stuck Redis.
- * (ioredis 6 defaults waited 73 s for a command while Redis was down; see docs/operations.md.)
- */
-export const SAFE_REDIS_OPTIONS: Readonly<RedisOptions> = Object.freeze({
-  connectTimeout: 2000,
-  commandTimeout: 1000,
-  maxRetriesPerRequest: 1,
-  enableReadyCheck: true,
-  // how long disconnect() waits for a socket to close; ioredis keeps this 2 s timer even when
-  // the socket is already gone, which held processes open after close()
-  disconnectTimeout: 100,
-  // reconnect soon after Redis is back: the delay is capped at 400 ms (+ up to 100 ms jitter), so
-  // a restarted Redis is found within 0.5 s; attempts against a closed port fail at once and cost little
-  retryStrategy: (times: number) => Math.min(2 ** (times - 1) * 50, 400) + Math.floor(Math.random() * 100),
-});
-
-/**
- * Most reconnection attempts a client passed in may let a command wait for (SAFE_REDIS_OPTIONS: 1;
- * ioredis' default of 20 is what waited 73 s).
- */
-const MAX_RETRIES_PER_REQUEST = 3;
-
-/** What makes a client passed in hang callers while Redis is down; empty when it is safe. */
-function unsafeSettings(client: Client): string[] {
-  // a Cluster's commands run on per-node connections configured by its redisOptions
-  const [where, options] = client instanceof Cluster ? ['redisOptions.', client.options.redisOptions ?? {}] : ['', client.options];
-  const problems: string[] = [];
-  const timeout = options.commandTimeout;
-  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
-    problems.push(`${where}commandTimeout is ${timeout === undefined ? 'not set' : String(timeout)}`);
-  }
-  const retries = options.maxRetriesPerRequest;
-  if (!Number.isInteger(retries) || (retries as number) < 0 || (retries as number) > MAX_RETRIES_PER_REQUEST) {
-    problems.push(`${where}maxRetriesPerRequest is ${retries === undefined ? 'not set' : String(retries)} (must be 0 to ${MAX_RETRIES_PER_REQUEST})`);
-  }
-  return problems;
-}
-
-function createClient(redis: string | RedisOptions): Redis {
-  if (typeof redis === 'string') return new Redis(redis, { ...SAFE_REDIS_OPTIONS });
-  return new Redis({ ...SAFE_REDIS_OPTIONS, ...redis });
-}
-
-function isClient(value: unknown): value is Client {
-  return value instanceof Redis || value instanceof Cluster;
-}
-
-/** The client's command timeout (validated for clients passed in; SAFE_REDIS_OPTIONS' otherwise). */
-function commandTimeoutOf(client: Client): number {
-  const options = client instanceof Cluster ? (client.options.redisOptions ?? {}) : client.options;
-  const timeout = options.commandTimeout;
-  return typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : (SAFE_REDIS_OPTIONS.commandTimeout as number);
+  /**
+   * A write is acknowledged only once this many replicas have it (`WAIT minReplicas
+   * replicationTimeoutMs` on the write's connection): with Sentinel or Cluster, an acknowledged
+   * write then survives the failover of its master to one of those replicas. One that is not
+   * replicated in time is read back (`writeReadBackMs`) and, if still short, fails with
+   * WriteNotReplicatedError (applied on the master; retry with the same write id). 0: writes are
+   * acknowledged by the master alone (Redis replication is asynchronous: a failover can lose the
+   * last writes). @default 0
+   */
+  minReplicas?: number;
+  /** How long a write waits for `minReplicas` (WAIT's timeout); below the client's commandTimeout. @default commandTimeout / 2 */
+  replicationTimeoutMs?: number;
+  /**
+   * Change notices on a Cluster: 'sharded' — SPUBLISH/SSUBSCRIBE (Redis 7+): a notice travels
+   * only within the shard that owns the environment's slot, and each instance holds one
+   * subscriber connection to that shard; 'classic' — PUBLISH/SUBSCRIBE: every node forwards
+   * every notice to every other node over the cluster bus (works on Redis 6; costs grow with the
+   * number of nodes). Single node and Sentinel always use PUBLISH. @default 'sharded'
+   */
+  clusterNotices?: 'sharded' | 'classic';
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** After ioredis re-subscribes sharded subscribers (unconfirmed), when to check the version once more. */
+const RESUBSCRIBE_SETTLE_MS = 250;
+
+/** A Cluster redirect (or a cluster that cannot serve the slot now) answering a command: it did not run. */
+const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
+/** Retries of a write whose script a redirect refused (about ioredis' own 16 × 100 ms for other commands). */
+const MAX_REDIRECT_RETRIES = 16;
+const REDIRECT_RETRY_DELAY_MS = 100;
+
+/** What is known of a write that was applied (its script answered), when it is read back for its replication. */
+interface KnownWrite {
+  version: number;
+  alreadyApplied: boolean;
+  /** The most replicas seen to have it. */
+  replicas: number;
+}
 
 /** Milliseconds on Redis' clock from a TIME reply. */
 function redisMillis(time: unknown): number {
@@ -141,13 +130,20 @@ export class RedisFlagStore extends BaseFlagStore {
   private readonly writeReadBackMs: number;
   private readonly idempotencyWindowSec: number;
   private readonly commandTimeoutMs: number;
+  private readonly minReplicas: number;
+  private readonly replicationTimeoutMs: number;
+  /** A Cluster with sharded change notices (SPUBLISH/SSUBSCRIBE). */
+  private readonly sharded: boolean;
   private readonly watchers = new Set<StoreWatcher>();
   private subscriber: Client | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private resubscribeTimer: NodeJS.Timeout | undefined;
   private watching = false;
   private available = true;
   private closed = false;
-  private readonly onClientReady = () => this.markAvailable();
+  // A Cluster is 'ready' as a whole while the shard of this environment may still be down (a
+  // failover in progress): only an answered check says the environment is available again.
+  private readonly onClientReady = () => (this.client instanceof Cluster ? void this.checkVersion() : this.markAvailable());
   private readonly onClientClose = () => this.markUnavailable(new StoreUnavailableError('connection to Redis closed'));
   private readonly onClientError = (_err: Error) => {
     // ioredis emits errors it also reports through commands and reconnects; an 'error'
@@ -157,7 +153,7 @@ export class RedisFlagStore extends BaseFlagStore {
   constructor(options: RedisFlagStoreOptions) {
     super();
     if (!options || options.redis === undefined || options.redis === null) {
-      throw new ConfigError('RedisFlagStore: options.redis is required (an ioredis client, a redis:// URL or RedisOptions)');
+      throw new ConfigError('RedisFlagStore: options.redis is required (an ioredis client, a redis:// URL, RedisOptions or { cluster: nodes })');
     }
     const env = options.env ?? 'default';
     try {
@@ -166,19 +162,26 @@ export class RedisFlagStore extends BaseFlagStore {
       throw new ConfigError(`RedisFlagStore: ${(e as Error).message}`);
     }
     const given = options.redis;
-    const keyPrefix = isClient(given) ? (given.options as RedisOptions | undefined)?.keyPrefix : typeof given === 'object' ? given.keyPrefix : undefined;
+    const keyPrefix = isClient(given)
+      ? ((given.options as RedisOptions | undefined)?.keyPrefix ?? (given instanceof Cluster ? given.options.redisOptions?.keyPrefix : undefined))
+      : isClusterConfig(given)
+        ? (given.clusterOptions?.keyPrefix ?? given.clusterOptions?.redisOptions?.keyPrefix)
+        : typeof given === 'object'
+          ? given.keyPrefix
+          : undefined;
     if (keyPrefix) {
       throw new ConfigError('RedisFlagStore: ioredis keyPrefix is not supported (it does not apply to pub/sub channels); use options.prefix instead');
     }
     if (isClient(given)) {
       const problems = unsafeSettings(given);
       if (problems.length > 0) {
-        const example = given instanceof Cluster
-          ? 'new Cluster(nodes, { redisOptions: { commandTimeout: SAFE_REDIS_OPTIONS.commandTimeout, maxRetriesPerRequest: SAFE_REDIS_OPTIONS.maxRetriesPerRequest } })'
-          : 'new Redis({ ...SAFE_REDIS_OPTIONS, host, port })';
+        const [example, from] =
+          given instanceof Cluster
+            ? ['new Cluster(nodes, { ...SAFE_CLUSTER_OPTIONS, redisOptions: { ...SAFE_REDIS_OPTIONS } })', 'SAFE_CLUSTER_OPTIONS and SAFE_REDIS_OPTIONS']
+            : ['new Redis({ ...SAFE_REDIS_OPTIONS, host, port })', 'SAFE_REDIS_OPTIONS'];
         throw new ConfigError(
           `RedisFlagStore: the ioredis client in options.redis would make loads and writes hang while Redis is down: ${problems.join(', ')}. ` +
-            `Create it with ${example} (SAFE_REDIS_OPTIONS from @rollgate/redis), or pass a URL or RedisOptions and let the store create it.`,
+            `Create it with ${example} (${from} from @rollgate/redis), or pass a URL or options and let the store create it.`,
         );
       }
     }
@@ -189,9 +192,26 @@ export class RedisFlagStore extends BaseFlagStore {
     this.writeRetries = integer('writeRetries', options.writeRetries ?? 3, 0);
     this.writeReadBackMs = integer('writeReadBackMs', options.writeReadBackMs ?? 5000, 0, 2 ** 31 - 1);
     this.idempotencyWindowSec = integer('idempotencyWindowSec', options.idempotencyWindowSec ?? 86_400, 1);
+    this.minReplicas = integer('minReplicas', options.minReplicas ?? 0, 0, 1000);
+    const notices = options.clusterNotices ?? 'sharded';
+    if (notices !== 'sharded' && notices !== 'classic') {
+      throw new ConfigError(`RedisFlagStore: options.clusterNotices must be 'sharded' or 'classic', got ${JSON.stringify(notices)}`);
+    }
+    // creating the client is the last step that can throw (a bad URL): nothing is left connecting
+    const client = isClient(given) ? given : createClient(given);
+    this.commandTimeoutMs = commandTimeoutOf(client);
+    const replicationTimeout = options.replicationTimeoutMs ?? Math.floor(this.commandTimeoutMs / 2);
+    if (this.minReplicas > 0 && (!Number.isInteger(replicationTimeout) || replicationTimeout < 1 || replicationTimeout >= this.commandTimeoutMs)) {
+      if (!isClient(given)) client.disconnect();
+      throw new ConfigError(
+        `RedisFlagStore: options.replicationTimeoutMs must be an integer from 1 to below the client's commandTimeout (${this.commandTimeoutMs} ms): ` +
+          `the write and its WAIT share that timeout; got ${String(replicationTimeout)}`,
+      );
+    }
+    this.replicationTimeoutMs = replicationTimeout;
     this.ownsClient = !isClient(given);
-    this.client = isClient(given) ? given : createClient(given);
-    this.commandTimeoutMs = commandTimeoutOf(this.client);
+    this.client = client;
+    this.sharded = client instanceof Cluster && notices === 'sharded';
     this.client.on('error', this.onClientError);
   }
 
@@ -208,16 +228,42 @@ export class RedisFlagStore extends BaseFlagStore {
   }
 
   /**
+   * A Cluster (enableOfflineQueue false) refuses commands at once until it has connected — "Cluster
+   * isn't ready". Before its first connection is up (or while it reconnects to the cluster as a
+   * whole), wait for it, at most a command timeout: as long as a command could have waited.
+   */
+  private async started(): Promise<void> {
+    const c = this.client;
+    if (!(c instanceof Cluster) || c.status === 'ready') return;
+    if (c.status === 'wait') c.connect().catch(() => undefined); // lazyConnect
+    if (c.status !== 'connecting' && c.status !== 'connect') return; // closed or ended: fail now
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        c.off('ready', done);
+        c.off('close', done);
+        c.off('end', done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.commandTimeoutMs);
+      c.once('ready', done);
+      c.once('close', done);
+      c.once('end', done);
+    });
+  }
+
+  /**
    * One transaction: the flag set, Redis' clock (for write deadlines) and, for a write, whether its
    * id was already applied. `readAt` is performance.now() when the reply arrived.
    */
   private async read(writeId?: string): Promise<{ set: StoredFlagSet; redisNow: number; readAt: number; appliedVersion: number | undefined }> {
+    await this.started();
     const multi = this.client.multi().hgetall(this.keys.flags).hgetall(this.keys.evaluators).get(this.keys.version).get(this.keys.revision).time();
     if (writeId !== undefined) multi.get(this.keys.writeRecord(writeId));
     const reply = await multi.exec().catch(unavailable);
     const readAt = performance.now();
     if (!reply) throw new StoreUnavailableError('Redis aborted the load transaction');
-    for (const [err] of reply) if (err) throw err;
+    for (const [err] of reply) if (err) throw CLUSTER_UNSTABLE.test(err.message) ? unavailable(err) : err;
     const [rawFlags, rawEvaluators, rawVersion, rawRevision, time, rawApplied] = reply.map(([, value]) => value as unknown);
     const problems: StoredFlagSet['problems'] = [];
     const decode = (reply: unknown, kind: 'flags' | '$evaluators') => {
@@ -241,9 +287,16 @@ export class RedisFlagStore extends BaseFlagStore {
 
   async apply(changes: readonly FlagChange[], options: WriteOptions): Promise<WriteResult> {
     const writeId = writeIdOf(options);
+    let redirects = 0;
     for (let attempt = 0; ; attempt++) {
       const { set: current, redisNow, readAt, appliedVersion } = await this.read(writeId);
-      if (appliedVersion !== undefined) return writeResultOf(appliedVersion, writeId, true, changes);
+      const deadlineFrom = (sent: number) => redisNow + Math.ceil(sent - readAt) + this.commandTimeoutMs;
+      if (appliedVersion !== undefined) {
+        if (this.minReplicas === 0) return writeResultOf(appliedVersion, writeId, true, changes);
+        // applied before (a retry): acknowledged only once it is replicated, as the first run would have been
+        const known = { version: appliedVersion, alreadyApplied: true, replicas: 0 };
+        return this.settle(writeId, deadlineFrom(performance.now()), new Error('write already applied; checking its replication'), changes, known);
+      }
       if (options.expectedVersion !== undefined && options.expectedVersion !== current.version) {
         throw new VersionConflictError(options.expectedVersion, current.version);
       }
@@ -251,7 +304,7 @@ export class RedisFlagStore extends BaseFlagStore {
       // On Redis' clock: the latest moment the script may still run. By then this call has given up
       // waiting (commandTimeout), so a script Redis runs later (paused, or resent after a
       // reconnect) refuses itself instead of applying a write its writer reported as failed.
-      const deadline = redisNow + Math.ceil(performance.now() - readAt) + this.commandTimeoutMs;
+      const deadline = deadlineFrom(performance.now());
       const argv: (string | number)[] = [
         current.version,
         this.keys.changes,
@@ -269,9 +322,17 @@ export class RedisFlagStore extends BaseFlagStore {
       ];
       for (const e of entries) argv.push(e.kind, e.key, e.json ?? '');
       const keys = [this.keys.flags, this.keys.evaluators, this.keys.version, this.keys.audit, this.keys.revision, this.keys.writeRecord(writeId), this.keys.lease] as const;
+      let outcome: ScriptWriteResult;
+      let replicas: number | Error | undefined;
       try {
-        const { version, applied } = await runWrite(this.client, keys, argv);
-        return writeResultOf(version, writeId, !applied, entries);
+        if (this.minReplicas > 0) {
+          const waited = await runWriteAndWait(this.client, keys, argv, { replicas: this.minReplicas, timeoutMs: this.replicationTimeoutMs }, { sharded: this.sharded });
+          if (waited.script instanceof Error) throw waited.script;
+          outcome = waited.script;
+          replicas = waited.replicas;
+        } else {
+          outcome = await runWrite(this.client, keys, argv, { sharded: this.sharded });
+        }
       } catch (e) {
         const message = (e as Error).message ?? '';
         // the script refused its arguments, having written nothing: a bug, not an outage
@@ -280,6 +341,14 @@ export class RedisFlagStore extends BaseFlagStore {
         if (message.startsWith('WRITE_EXPIRED ')) {
           throw new WriteNotAppliedError(writeId, `Redis ran write ${writeId} after its deadline and refused it: the write was not applied; it is safe to retry`, { cause: e });
         }
+        // a Cluster redirect answered the script itself (pipelined with WAIT, ioredis does not
+        // follow it): the script did not run; read again (which follows the redirect) and retry
+        if (REDIRECTED.test(message) && redirects < MAX_REDIRECT_RETRIES) {
+          redirects++;
+          attempt--;
+          await sleep(REDIRECT_RETRY_DELAY_MS);
+          continue;
+        }
         const match = /VERSION_CONFLICT (\d+)/.exec(message);
         // no answer: the script may still run (Redis paused, or the command resent after a reconnect)
         if (!match) return this.settle(writeId, deadline, e, entries);
@@ -287,52 +356,103 @@ export class RedisFlagStore extends BaseFlagStore {
         if (options.expectedVersion !== undefined || attempt >= this.writeRetries) {
           throw new VersionConflictError(options.expectedVersion ?? current.version, Number(match[1]));
         }
+        continue;
       }
+      if (this.minReplicas === 0 || (typeof replicas === 'number' && replicas >= this.minReplicas)) {
+        return writeResultOf(outcome.version, writeId, !outcome.applied, entries);
+      }
+      // applied on the master, not (yet) on enough replicas: not acknowledged until it is
+      const cause = replicas instanceof Error ? replicas : new Error(`WAIT ${this.minReplicas} ${this.replicationTimeoutMs}: ${String(replicas)} replicas acknowledged`);
+      return this.settle(writeId, deadline, cause, entries, { version: outcome.version, alreadyApplied: !outcome.applied, replicas: typeof replicas === 'number' ? replicas : 0 });
     }
   }
 
   /**
-   * A write got no answer. Reads back until the outcome is certain: applied (its record exists),
-   * or not applied and never will be (Redis' clock is past the write's deadline without its
-   * record). Gives up after `writeReadBackMs` with WriteOutcomeUnknownError.
+   * A write got no answer — or, with `minReplicas`, was applied (`known`) but not confirmed by
+   * enough replicas. Reads back until the outcome is certain: applied (its record exists, and with
+   * `minReplicas` enough replicas have it), or not applied and never will be (Redis' clock is past
+   * the write's deadline without its record; or an applied write's record is gone — lost in a
+   * failover). Gives up after `writeReadBackMs` with WriteOutcomeUnknownError
+   * (WriteNotReplicatedError when it is applied but short of replicas).
    */
-  private async settle(writeId: string, deadline: number, cause: unknown, entries: readonly PlannedEntry[]): Promise<WriteResult> {
+  private async settle(writeId: string, deadline: number, cause: unknown, entries: readonly Pick<PlannedEntry, 'kind' | 'key'>[], known?: KnownWrite): Promise<WriteResult> {
     // a connection of its own: Redis answers a connection's commands in order, so behind a write
     // that is stuck (CLIENT PAUSE) a read-back on the same connection would be stuck too
     const reader = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate({ connectionName: `rollgate:read-back:${writeId}` });
     reader.on('error', this.onClientError);
     try {
-      return await this.readBack(reader, writeId, deadline, cause, entries);
+      return await this.readBack(reader, writeId, deadline, cause, entries, known);
     } finally {
       await quit(reader);
       reader.off('error', this.onClientError);
     }
   }
 
-  private async readBack(reader: Client, writeId: string, deadline: number, cause: unknown, entries: readonly PlannedEntry[]): Promise<WriteResult> {
+  private async readBack(reader: Client, writeId: string, deadline: number, cause: unknown, entries: readonly Pick<PlannedEntry, 'kind' | 'key'>[], known?: KnownWrite): Promise<WriteResult> {
     const why = (cause as Error)?.message ?? String(cause);
     const giveUpAt = performance.now() + this.writeReadBackMs;
+    const record = this.keys.writeRecord(writeId);
+    let applied = known;
     for (;;) {
       let wait = 100;
       try {
-        const reply = await reader.multi().time().get(this.keys.writeRecord(writeId)).exec();
-        if (!reply || reply.some(([err]) => err)) throw new Error('read-back transaction failed');
-        const [[, time], [, recorded]] = reply as [[null, unknown], [null, unknown]];
-        if (typeof recorded === 'string') return writeResultOf(Number(recorded), writeId, false, entries);
-        const now = redisMillis(time);
-        if (now > deadline) {
+        let time: unknown;
+        let recorded: unknown;
+        let acked: number | undefined;
+        if (this.minReplicas > 0) {
+          // one connection, in order: the clock, the record, a write that renews the record's TTL
+          // only if it exists, and WAIT — which counts replicas that have everything up to that
+          // write, so the write being read back too
+          const reply = await reader.pipeline().time().get(record).expire(record, this.idempotencyWindowSec).call('WAIT', this.minReplicas, this.replicationTimeoutMs).exec();
+          if (!reply || reply.slice(0, 2).some(([err]) => err)) throw new Error('read-back failed');
+          [time, recorded] = [reply[0]![1], reply[1]![1]];
+          const [waitError, waitReply] = reply[3]!;
+          if (!waitError && Number.isInteger(waitReply)) acked = waitReply as number;
+        } else {
+          const reply = await reader.multi().time().get(record).exec();
+          if (!reply || reply.some(([err]) => err)) throw new Error('read-back transaction failed');
+          [time, recorded] = [reply[0]![1], reply[1]![1]];
+        }
+        if (typeof recorded === 'string') {
+          if (this.minReplicas === 0) return writeResultOf(Number(recorded), writeId, false, entries);
+          applied = { version: Number(recorded), alreadyApplied: applied?.alreadyApplied ?? false, replicas: Math.max(applied?.replicas ?? 0, acked ?? 0) };
+          if (acked !== undefined && acked >= this.minReplicas) return writeResultOf(applied.version, writeId, applied.alreadyApplied, entries);
+          wait = acked === undefined ? 100 : 0; // WAIT has waited already
+        } else if (applied !== undefined) {
           throw new WriteNotAppliedError(
             writeId,
-            `Redis did not answer write ${writeId} (${why}); read back afterwards: it was not applied, and Redis refuses it from now on. It is safe to retry.`,
+            `write ${writeId} was applied at version ${applied.version} but is no longer in the store (${why}; lost in a failover to a replica that did not have it?): ` +
+              'it is not applied, and will not be. It is safe to retry.',
             { cause },
           );
+        } else {
+          const now = redisMillis(time);
+          if (now > deadline) {
+            throw new WriteNotAppliedError(
+              writeId,
+              `Redis did not answer write ${writeId} (${why}); read back afterwards: it was not applied, and Redis refuses it from now on. It is safe to retry.`,
+              { cause },
+            );
+          }
+          wait = deadline - now + 1;
         }
-        wait = deadline - now + 1;
       } catch (e) {
         if (e instanceof WriteNotAppliedError) throw e;
       }
       const left = giveUpAt - performance.now();
       if (left <= 0) {
+        if (applied !== undefined) {
+          throw new WriteNotReplicatedError(
+            writeId,
+            deadline,
+            applied.version,
+            applied.replicas,
+            this.minReplicas,
+            `write ${writeId} was applied on the master at version ${applied.version}, but only ${applied.replicas} of the ${this.minReplicas} replicas required (minReplicas) ` +
+              `confirmed it within ${this.writeReadBackMs} ms (${why}): a failover now may lose it. Retry with the same write id: it is applied at most once, and its replication is checked again.`,
+            { cause },
+          );
+        }
         throw new WriteOutcomeUnknownError(
           writeId,
           deadline,
@@ -347,6 +467,7 @@ export class RedisFlagStore extends BaseFlagStore {
   }
 
   async audit(key?: string, options: { limit?: number } = {}): Promise<AuditEntry[]> {
+    await this.started();
     const limit = options.limit ?? 50;
     const out: AuditEntry[] = [];
     let end = '+';
@@ -374,6 +495,7 @@ export class RedisFlagStore extends BaseFlagStore {
   }
 
   async recordEvent(event: TrackedEvent): Promise<void> {
+    await this.started();
     await this.client.xadd(
       this.keys.events,
       'MAXLEN',
@@ -393,6 +515,7 @@ export class RedisFlagStore extends BaseFlagStore {
 
   /** Recorded tracking events, newest first. */
   async trackedEvents(limit = 100): Promise<TrackedEvent[]> {
+    await this.started();
     const rows = (await this.client.xrevrange(this.keys.events, '+', '-', 'COUNT', limit)) as [string, string[]][];
     return rows.map(([, fields]) => {
       const f = fieldMap(fields);
@@ -418,11 +541,57 @@ export class RedisFlagStore extends BaseFlagStore {
     this.client.on('ready', this.onClientReady);
     this.client.on('close', this.onClientClose);
     // Our own subscriber connection, always: under RESP2 a subscribed connection cannot run commands.
-    const sub: Client = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate({ connectionName: `rollgate:sub:${this.keys.changes}` });
+    // It is a duplicate of the command client, so it follows the same topology: a Sentinel
+    // client's duplicate asks the Sentinels for the master on every reconnect (a failover), a
+    // Cluster's duplicate follows slot moves and failovers (sharded subscribers are re-created on
+    // the slot's new owner when Redis tells them the slot moved, or when their node is lost).
+    const sub: Client =
+      this.client instanceof Cluster
+        ? // it queues its (s)subscribe until connected: it sends nothing a caller waits on
+          this.client.duplicate([], { shardedSubscribers: this.sharded, enableOfflineQueue: true })
+        : // ioredis' own re-subscription after a reconnect sends SUBSCRIBE without handling its
+          // failure: should the connection drop again before the reply (Redis flapping, a
+          // failover), the rejection (MaxRetriesPerRequestError) is unhandled and ends the
+          // process. The store re-subscribes itself, on every 'ready', and handles it.
+          this.client.duplicate({ connectionName: `rollgate:sub:${this.keys.changes}`, autoResubscribe: false });
     this.subscriber = sub;
     sub.on('error', this.onClientError);
-    sub.on('ready', () => void this.checkVersion());
-    sub.on('message', (channel: string, message: string) => {
+    const subscribe = () => {
+      const subscribed = this.sharded ? (sub as Cluster).ssubscribe(this.keys.changes) : sub.subscribe(this.keys.changes);
+      subscribed.catch(() => {
+        // the next 'ready' subscribes again (for a Cluster, ioredis re-subscribes); the heartbeat covers the gap
+      });
+    };
+    // (re)connected: (re)subscribe, and check — a notice may have been missed meanwhile
+    sub.on('ready', () => {
+      if (!this.sharded) subscribe();
+      void this.checkVersion();
+    });
+    if (sub instanceof Cluster && !this.sharded) {
+      // Classic notices on a Cluster: ioredis subscribes on one node of its choosing, and picks
+      // another when that node's connection is replaced (its role learned at start-up, a failover);
+      // it carries over only subscriptions already confirmed, so one in flight is lost. Subscribe
+      // again (idempotent) once the topology has settled after any node change, and check.
+      const settle = () => {
+        clearTimeout(this.resubscribeTimer);
+        this.resubscribeTimer = setTimeout(() => {
+          subscribe();
+          void this.checkVersion();
+        }, RESUBSCRIBE_SETTLE_MS);
+        this.resubscribeTimer.unref();
+      };
+      sub.on('+node', settle);
+      sub.on('-node', settle);
+    }
+    if (this.sharded) {
+      // after a slot moved or a shard failed over, ioredis re-subscribes on the slot's owner and
+      // says so before the owner has confirmed: check now, and once more when it surely has
+      sub.on('subscribersReady', () => {
+        void this.checkVersion();
+        setTimeout(() => void this.checkVersion(), RESUBSCRIBE_SETTLE_MS).unref();
+      });
+    }
+    sub.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => {
       if (channel !== this.keys.changes) return;
       const receivedAt = Date.now();
       try {
@@ -434,9 +603,9 @@ export class RedisFlagStore extends BaseFlagStore {
         void this.checkVersion(); // unreadable message: ask Redis instead
       }
     });
-    sub.subscribe(this.keys.changes).catch(() => {
-      // retried by ioredis' auto-resubscribe on reconnect; the heartbeat covers the gap
-    });
+    // the first subscription (it also makes a lazyConnect client connect); for a plain client the
+    // first 'ready' subscribes too, which Redis treats as the same subscription
+    subscribe();
     this.scheduleHeartbeat(this.pollIntervalMs);
   }
 
@@ -444,12 +613,18 @@ export class RedisFlagStore extends BaseFlagStore {
     this.watching = false;
     clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
+    clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = undefined;
     this.client.off('ready', this.onClientReady);
     this.client.off('close', this.onClientClose);
     const sub = this.subscriber;
     this.subscriber = undefined;
     if (sub) {
       sub.removeAllListeners('message');
+      sub.removeAllListeners('smessage');
+      sub.removeAllListeners('subscribersReady');
+      sub.removeAllListeners('+node');
+      sub.removeAllListeners('-node');
       sub.removeAllListeners('ready');
       await quit(sub);
       sub.off('error', this.onClientError); // after quit, for the same reason as in close()
@@ -471,6 +646,7 @@ export class RedisFlagStore extends BaseFlagStore {
   private async checkVersion(): Promise<void> {
     if (this.closed || this.watchers.size === 0) return;
     // the state read is current as of no earlier than the moment the command left
+    await this.started();
     const sentAt = Date.now();
     try {
       const [version, revision] = await this.client.mget(this.keys.version, this.keys.revision);
@@ -502,8 +678,15 @@ export class RedisFlagStore extends BaseFlagStore {
 /** Redis failures (timeouts, closed connections, retries exhausted) surface as StoreUnavailableError. */
 function unavailable(e: unknown): never {
   if (e instanceof RollgateError) throw e;
-  throw new StoreUnavailableError(`Redis did not answer: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  const message = (e as Error)?.message ?? String(e);
+  if (CLUSTER_UNSTABLE.test(message)) {
+    throw new StoreUnavailableError(`Redis Cluster cannot serve the environment's slot now (a slot migration or a failover in progress): ${message}`, { cause: e });
+  }
+  throw new StoreUnavailableError(`Redis did not answer: ${message}`, { cause: e });
 }
+
+/** Replies of a Cluster that cannot serve a slot right now (ioredis retried them, then gave up). */
+const CLUSTER_UNSTABLE = /^(TRYAGAIN|MOVED|ASK|CLUSTERDOWN) |Too many Cluster redirections/;
 
 function integer(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isInteger(value) || value < min || value > max) {

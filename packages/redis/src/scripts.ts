@@ -20,7 +20,7 @@ import type { Cluster, Redis } from 'ioredis';
  * Redis does not roll back a script that fails midway, so everything that could fail (arguments,
  * JSON, key types) is checked before the first write.
  */
-const WRITE = `
+const writeLua = (publish: string) => `
 local function invalid(message) return redis.error_reply('INVALID_WRITE ' .. message) end
 -- digits only, at most 15 (exact as a Lua number, and parsed by Redis as an integer), >= min
 local function integer(text, min)
@@ -58,7 +58,12 @@ for i, expected in ipairs({ 'hash', 'hash', 'string', 'stream', 'string', 'strin
 end
 -- idempotence first: a retried write that was applied reports its version, whatever came since
 local done = redis.call('GET', KEYS[6])
-if done then return { tonumber(done), 0 } end
+if done then
+  -- a write on this connection (the record's TTL renewed), so that a WAIT after it waits for
+  -- replicas to have everything up to this record: the retry confirms the first run's replication
+  redis.call('EXPIRE', KEYS[6], ARGV[12])
+  return { tonumber(done), 0 }
+end
 if ARGV[13] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[13] then return redis.error_reply('FENCED by another controller') end
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -89,11 +94,25 @@ for i = 0, n - 1 do
     'version', version, 'time', ARGV[5], 'actor', ARGV[3], 'action', action,
     'kind', kind, 'key', key, 'before', before, 'after', json, 'reason', ARGV[4], 'write', ARGV[9])
 end
-redis.call('PUBLISH', ARGV[2], cjson.encode({ version = version, revision = ARGV[10], keys = flags, evaluators = evaluators }))
+local notice = cjson.encode({ version = version, revision = ARGV[10], keys = flags, evaluators = evaluators })
+${publish}
 return { version, 1 }
 `;
 
-export const WRITE_COMMAND = 'rollgate_write_v4';
+/** Single node and Sentinel (and a Cluster with classic notices): PUBLISH. */
+const WRITE = writeLua(`redis.call('PUBLISH', ARGV[2], notice)`);
+
+/**
+ * Cluster with sharded notices: SPUBLISH (Redis 7+) reaches only the shard that owns the
+ * environment's slot. The channel shares the keys' hash tag, so it is in the script's slot. Run
+ * as pcall: should the server not know SPUBLISH (Redis 6), the write — already done — is not
+ * turned into an error; it is announced with PUBLISH instead (see docs/operations.md).
+ */
+const WRITE_SHARDED = writeLua(`local published = redis.pcall('SPUBLISH', ARGV[2], notice)
+if type(published) == 'table' and published.err then redis.call('PUBLISH', ARGV[2], notice) end`);
+
+export const WRITE_COMMAND = 'rollgate_write_v5';
+export const WRITE_SHARDED_COMMAND = 'rollgate_write_v5_sharded';
 
 type Client = Redis | Cluster;
 type WriteFn = (...args: (string | number)[]) => Promise<unknown>;
@@ -107,6 +126,7 @@ const registered = new WeakSet<object>();
 export function defineScripts(client: Client): void {
   if (registered.has(client)) return;
   client.defineCommand(WRITE_COMMAND, { numberOfKeys: 7, lua: WRITE });
+  client.defineCommand(WRITE_SHARDED_COMMAND, { numberOfKeys: 7, lua: WRITE_SHARDED });
   registered.add(client);
 }
 
@@ -116,12 +136,54 @@ export interface ScriptWriteResult {
   applied: boolean;
 }
 
-export async function runWrite(client: Client, keys: WriteKeys, argv: (string | number)[]): Promise<ScriptWriteResult> {
-  defineScripts(client);
-  const fn = (client as unknown as Record<string, WriteFn>)[WRITE_COMMAND]!.bind(client);
-  const reply: unknown = await fn(...keys, ...argv);
+export interface RunWriteOptions {
+  /** Announce with SPUBLISH (a Cluster with sharded notices) instead of PUBLISH. */
+  sharded?: boolean;
+}
+
+function resultOf(reply: unknown, name: string): ScriptWriteResult {
   if (!Array.isArray(reply) || reply.length !== 2 || !Number.isInteger(reply[0]) || (reply[1] !== 0 && reply[1] !== 1)) {
-    throw new Error(`unexpected reply from ${WRITE_COMMAND}: ${JSON.stringify(reply)}`);
+    throw new Error(`unexpected reply from ${name}: ${JSON.stringify(reply)}`);
   }
   return { version: reply[0] as number, applied: reply[1] === 1 };
+}
+
+export async function runWrite(client: Client, keys: WriteKeys, argv: (string | number)[], options: RunWriteOptions = {}): Promise<ScriptWriteResult> {
+  defineScripts(client);
+  const name = options.sharded ? WRITE_SHARDED_COMMAND : WRITE_COMMAND;
+  const fn = (client as unknown as Record<string, WriteFn>)[name]!.bind(client);
+  return resultOf(await fn(...keys, ...argv), name);
+}
+
+/** What a write followed by WAIT on its connection answered. */
+export interface WaitedWriteResult {
+  /** The script's result, or its error (nothing else known about the write). */
+  script: ScriptWriteResult | Error;
+  /** Replicas that acknowledged everything up to the write (WAIT's answer), or WAIT's error. */
+  replicas: number | Error;
+}
+
+/**
+ * The write script, then `WAIT replicas timeoutMs`, in one pipeline: the two are sent together on
+ * one connection, so WAIT counts the replicas that have this write (WAIT waits for the writes of
+ * its own connection; on another connection it would answer at once). Sent as EVAL, not EVALSHA:
+ * ioredis resends a NOSCRIPT outside the pipeline, where a WAIT could run before the write.
+ */
+export async function runWriteAndWait(client: Client, keys: WriteKeys, argv: (string | number)[], wait: { replicas: number; timeoutMs: number }, options: RunWriteOptions = {}): Promise<WaitedWriteResult> {
+  const name = options.sharded ? WRITE_SHARDED_COMMAND : WRITE_COMMAND;
+  const replies = await client
+    .pipeline()
+    .eval(options.sharded ? WRITE_SHARDED : WRITE, keys.length, ...keys, ...argv)
+    .call('WAIT', wait.replicas, wait.timeoutMs)
+    .exec();
+  if (!replies || replies.length !== 2) throw new Error(`unexpected reply from ${name} + WAIT: ${JSON.stringify(replies)}`);
+  const [[scriptError, scriptReply], [waitError, waitReply]] = replies as [[Error | null, unknown], [Error | null, unknown]];
+  let script: ScriptWriteResult | Error;
+  try {
+    script = scriptError ?? resultOf(scriptReply, name);
+  } catch (e) {
+    script = e as Error;
+  }
+  const replicas = waitError ?? (Number.isInteger(waitReply) ? (waitReply as number) : new Error(`unexpected reply from WAIT: ${JSON.stringify(waitReply)}`));
+  return { script, replicas };
 }

@@ -11,11 +11,16 @@ it('exports exactly these runtime names', () => {
     'NotFoundError',
     'RedisFlagStore',
     'RollgateProvider',
+    'SAFE_CLUSTER_OPTIONS',
     'SAFE_REDIS_OPTIONS',
+    'SAFE_SENTINEL_OPTIONS',
     'StoreUnavailableError',
     'VersionConflictError',
     'WriteNotAppliedError',
+    'WriteNotReplicatedError',
     'WriteOutcomeUnknownError',
     'flagStoreKeys',
+    'parseRedisUrl',
+    'redactRedisUrl',
   ]);
 });

@@ -68,8 +68,16 @@ describe('a client passed in', () => {
     const cluster = new Cluster([{ host: '127.0.0.1', port: redis.port }], { lazyConnect: true });
     cleanups.push(async () => cluster.disconnect());
     expect(() => new RedisFlagStore({ redis: cluster })).toThrow('redisOptions.commandTimeout is not set, redisOptions.maxRetriesPerRequest is not set');
+    // the offline-queue caveat is enforced: commandTimeout does not cover a Cluster's own queue
+    const queueing = new Cluster([{ host: '127.0.0.1', port: redis.port }], { lazyConnect: true, redisOptions: { ...SAFE_REDIS_OPTIONS } });
+    cleanups.push(async () => queueing.disconnect());
+    const queued = thrown(() => new RedisFlagStore({ redis: queueing }));
+    expect(queued).toBeInstanceOf(ConfigError);
+    expect(queued.message).toContain('enableOfflineQueue is true (must be false: while no node is reachable a Cluster holds commands in its own offline queue, which commandTimeout does not cover)');
+    expect(queued.message).toContain('new Cluster(nodes, { ...SAFE_CLUSTER_OPTIONS, redisOptions: { ...SAFE_REDIS_OPTIONS } })');
     const safeCluster = new Cluster([{ host: '127.0.0.1', port: redis.port }], {
       lazyConnect: true,
+      enableOfflineQueue: false,
       redisOptions: { commandTimeout: SAFE_REDIS_OPTIONS.commandTimeout, maxRetriesPerRequest: SAFE_REDIS_OPTIONS.maxRetriesPerRequest },
     });
     cleanups.push(async () => safeCluster.disconnect());

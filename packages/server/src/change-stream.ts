@@ -32,8 +32,14 @@ export interface ChangeStreamOptions {
   maxStreamsPerCaller?: number;
   /** How long a ticket from a bulk response stays valid. @default 3600 (seconds) */
   ticketTtlSec?: number;
-  /** HMAC key for tickets; share it across instances behind one load balancer. @default random per process */
-  ticketSecret?: string | Buffer;
+  /**
+   * HMAC key for tickets (at least 32 bytes); give every instance behind one load balancer the
+   * same, and a ticket issued by one works on any other. A list rotates it: tickets are signed
+   * with the FIRST and accepted when signed with ANY — roll out `[old, new]` everywhere, then
+   * `[new, old]`, then (a ticket lifetime later) `[new]`; see docs/operations.md, "Stream tickets
+   * behind a load balancer". @default random per process
+   */
+  ticketSecret?: string | Buffer | readonly (string | Buffer)[];
   /** Reconnect delay suggested to EventSource (`retry:`). @default 3000 */
   retryMs?: number;
 }
@@ -52,7 +58,8 @@ export class ChangeStream {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly maxStreams: number;
   private readonly ticketTtlSec: number;
-  private readonly secret: Buffer;
+  /** [0] signs; all verify. */
+  private readonly secrets: readonly Buffer[];
   private readonly retryMs: number;
   private readonly events: ChangeStreamOptions['events'];
   private sequence = 0;
@@ -70,8 +77,7 @@ export class ChangeStream {
     }
     this.ticketTtlSec = options.ticketTtlSec ?? 3600;
     this.retryMs = options.retryMs ?? 3000;
-    this.secret = options.ticketSecret !== undefined ? Buffer.from(options.ticketSecret) : randomBytes(32);
-    if (this.secret.length < 32) throw new ConfigError('changeStream: ticketSecret must be at least 32 bytes');
+    this.secrets = secretsOf(options.ticketSecret);
     this.keyId = this.sign('key-id').slice(0, 12);
     this.events.addHandler(ProviderEvents.ConfigurationChanged, this.onChange);
     this.events.addHandler(ProviderEvents.Ready, this.onChange); // back from an outage: flags may differ
@@ -116,9 +122,14 @@ export class ChangeStream {
     if (typeof ticket !== 'string' || ticket.length > 128) return undefined;
     const [exp, tag, sig, extra] = ticket.split('.');
     if (!exp || !tag || !sig || extra !== undefined || !/^\d+$/.test(exp) || Number(exp) * 1000 < now) return undefined;
-    const expected = Buffer.from(this.sign(`${exp}.${tag}`));
     const given = Buffer.from(sig);
-    return expected.length === given.length && timingSafeEqual(expected, given) ? tag : undefined;
+    // signed with any of the secrets (the first signs; the others are being rotated in or out)
+    let valid = false;
+    for (const secret of this.secrets) {
+      const expected = Buffer.from(this.sign(`${exp}.${tag}`, secret));
+      if (expected.length === given.length && timingSafeEqual(expected, given)) valid = true;
+    }
+    return valid ? tag : undefined;
   }
 
   /**
@@ -215,7 +226,22 @@ export class ChangeStream {
     for (const res of this.streams.keys()) res.write(chunk);
   }
 
-  private sign(payload: string): string {
-    return createHmac('sha256', this.secret).update(`rollgate-sse:${payload}`).digest('base64url');
+  private sign(payload: string, secret = this.secrets[0]!): string {
+    return createHmac('sha256', secret).update(`rollgate-sse:${payload}`).digest('base64url');
   }
+}
+
+/** The ticket secrets: one, or a list (the first signs); each at least 32 bytes. */
+function secretsOf(given: ChangeStreamOptions['ticketSecret']): Buffer[] {
+  if (given === undefined) return [randomBytes(32)];
+  const list = Array.isArray(given) ? (given as readonly (string | Buffer)[]) : [given as string | Buffer];
+  if (list.length === 0) throw new ConfigError('changeStream: ticketSecret is an empty list; give at least one secret (the first signs tickets)');
+  return list.map((secret, i) => {
+    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) {
+      throw new ConfigError(`changeStream: ticketSecret${list.length > 1 || Array.isArray(given) ? `[${i}]` : ''} must be a string or a Buffer`);
+    }
+    const key = Buffer.from(secret);
+    if (key.length < 32) throw new ConfigError(`changeStream: ticketSecret${Array.isArray(given) ? `[${i}]` : ''} must be at least 32 bytes`);
+    return key;
+  });
 }
