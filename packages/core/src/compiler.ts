@@ -33,7 +33,7 @@ import {
   type Cost,
   type Lin,
 } from './cost';
-import { bucketOf, murmur3 } from './murmur3';
+import { bucketOf, hashPrefix, murmur3, murmur3After } from './murmur3';
 import { compareVersions, isSemVerOperator, parseVersion } from './semver-op';
 import type { EvaluationContext, ExplainStep, JsonValue } from './types';
 
@@ -49,10 +49,13 @@ import type { EvaluationContext, ExplainStep, JsonValue } from './types';
 // out. For every context within the assumption of cost.ts, what they charge is at most the static
 // bound; the node evaluations that are not charged are counted in Cost.weight.
 
-/** Per-evaluation state shared by the closures of one flag. */
+/**
+ * Per-evaluation state shared by the closures of one flag. A snapshot reuses one Env from one
+ * evaluation to the next (it is reset before each), so evaluating allocates nothing for it.
+ */
 export interface Env {
-  readonly ctx: EvaluationContext;
-  readonly flagKey: string;
+  ctx: EvaluationContext;
+  flagKey: string;
   /** Unix seconds, read lazily (most rules never use `$flagd.timestamp`). */
   timestamp: number | undefined;
   /** Set when the value that decided came from a `fractional` split. */
@@ -66,6 +69,14 @@ export interface Env {
 }
 
 export type Evaluator = (data: unknown, env: Env) => unknown;
+
+/**
+ * Turns what a flag's targeting picked into the flag's result, for the fast path: called at
+ * compile time for the variant names the rule spells out (so their results are built once) and at
+ * run time for names the rule computes. `split`: the value came from a `fractional` in tail
+ * position. Throws (an Error the snapshot reports as GENERAL) for a value that is not a variant.
+ */
+export type Outcome = (picked: unknown, split: boolean) => unknown;
 
 /** The most one evaluation may cost: the static bound at compile time and the run-time budget. */
 export interface EvaluationBudget {
@@ -101,6 +112,8 @@ interface Scope {
   /** In a reduce body: the types the accumulator can have. */
   readonly accTypes?: number;
   readonly budget: EvaluationBudget;
+  /** Fast path only: where the value of a tail node goes (see Outcome). */
+  readonly outcome?: Outcome;
 }
 
 interface Node {
@@ -108,7 +121,30 @@ interface Node {
   /** Set when the node is a constant (folded at compile time). */
   constant?: { value: unknown };
   cost: Cost;
+  /** Fast path, for a node in tail position: its value turned into the flag's result (scope.outcome). */
+  tail?: Evaluator;
+  /** Fast path, for a constant in tail position that names a variant: its result, built at compile time. */
+  ready?: unknown;
+  /** Set for `{"var": "name"}` (one path segment, a constant fallback): read inline by the operators that fuse it. */
+  read?: { key: string; fallback: unknown };
 }
+
+/** A tail node whose result is known only at run time. */
+const NOT_READY: unknown = Object.freeze({});
+
+/** A constant's result, or NOT_READY when it is not a variant (an error at run time). */
+function readyOf(node: Node, outcome: Outcome | undefined): unknown {
+  try {
+    return outcome!(node.constant!.value, false);
+  } catch {
+    return NOT_READY;
+  }
+}
+
+/** The value of a node whose tail form replaces it (never called). */
+const UNUSED: Evaluator = () => {
+  throw new Error('internal: the value of a tail node was used');
+};
 
 const FORBIDDEN_SEGMENTS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_WEIGHT = 2147483647;
@@ -136,6 +172,31 @@ export function compileRule(rule: JsonValue, flagKey: string, budget: Evaluation
   const node = compile(rule, 'targeting', scope);
   const charged = valueAt(node.cost.steps, CONTEXT_SIZE, 0);
   return { fn: node.fn, maxSteps: node.cost.weight + charged, maxChargedSteps: charged, maxBytes: valueAt(node.cost.alloc, CONTEXT_SIZE, 0) };
+}
+
+/** A flag's targeting compiled for the fast path: its value is the flag's result (see Outcome). */
+export interface CompiledDecision extends CompiledRule {
+  /** (context, env) → what `outcome` returned for the value the targeting picked. */
+  decide: Evaluator;
+}
+
+/**
+ * Compiles a flag's targeting for evaluation: the same checks, cost bound and run-time charges as
+ * compileRule, but the tail of the rule (the targeting, `if` branches, a `fractional` there) gives
+ * the flag's result through `outcome`, built at compile time where the rule names the variant.
+ * No trace: `explain` uses compileRule.
+ */
+export function compileDecision(rule: JsonValue, flagKey: string, outcome: Outcome, budget: EvaluationBudget = DEFAULT_BUDGET): CompiledDecision {
+  const scope: Scope = { inIterator: false, data: 'context', tail: true, flagKey, dMax: CONTEXT_SIZE, dText: CONTEXT_STRING, budget, outcome };
+  const node = compile(rule, 'targeting', scope);
+  const charged = valueAt(node.cost.steps, CONTEXT_SIZE, 0);
+  return {
+    fn: node.fn,
+    decide: node.tail!,
+    maxSteps: node.cost.weight + charged,
+    maxChargedSteps: charged,
+    maxBytes: valueAt(node.cost.alloc, CONTEXT_SIZE, 0),
+  };
 }
 
 /** Compiles a flag's targeting (see compileRule). */
@@ -290,7 +351,29 @@ function constant(value: unknown, facts = measure(value)): Node {
 function compile(rule: JsonValue, path: string, scope: Scope): Node {
   const node = build(rule, path, scope);
   enforce(node.cost, path, scope);
+  const outcome = scope.outcome;
+  if (outcome !== undefined && scope.tail && node.tail === undefined) {
+    node.tail = tailOf(node, outcome);
+    if (node.constant) node.ready = readyOf(node, outcome);
+  }
   return node;
+}
+
+/** A node's value turned into the flag's result: once, at compile time, for a constant. */
+function tailOf(node: Node, outcome: Outcome): Evaluator {
+  if (node.constant) {
+    const value = node.constant.value;
+    let result: unknown;
+    try {
+      result = outcome(value, false);
+    } catch {
+      // not a variant: an error at run time, as it always was
+      return () => outcome(value, false);
+    }
+    return () => result;
+  }
+  const fn = node.fn;
+  return (d, env) => outcome(fn(d, env), false);
 }
 
 function build(rule: JsonValue, path: string, scope: Scope): Node {
@@ -369,12 +452,16 @@ function arity(path: string, args: unknown[], min: number, max = Infinity): void
 }
 
 type PureFn = (values: unknown[], env: Env) => unknown;
+/** The same operation of exactly one or two values, passed as arguments (no array per evaluation). */
+type Pure1 = (a: unknown, env: Env) => unknown;
+type Pure2 = (a: unknown, b: unknown, env: Env) => unknown;
 
 /**
  * An operation of its arguments' values only. Over constant arguments it is folded at compile
  * time, after its cost was checked (folding a costly operation is as costly as running it).
+ * `one`/`two`: the same operation for one or two arguments, without building an array of values.
  */
-function pure(args: Node[], cost: Cost, fn: PureFn, path: string, scope: Scope): Node {
+function pure(args: Node[], cost: Cost, fn: PureFn, path: string, scope: Scope, fast?: { one?: Pure1; two?: Pure2 }): Node {
   if (args.every((a) => a.constant)) {
     enforce(cost, path, scope);
     const values = args.map((a) => a.constant!.value);
@@ -387,10 +474,14 @@ function pure(args: Node[], cost: Cost, fn: PureFn, path: string, scope: Scope):
   const fns = args.map((a) => a.fn);
   if (fns.length === 1) {
     const [a] = fns as [Evaluator];
+    const one = fast?.one;
+    if (one !== undefined) return { fn: (d, e) => one(a(d, e), e), cost };
     return { fn: (d, e) => fn([a(d, e)], e), cost };
   }
   if (fns.length === 2) {
     const [a, b] = fns as [Evaluator, Evaluator];
+    const two = fast?.two;
+    if (two !== undefined) return { fn: (d, e) => two(a(d, e), b(d, e), e), cost };
     return { fn: (d, e) => fn([a(d, e), b(d, e)], e), cost };
   }
   return { fn: (d, e) => fn(fns.map((f) => f(d, e)), e), cost };
@@ -531,7 +622,10 @@ const compileVar: Builder = (raw, path, scope) => {
     const p = pathNode.constant.value;
     const fallback = fallbackNode.constant.value ?? null;
     const str = p === null || p === undefined ? '' : String(p);
-    return { fn: compileVarPath(str, fallback, scope, path), cost: costOf([], varCost(str, fallbackNode, scope)) };
+    const node: Node = { fn: compileVarPath(str, fallback, scope, path), cost: costOf([], varCost(str, fallbackNode, scope)) };
+    // one segment, not $flagd at the root: what compileVarPath read with its single-key closure
+    if (str !== '' && !str.includes('.') && (scope.inIterator || str !== '$flagd')) node.read = { key: str, fallback };
+    return node;
   }
   // dynamic path: resolved (and checked) on every evaluation
   const read = varCost(undefined, fallbackNode, scope);
@@ -657,8 +751,39 @@ const compileIf: Builder = (raw, path, scope) => {
   const otherwiseNode = i < args.length ? compile(args[i]!, `${path}[${i}]`, scope) : constant(null);
   children.push(otherwiseNode);
   results.push(otherwiseNode);
-  const otherwise = otherwiseNode.fn;
   const n = conditions.length;
+  const cost = costOf(children, oneOf(results));
+  if (scope.outcome !== undefined && scope.tail) {
+    // fast path: conditions as values, branches straight to the flag's result; no trace
+    const outcome = scope.outcome;
+    const tails = results.map((r) => r.tail ?? tailOf(r, outcome)); // the missing else is a constant null
+    // a branch that names a variant has its result ready: returned without a call
+    const ready = results.map((r) => (r.ready !== undefined ? r.ready : r.constant ? readyOf(r, outcome) : NOT_READY));
+    const [c0, c1] = conditions as [Evaluator, Evaluator | undefined];
+    const [t0, t1, t2] = tails as [Evaluator, Evaluator, Evaluator | undefined];
+    const [r0, r1, r2] = ready;
+    let tail: Evaluator;
+    if (n === 1 && r0 !== NOT_READY && r1 !== NOT_READY) tail = (d, env) => (truthy(c0(d, env)) ? r0 : r1);
+    else if (n === 1 && r0 !== NOT_READY) tail = (d, env) => (truthy(c0(d, env)) ? r0 : t1(d, env));
+    else if (n === 1) tail = (d, env) => (truthy(c0(d, env)) ? t0(d, env) : t1(d, env));
+    else if (n === 2 && r0 !== NOT_READY && r1 !== NOT_READY && r2 !== NOT_READY) tail = (d, env) => (truthy(c0(d, env)) ? r0 : truthy(c1!(d, env)) ? r1 : r2);
+    else if (n === 2 && r0 !== NOT_READY && r1 !== NOT_READY) tail = (d, env) => (truthy(c0(d, env)) ? r0 : truthy(c1!(d, env)) ? r1 : t2!(d, env));
+    else if (n === 2) tail = (d, env) => (truthy(c0(d, env)) ? t0(d, env) : truthy(c1!(d, env)) ? t1(d, env) : t2!(d, env));
+    else {
+      tail = (d, env) => {
+        for (let c = 0; c < n; c++) {
+          if (truthy(conditions[c]!(d, env))) {
+            const r = ready[c];
+            return r !== NOT_READY ? r : tails[c]!(d, env);
+          }
+        }
+        const r = ready[n];
+        return r !== NOT_READY ? r : tails[n]!(d, env);
+      };
+    }
+    return { fn: UNUSED, tail, cost };
+  }
+  const otherwise = otherwiseNode.fn;
   return {
     fn: (d, env) => {
       for (let c = 0; c < n; c++) {
@@ -679,7 +804,7 @@ const compileIf: Builder = (raw, path, scope) => {
       }
       return otherwise(d, env);
     },
-    cost: costOf(children, oneOf(results)),
+    cost,
   };
 };
 
@@ -714,13 +839,13 @@ function booleanOf(args: Node[], extra?: { steps: Lin; alloc: Lin }): Cost {
 const compileNot: Builder = (raw, path, scope) => {
   const [a] = compileArgs(raw, path, scope);
   const args = [a ?? constant(undefined)];
-  return pure(args, booleanOf(args), ([v]) => !truthy(v), path, scope);
+  return pure(args, booleanOf(args), ([v]) => !truthy(v), path, scope, { one: (v) => !truthy(v) });
 };
 
 const compileNotNot: Builder = (raw, path, scope) => {
   const [a] = compileArgs(raw, path, scope);
   const args = [a ?? constant(undefined)];
-  return pure(args, booleanOf(args), ([v]) => truthy(v), path, scope);
+  return pure(args, booleanOf(args), ([v]) => truthy(v), path, scope, { one: (v) => truthy(v) });
 };
 
 // ---- comparison --------------------------------------------------------------------------------
@@ -736,7 +861,8 @@ function isStringLike(v: unknown): boolean {
   return typeof v === 'string' || v === null;
 }
 
-function comparator(strict: boolean, test: (a: never, b: never) => boolean): Builder {
+/** `equality`: == and === (true), != and !== (false); for these two strings compare as === does. */
+function comparator(strict: boolean, test: (a: never, b: never) => boolean, equality?: boolean): Builder {
   const cmp = (a: unknown, b: unknown): boolean => {
     if (strict || (isStringLike(a) && isStringLike(b))) return test(a as never, b as never);
     const x = toNumberOrFail(a);
@@ -753,25 +879,31 @@ function comparator(strict: boolean, test: (a: never, b: never) => boolean): Bui
       // a constant that is not a long string costs nothing to read: no check for it on every evaluation
       const [left, right] = args as [Node, Node];
       const short = (n: Node) => n.constant !== undefined && !(typeof n.constant.value === 'string' && n.constant.value.length > FREE_CHARS);
+      const fused = fuseVarConstant(left, right, short, cmp, equality, cost);
+      if (fused !== undefined) return fused;
       let fn: PureFn;
+      let two: Pure2;
       if (short(right)) {
-        fn = ([a, b], env) => {
+        fn = ([a, b], env) => two(a, b, env);
+        two = (a, b, env) => {
           chargeRead(env, a);
           return cmp(a, b);
         };
       } else if (short(left)) {
-        fn = ([a, b], env) => {
+        fn = ([a, b], env) => two(a, b, env);
+        two = (a, b, env) => {
           chargeRead(env, b);
           return cmp(a, b);
         };
       } else {
-        fn = ([a, b], env) => {
+        fn = ([a, b], env) => two(a, b, env);
+        two = (a, b, env) => {
           chargeRead(env, a);
           chargeRead(env, b);
           return cmp(a, b);
         };
       }
-      return pure(args, cost, fn, path, scope);
+      return pure(args, cost, fn, path, scope, { two });
     }
     // chained form, e.g. {"<": [0, {"var": "x"}, 10]} ("between")
     return pure(
@@ -785,6 +917,72 @@ function comparator(strict: boolean, test: (a: never, b: never) => boolean): Bui
       path,
       scope,
     );
+  };
+}
+
+/**
+ * `{"var": "name"}` compared with a short constant, as one closure: the same reads, charges and
+ * result as the two nodes and the comparison, without calling them. With == / === (or != / !==)
+ * and a string constant, a string value is compared with === directly.
+ */
+function fuseVarConstant(
+  left: Node,
+  right: Node,
+  short: (n: Node) => boolean,
+  cmp: (a: unknown, b: unknown) => boolean,
+  equality: boolean | undefined,
+  cost: Cost,
+): Node | undefined {
+  const varLeft = left.read !== undefined && short(right);
+  if (!varLeft && !(right.read !== undefined && short(left))) return undefined;
+  const v = varLeft ? left : right;
+  const { key, fallback } = v.read!;
+  const slow = v.fn;
+  const c = (varLeft ? right : left).constant!.value;
+  if (equality !== undefined && typeof c === 'string') {
+    const eq = equality;
+    return {
+      fn: (d, env) => {
+        let a: unknown;
+        if (d !== null && typeof d === 'object') {
+          a = (d as Record<string, unknown>)[key];
+          if (a === undefined || typeof a === 'function') a = fallback;
+        } else a = slow(d, env);
+        if (typeof a === 'string') {
+          if (a.length > FREE_CHARS) chargeRead(env, a);
+          return (a === c) === eq;
+        }
+        chargeRead(env, a);
+        return varLeft ? cmp(a, c) : cmp(c, a);
+      },
+      cost,
+    };
+  }
+  if (varLeft) {
+    return {
+      fn: (d, env) => {
+        let a: unknown;
+        if (d !== null && typeof d === 'object') {
+          a = (d as Record<string, unknown>)[key];
+          if (a === undefined || typeof a === 'function') a = fallback;
+        } else a = slow(d, env);
+        chargeRead(env, a);
+        return cmp(a, c);
+      },
+      cost,
+    };
+  }
+  return {
+    fn: (d, env) => {
+      let a: unknown;
+      if (d !== null && typeof d === 'object') {
+        a = (d as Record<string, unknown>)[key];
+        if (a === undefined || typeof a === 'function') a = fallback;
+      } else a = slow(d, env);
+      chargeRead(env, a);
+      return cmp(c, a);
+    },
+    cost,
   };
 }
 
@@ -924,6 +1122,23 @@ const compileIn: Builder = (raw, path, scope) => {
     // includes() and Set#has both use SameValueZero, so the result is identical
     const members = new Set(list);
     if (needle.constant) return constant(members.has(needle.constant.value));
+    if (needle.read !== undefined) {
+      // {"in": [{"var": "name"}, [...]]}: the read inline
+      const { key, fallback } = needle.read;
+      const slow = needle.fn;
+      return {
+        fn: (d, env) => {
+          let item: unknown;
+          if (d !== null && typeof d === 'object') {
+            item = (d as Record<string, unknown>)[key];
+            if (item === undefined || typeof item === 'function') item = fallback;
+          } else item = slow(d, env);
+          chargeRead(env, item); // hashed
+          return members.has(item);
+        },
+        cost: booleanOf(args, reads([needle])),
+      };
+    }
     const n = needle.fn;
     return {
       fn: (d, env) => {
@@ -942,28 +1157,23 @@ const compileIn: Builder = (raw, path, scope) => {
   const c = conversion(h.types & T_STR ? [needle] : []);
   const scan = h.types & T_ARR ? add(scale(1 / 2, h.size), needle.cost.types & T_STR ? scale(1 / CHARS_PER_STEP, h.size) : ZERO) : ZERO;
   const cost = booleanOf(args, { steps: plus(add(r.steps, c.steps, scan), 1), alloc: add(r.alloc, c.alloc) });
-  return pure(
-    args,
-    cost,
-    ([item, container], env) => {
-      if (container === null || container === undefined) return false;
-      if (typeof container === 'string') {
-        const s = item !== null && typeof item === 'object' ? stringOf(item, env) : item;
-        chargeRead(env, container);
-        chargeRead(env, s);
-        chargeSteps(env, 1);
-        return container.includes(s as string);
-      }
-      if (Array.isArray(container)) {
-        chargeRead(env, item);
-        chargeSteps(env, container.length + 1);
-        return container.includes(item);
-      }
-      throw new EvaluationFailure('"in" needs an array or a string to search');
-    },
-    path,
-    scope,
-  );
+  const two: Pure2 = (item, container, env) => {
+    if (container === null || container === undefined) return false;
+    if (typeof container === 'string') {
+      const s = item !== null && typeof item === 'object' ? stringOf(item, env) : item;
+      chargeRead(env, container);
+      chargeRead(env, s);
+      chargeSteps(env, 1);
+      return container.includes(s as string);
+    }
+    if (Array.isArray(container)) {
+      chargeRead(env, item);
+      chargeSteps(env, container.length + 1);
+      return container.includes(item);
+    }
+    throw new EvaluationFailure('"in" needs an array or a string to search');
+  };
+  return pure(args, cost, ([item, container], env) => two(item, container, env), path, scope, { two });
 };
 
 const compileCat: Builder = (raw, path, scope) => {
@@ -1422,7 +1632,9 @@ const compileFractional: Builder = (raw, path, scope) => {
     text: variants ? lin(variants.reduce((n, v) => Math.max(n, v.text), 0)) : upper(args.map((a) => a.cost.text)),
     types: T_STR | T_NUM | T_BOOL | T_NULL,
   });
-  return {
+  const outcome = scope.outcome;
+  if (outcome !== undefined && tail && fixed) return { fn: UNUSED, tail: fixedSplit(prefix, fixed, outcome), cost };
+  const node: Node = {
     fn: (d, env) => {
       let key: string;
       let split: { buckets: Bucket[]; total: number } | null;
@@ -1461,7 +1673,66 @@ const compileFractional: Builder = (raw, path, scope) => {
     },
     cost,
   };
+  // in tail position, a split computed at run time: its variant with the SPLIT flag it set
+  if (outcome !== undefined && tail) {
+    const fn = node.fn;
+    node.tail = (d, env) => outcome(fn(d, env), env.split);
+  }
+  return node;
 };
+
+/**
+ * The fast path of a tail `fractional` with constant buckets and the implicit bucketing key: the
+ * hash state after the flag key is computed once, each evaluation hashes only the targetingKey
+ * (no joined string), and each bucket's result is built at compile time. Reads, charges and
+ * results are those of the general closure.
+ */
+function fixedSplit(prefix: string, split: { buckets: Bucket[]; total: number }, outcome: Outcome): Evaluator {
+  const state = hashPrefix(prefix);
+  const prefixLength = prefix.length;
+  const total = split.total;
+  const n = split.buckets.length;
+  // bucket i is picked for hash buckets below bounds[i] (and at or above the previous bound)
+  const bounds: number[] = [];
+  let sum = 0;
+  for (const b of split.buckets) bounds.push((sum += b.weight));
+  const BAD = {};
+  const results = split.buckets.map((b) => {
+    try {
+      return outcome(b.variant, true);
+    } catch {
+      return BAD; // not a variant: the error is raised when it is picked, as it always was
+    }
+  });
+  const none = outcome(null, false);
+  const resultOf = (i: number): unknown => {
+    if (i < 0) return none;
+    const r = results[i];
+    return r !== BAD ? r : outcome(split.buckets[i]!.variant, true);
+  };
+  return (_d, env) => {
+    const tk = env.ctx.targetingKey as unknown;
+    if (!tk) return none; // no targetingKey: default variant (flagd)
+    let hash: number;
+    if (typeof tk === 'string') {
+      // chargeRead of flagKey + targetingKey, without building it
+      const length = prefixLength + tk.length;
+      if (length > FREE_CHARS) {
+        if ((env.steps -= (length / CHARS_PER_STEP) | 0) < 0) throw new BudgetExceeded('steps');
+        if ((env.alloc -= BYTES_PER_CHAR * length) < 0) throw new BudgetExceeded('allocation');
+      }
+      hash = murmur3After(state, tk);
+    } else {
+      const key = prefix + stringOf(tk, env);
+      chargeRead(env, key);
+      hash = murmur3(key);
+    }
+    if (total === 0) return none;
+    const bucket = bucketOf(hash, total);
+    for (let i = 0; i < n; i++) if (bounds[i]! > bucket) return resultOf(i);
+    return none;
+  };
+}
 
 const OPERATORS: Readonly<Record<string, Builder>> = Object.assign(Object.create(null) as Record<string, Builder>, {
   var: compileVar,
@@ -1473,10 +1744,10 @@ const OPERATORS: Readonly<Record<string, Builder>> = Object.assign(Object.create
   or: compileAndOr(false),
   '!': compileNot,
   '!!': compileNotNot,
-  '==': comparator(false, (a, b) => a == b),
-  '!=': comparator(false, (a, b) => a != b),
-  '===': comparator(true, (a, b) => a === b),
-  '!==': comparator(true, (a, b) => a !== b),
+  '==': comparator(false, (a, b) => a == b, true),
+  '!=': comparator(false, (a, b) => a != b, false),
+  '===': comparator(true, (a, b) => a === b, true),
+  '!==': comparator(true, (a, b) => a !== b, false),
   '<': comparator(false, (a, b) => a < b),
   '<=': comparator(false, (a, b) => a <= b),
   '>': comparator(false, (a, b) => a > b),

@@ -1,21 +1,120 @@
 // MurmurHash3 x86 32-bit over the UTF-8 bytes of a string, as flagd (Go) computes it for
 // `fractional`. Hand-written rather than a dependency: the npm ports (imurmurhash, murmurhash)
 // hash UTF-16 code units or truncate them to bytes, which buckets non-ASCII keys differently
-// from flagd. ASCII strings (the common case) are hashed without encoding.
+// from flagd. ASCII strings (the common case) are hashed without encoding, and a fixed prefix (the
+// flag key) can be hashed once (hashPrefix) so that each evaluation hashes only the targetingKey.
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
 let encoder: TextEncoder | undefined;
 
+function utf8(text: string): Uint8Array {
+  encoder ??= new TextEncoder();
+  return encoder.encode(text);
+}
+
+/**
+ * The hash state after some bytes: the blocks mixed so far (`h`), the bytes of an incomplete
+ * block (`tail`, little-endian, `n` of them) and the byte count (`length`).
+ */
+export interface HashState {
+  readonly h: number;
+  readonly tail: number;
+  readonly n: number;
+  readonly length: number;
+}
+
 export function murmur3(key: string, seed = 0): number {
-  for (let i = 0; i < key.length; i++) {
-    if (key.charCodeAt(i) > 0x7f) {
-      encoder ??= new TextEncoder();
-      return murmur3Bytes(encoder.encode(key), seed);
+  return hashFrom(seed | 0, 0, 0, 0, key);
+}
+
+/**
+ * The state after hashing `prefix` (as UTF-8), to hash `prefix + key` for many keys without
+ * building the joined string: `murmur3After(hashPrefix(flagKey), targetingKey)` equals
+ * `murmur3(flagKey + targetingKey)`, for any strings.
+ */
+export function hashPrefix(prefix: string, seed = 0): HashState {
+  const bytes = utf8(prefix);
+  let h = seed | 0;
+  let tail = 0;
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    tail |= bytes[i]! << (n << 3);
+    if (++n === 4) {
+      h = mixBlock(h, tail);
+      tail = 0;
+      n = 0;
     }
   }
-  return murmur3Ascii(key, seed);
+  return Object.freeze({ h, tail, n, length: bytes.length });
+}
+
+/** murmur3 of the prefix `state` was made from, followed by `key`. */
+export function murmur3After(state: HashState, key: string): number {
+  return hashFrom(state.h, state.tail, state.n, state.length, key);
+}
+
+/**
+ * Hashes `key` from a state. ASCII is read four characters at a time and checked on the way (no
+ * separate scan); from the first non-ASCII character on, the rest is encoded as UTF-8 (lone
+ * surrogates as U+FFFD, like TextEncoder and Go) and hashed as bytes.
+ */
+function hashFrom(h: number, tail: number, n: number, length: number, key: string): number {
+  const len = key.length;
+  let i = 0;
+  if (n === 0) {
+    for (; i + 4 <= len; i += 4) {
+      const a = key.charCodeAt(i);
+      const b = key.charCodeAt(i + 1);
+      const c = key.charCodeAt(i + 2);
+      const d = key.charCodeAt(i + 3);
+      if ((a | b | c | d) > 0x7f) break;
+      h = mixBlock(h, a | (b << 8) | (c << 16) | (d << 24));
+    }
+  } else {
+    // n bytes are pending: each block is those bytes and the first 4 - n of the next four
+    const shift = n << 3;
+    const back = 32 - shift;
+    for (; i + 4 <= len; i += 4) {
+      const a = key.charCodeAt(i);
+      const b = key.charCodeAt(i + 1);
+      const c = key.charCodeAt(i + 2);
+      const d = key.charCodeAt(i + 3);
+      if ((a | b | c | d) > 0x7f) break;
+      const w = a | (b << 8) | (c << 16) | (d << 24);
+      h = mixBlock(h, tail | (w << shift));
+      tail = w >>> back;
+    }
+  }
+  length += i;
+  for (; i < len; i++) {
+    const c = key.charCodeAt(i);
+    // every character before i is ASCII, so i is not inside a surrogate pair
+    if (c > 0x7f) return hashBytesFrom(h, tail, n, length, utf8(i === 0 ? key : key.slice(i)));
+    tail |= c << (n << 3);
+    length++;
+    if (++n === 4) {
+      h = mixBlock(h, tail);
+      tail = 0;
+      n = 0;
+    }
+  }
+  if (n > 0) h = mixTail(h, tail);
+  return finalize(h, length);
+}
+
+function hashBytesFrom(h: number, tail: number, n: number, length: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) {
+    tail |= bytes[i]! << (n << 3);
+    if (++n === 4) {
+      h = mixBlock(h, tail);
+      tail = 0;
+      n = 0;
+    }
+  }
+  if (n > 0) h = mixTail(h, tail);
+  return finalize(h, length + bytes.length);
 }
 
 function mixBlock(h: number, k: number): number {
@@ -42,50 +141,6 @@ function finalize(h: number, length: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-function murmur3Ascii(key: string, seed: number): number {
-  const length = key.length;
-  const blocks = length & ~3;
-  let h = seed | 0;
-  let i = 0;
-  for (; i < blocks; i += 4) {
-    const k =
-      key.charCodeAt(i) |
-      (key.charCodeAt(i + 1) << 8) |
-      (key.charCodeAt(i + 2) << 16) |
-      (key.charCodeAt(i + 3) << 24);
-    h = mixBlock(h, k);
-  }
-  const rest = length & 3;
-  if (rest > 0) {
-    let k = 0;
-    if (rest === 3) k ^= key.charCodeAt(i + 2) << 16;
-    if (rest >= 2) k ^= key.charCodeAt(i + 1) << 8;
-    k ^= key.charCodeAt(i);
-    h = mixTail(h, k);
-  }
-  return finalize(h, length);
-}
-
-function murmur3Bytes(bytes: Uint8Array, seed: number): number {
-  const length = bytes.length;
-  const blocks = length & ~3;
-  let h = seed | 0;
-  let i = 0;
-  for (; i < blocks; i += 4) {
-    const k = bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
-    h = mixBlock(h, k);
-  }
-  const rest = length & 3;
-  if (rest > 0) {
-    let k = 0;
-    if (rest === 3) k ^= bytes[i + 2]! << 16;
-    if (rest >= 2) k ^= bytes[i + 1]! << 8;
-    k ^= bytes[i]!;
-    h = mixTail(h, k);
-  }
-  return finalize(h, length);
 }
 
 /**

@@ -32,7 +32,7 @@
  *
  * **Comparing arms is not this function's job.** A guard on "the treatment draws more negative
  * feedback than the control" is a `RegressionTest`: per bucket, `n` is the feedback received
- * (or the requests, see docs/user-signals-statistics.md) and `bad` is the negatives. It conditions
+ * (or the requests, see docs/user-signals.md) and `bad` is the negatives. It conditions
  * on each bucket, so a ramp and a moving baseline cannot mislead it. One thing to know: it skips
  * buckets where an arm has no answer. Feedback is sparse, so feed it buckets of a minute or more,
  * not seconds.

@@ -1,4 +1,4 @@
-import { compileTargeting, EvaluationFailure, RuleCompileError, type Env, type EvaluationBudget, type Evaluator } from './compiler';
+import { compileDecision, compileRule, compileTargeting, EvaluationFailure, RuleCompileError, type Env, type EvaluationBudget, type Evaluator, type Outcome } from './compiler';
 import { BudgetExceeded, type BudgetResource } from './cost';
 import type {
   EvaluateOptions,
@@ -14,7 +14,7 @@ import type {
   Reason,
   ValidationIssue,
 } from './types';
-import { DEFAULT_LIMITS, escapeControls, validateFlagSet, type FlagSetLimits, type ValidFlag } from './validate';
+import { DEFAULT_LIMITS, escapeControls, resolveRefs, validateFlagSet, type FlagSetLimits, type ValidFlag } from './validate';
 
 export interface CompileOptions {
   /** Size, depth and evaluation-cost limits for untrusted input (see docs/flag-format.md). */
@@ -51,26 +51,38 @@ interface CompiledFlag {
   readonly key: string;
   readonly definition: Readonly<FlagDefinition>;
   readonly enabled: boolean;
-  readonly variants: ReadonlyMap<string, FlagValue>;
-  /** Length of the longest variant name. */
-  readonly longestVariant: number;
   readonly defaultVariant: string | undefined;
-  readonly targeting: Evaluator | undefined;
+  /** Fast path: (context, env) → the result (see compileDecision); undefined without targeting. */
+  readonly decide: Evaluator | undefined;
+  /** Validation resolved the targeting (it has targeting and every `$ref` is known). */
+  readonly resolved: boolean;
   readonly parseError: string | undefined;
   readonly metadata: FlagMetadata;
-  /** Canonical text of the definition with `$ref`s resolved: equal fingerprints, equal behaviour. */
-  readonly fingerprint: string;
+  /** What evaluate answers without running a rule: STATIC, DEFAULT or DISABLED when the caller gives no default value. */
+  readonly fixed: EvaluationResult | undefined;
+  /** DEFAULT without a variant (no defaultVariant): `value` is then the caller's default. */
+  readonly noVariant: EvaluationResult;
 }
+
+/** Thrown by a flag's Outcome: the targeting picked something that is not one of its variants. */
+class VariantFailure extends Error {}
 
 const NO_CONTEXT: EvaluationContext = Object.freeze({});
 
 /**
- * An immutable, compiled flag set. Evaluation is synchronous, allocation-light and never throws;
- * swap a whole snapshot to change flags.
+ * An immutable, compiled flag set. Evaluation is synchronous, allocation-free on success and never
+ * throws; swap a whole snapshot to change flags.
  */
 export class FlagSnapshot {
   /** Flags already reported to onBudgetExceeded. */
   private readonly overBudget = new Set<string>();
+  /** Flags in definition order. */
+  private readonly list: readonly CompiledFlag[];
+  /** The same flags by key, for evaluate (a dictionary lookup is quicker than Map#get). */
+  private readonly index: Record<string, CompiledFlag | undefined>;
+  /** Per-evaluation state, reused (a nested evaluation, from a getter in a context, gets its own). */
+  private readonly env: Env = { ctx: NO_CONTEXT, flagKey: '', timestamp: undefined, split: false, trace: undefined, steps: 0, alloc: 0 };
+  private busy = false;
 
   /** @internal */
   private constructor(
@@ -80,7 +92,11 @@ export class FlagSnapshot {
     private readonly evaluatorDefinitions: Readonly<Record<string, JsonValue>>,
     private readonly budget: EvaluationBudget,
     private readonly onBudgetExceeded: ((event: BudgetExceededEvent) => void) | undefined,
-  ) {}
+  ) {
+    this.list = [...flags.values()];
+    this.index = Object.create(null) as Record<string, CompiledFlag | undefined>;
+    for (const flag of this.list) this.index[flag.key] = flag;
+  }
 
   /** @internal */
   static create(
@@ -117,78 +133,141 @@ export class FlagSnapshot {
     return this.evaluatorDefinitions;
   }
 
-  /** @internal Fingerprint used by {@link changedFlagKeys}. */
-  fingerprint(flagKey: string): string | undefined {
-    return this.flags.get(flagKey)?.fingerprint;
+  /** @internal Whether a flag behaves the same in both snapshots (what {@link changedFlagKeys} compares). */
+  sameFlag(flagKey: string, other: FlagSnapshot): boolean {
+    const a = this.flags.get(flagKey);
+    const b = other.flags.get(flagKey);
+    if (a === undefined || b === undefined) return a === b;
+    return sameBehaviour(a, this.evaluatorDefinitions, b, other.evaluatorDefinitions);
   }
 
+  /**
+   * Evaluates a flag. On success the result is a frozen object shared by every evaluation with
+   * the same outcome (read it, do not change it).
+   */
   evaluate<T extends FlagValue = FlagValue>(flagKey: string, context?: EvaluationContext, options?: EvaluateOptions<T>): EvaluationResult<T> {
-    return this.run(flagKey, context, options, undefined) as EvaluationResult<T>;
+    const flag = typeof flagKey === 'string' ? this.index[flagKey] : undefined;
+    if (flag === undefined) return failure(flagKey, options?.defaultValue, 'FLAG_NOT_FOUND', `flag "${flagKey}" not found`, this.metadata) as EvaluationResult<T>;
+    return this.evaluateFlag(flag, context, options) as EvaluationResult<T>;
   }
 
   /** Evaluates several flags (all by default) for one context, in key order. */
   evaluateAll(context?: EvaluationContext, options?: { keys?: readonly string[] }): EvaluationResult[] {
-    const keys = options?.keys ?? [...this.flags.keys()];
+    const keys = options?.keys;
+    if (keys === undefined) {
+      const list = this.list;
+      const out: EvaluationResult[] = new Array(list.length);
+      for (let i = 0; i < list.length; i++) out[i] = this.evaluateFlag(list[i]!, context, undefined);
+      return out;
+    }
     const out: EvaluationResult[] = new Array(keys.length);
-    for (let i = 0; i < keys.length; i++) out[i] = this.run(keys[i]!, context, undefined, undefined);
+    for (let i = 0; i < keys.length; i++) out[i] = this.evaluate(keys[i]!, context);
     return out;
   }
 
-  /** Evaluates a flag and reports which rule branch decided, for the CLI's `explain`. */
+  /**
+   * Evaluates a flag and reports which rule branch decided, for the CLI's `explain`. The rule is
+   * compiled again with tracing for this call (evaluation keeps no trace data).
+   */
   explain(flagKey: string, context?: EvaluationContext, options?: EvaluateOptions): Explanation {
     const steps: ExplainStep[] = [];
-    const result = this.run(flagKey, context, options, steps);
+    const flag = this.flags.get(flagKey);
+    let result: EvaluationResult;
+    if (flag === undefined || flag.decide === undefined || !flag.enabled || flag.parseError !== undefined) {
+      result = this.evaluate(flagKey, context, options);
+    } else {
+      const rule = resolveRefs(flag.definition.targeting as JsonValue, this.evaluatorDefinitions);
+      result = this.trace(flag, compileTargeting(rule, flag.key, this.budget), context, options, steps);
+    }
     return { result, steps, summary: summarize(result, steps) };
   }
 
-  private run(flagKey: string, context: EvaluationContext | undefined, options: EvaluateOptions | undefined, trace: ExplainStep[] | undefined): EvaluationResult {
-    const fallback = options?.defaultValue;
-    const flag = this.flags.get(flagKey);
-    if (flag === undefined) {
-      return failure(flagKey, fallback, 'FLAG_NOT_FOUND', `flag "${flagKey}" not found`, this.metadata);
+  private evaluateFlag(flag: CompiledFlag, context: EvaluationContext | undefined, options: EvaluateOptions | undefined): EvaluationResult {
+    const decide = flag.decide;
+    if (decide === undefined || !flag.enabled || flag.parseError !== undefined) return this.withoutRule(flag, options);
+    const ctx = context !== null && typeof context === 'object' ? context : NO_CONTEXT;
+    const shared = !this.busy;
+    const env: Env = shared ? this.env : { ctx, flagKey: '', timestamp: undefined, split: false, trace: undefined, steps: 0, alloc: 0 };
+    this.busy = true;
+    env.ctx = ctx;
+    env.flagKey = flag.key;
+    env.timestamp = undefined;
+    env.split = false;
+    env.steps = this.budget.steps;
+    env.alloc = this.budget.bytes;
+    let result: EvaluationResult;
+    try {
+      result = decide(ctx, env) as EvaluationResult;
+    } catch (e) {
+      return this.failed(flag, options?.defaultValue, e);
+    } finally {
+      if (shared) {
+        this.busy = false;
+        env.ctx = NO_CONTEXT; // keep no context alive
+      }
     }
-    if (!flag.enabled) return { flagKey, value: fallback, reason: 'DISABLED', flagMetadata: flag.metadata };
-    if (flag.parseError !== undefined) {
-      return failure(flagKey, fallback, 'PARSE_ERROR', `flag "${flagKey}": ${flag.parseError}`, flag.metadata);
+    if (result === flag.noVariant) {
+      const fallback = options?.defaultValue;
+      return fallback === undefined ? result : { flagKey: flag.key, value: fallback, reason: 'DEFAULT', flagMetadata: flag.metadata };
+    }
+    if (options !== undefined && options.type !== undefined && !hasType(result.value!, options.type)) {
+      return failure(flag.key, options.defaultValue, 'TYPE_MISMATCH', `flag "${flag.key}" is ${typeof result.value}, not ${options.type}`, flag.metadata);
+    }
+    return result;
+  }
+
+  /** DISABLED, PARSE_ERROR or STATIC: no rule runs. */
+  private withoutRule(flag: CompiledFlag, options: EvaluateOptions | undefined): EvaluationResult {
+    const fallback = options?.defaultValue;
+    if (!flag.enabled) return fallback === undefined ? flag.fixed! : { flagKey: flag.key, value: fallback, reason: 'DISABLED', flagMetadata: flag.metadata };
+    if (flag.parseError !== undefined) return failure(flag.key, fallback, 'PARSE_ERROR', `flag "${flag.key}": ${flag.parseError}`, flag.metadata);
+    const result = flag.fixed!;
+    if (result === flag.noVariant) return fallback === undefined ? result : { flagKey: flag.key, value: fallback, reason: 'DEFAULT', flagMetadata: flag.metadata };
+    const type = options?.type;
+    if (type !== undefined && !hasType(result.value!, type)) {
+      return failure(flag.key, fallback, 'TYPE_MISMATCH', `flag "${flag.key}" is ${typeof result.value}, not ${type}`, flag.metadata);
+    }
+    return result;
+  }
+
+  /** A rule that threw: the budget ran out, an evaluation error, or a value that is no variant. */
+  private failed(flag: CompiledFlag, fallback: unknown, e: unknown): EvaluationResult {
+    if (e instanceof BudgetExceeded) return this.stopped(flag, fallback, e.resource);
+    if (e instanceof VariantFailure) return failure(flag.key, fallback, 'GENERAL', e.message, flag.metadata);
+    const why = e instanceof EvaluationFailure ? e.message : 'unexpected error';
+    return failure(flag.key, fallback, 'GENERAL', `flag "${flag.key}": targeting rule failed: ${why}`, flag.metadata);
+  }
+
+  /** The general evaluation with a trace: the rule's value turned into a result afterwards, as explain shows it. */
+  private trace(flag: CompiledFlag, targeting: Evaluator, context: EvaluationContext | undefined, options: EvaluateOptions | undefined, trace: ExplainStep[]): EvaluationResult {
+    const fallback = options?.defaultValue;
+    const flagKey = flag.key;
+    const ctx = context !== null && typeof context === 'object' ? context : NO_CONTEXT;
+    const env: Env = { ctx, flagKey, timestamp: undefined, split: false, trace, steps: this.budget.steps, alloc: this.budget.bytes };
+    let picked: unknown;
+    try {
+      picked = targeting(ctx, env);
+    } catch (e) {
+      return this.failed(flag, fallback, e);
     }
     let variant: string | undefined;
     let reason: Reason;
-    if (flag.targeting === undefined) {
+    if (picked === null || picked === undefined) {
       variant = flag.defaultVariant;
-      reason = 'STATIC';
+      reason = 'DEFAULT';
+    } else if (typeof picked === 'string') {
+      variant = picked;
+      reason = env.split ? 'SPLIT' : 'TARGETING_MATCH';
+    } else if (typeof picked === 'boolean' || typeof picked === 'number') {
+      variant = String(picked); // flagd: true selects the variant named "true"
+      reason = env.split ? 'SPLIT' : 'TARGETING_MATCH';
     } else {
-      const ctx = context !== null && typeof context === 'object' ? context : NO_CONTEXT;
-      const env: Env = { ctx, flagKey, timestamp: undefined, split: false, trace, steps: this.budget.steps, alloc: this.budget.bytes };
-      let picked: unknown;
-      try {
-        picked = flag.targeting(ctx, env);
-      } catch (e) {
-        if (e instanceof BudgetExceeded) return this.stopped(flag, fallback, e.resource);
-        const why = e instanceof EvaluationFailure ? e.message : 'unexpected error';
-        return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting rule failed: ${why}`, flag.metadata);
-      }
-      if (picked === null || picked === undefined) {
-        variant = flag.defaultVariant;
-        reason = 'DEFAULT';
-      } else if (typeof picked === 'string') {
-        variant = picked;
-        reason = env.split ? 'SPLIT' : 'TARGETING_MATCH';
-      } else if (typeof picked === 'boolean' || typeof picked === 'number') {
-        variant = String(picked); // flagd: true selects the variant named "true"
-        reason = env.split ? 'SPLIT' : 'TARGETING_MATCH';
-      } else {
-        const what = Array.isArray(picked) ? 'an array' : typeof picked === 'object' ? 'an object' : `a ${typeof picked}`;
-        return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting returned ${what}, not a variant name`, flag.metadata);
-      }
+      return failure(flagKey, fallback, 'GENERAL', notAVariantName(flagKey, picked), flag.metadata);
     }
     if (variant === undefined) return { flagKey, value: fallback, reason: 'DEFAULT', flagMetadata: flag.metadata };
-    // a name longer than every variant's is none of them: not hashed for the lookup (it may be a
-    // long string the rule joined from pieces), and shown shortened
-    const value = variant.length <= flag.longestVariant ? flag.variants.get(variant) : undefined;
-    if (value === undefined) {
-      const shown = escapeControls(variant.length > 64 ? `${variant.slice(0, 64)}…` : variant);
-      return failure(flagKey, fallback, 'GENERAL', `flag "${flagKey}": targeting returned variant "${shown}", which is not one of ${[...flag.variants.keys()].join(', ')}`, flag.metadata);
-    }
+    const variants = flag.definition.variants;
+    const value = variant.length <= longestName(variants) && hasOwn.call(variants, variant) ? variants[variant] : undefined;
+    if (value === undefined) return failure(flagKey, fallback, 'GENERAL', notOneOf(flagKey, variant, variants), flag.metadata);
     const type = options?.type;
     if (type !== undefined && !hasType(value, type)) {
       return failure(flagKey, fallback, 'TYPE_MISMATCH', `flag "${flagKey}" is ${typeof value}, not ${type}`, flag.metadata);
@@ -209,6 +288,91 @@ export class FlagSnapshot {
     }
     return failure(flag.key, fallback, 'GENERAL', message, flag.metadata);
   }
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+function longestName(variants: Readonly<Record<string, unknown>>): number {
+  let n = 0;
+  for (const k of Object.keys(variants)) if (k.length > n) n = k.length;
+  return n;
+}
+
+function notAVariantName(flagKey: string, picked: unknown): string {
+  const what = Array.isArray(picked) ? 'an array' : typeof picked === 'object' ? 'an object' : `a ${typeof picked}`;
+  return `flag "${flagKey}": targeting returned ${what}, not a variant name`;
+}
+
+/** A name longer than every variant's is none of them: shown shortened (it may be a long string the rule joined from pieces). */
+function notOneOf(flagKey: string, variant: string, variants: Readonly<Record<string, unknown>>): string {
+  const shown = escapeControls(variant.length > 64 ? `${variant.slice(0, 64)}…` : variant);
+  return `flag "${flagKey}": targeting returned variant "${shown}", which is not one of ${Object.keys(variants).join(', ')}`;
+}
+
+/**
+ * A flag's Outcome: what its targeting picked, as its result. Results are built once per variant
+ * and reason, frozen, and shared by every evaluation (they hold only the flag's own data).
+ */
+function outcomeOf(flagKey: string, def: Readonly<FlagDefinition>, metadata: FlagMetadata, defaultResult: EvaluationResult): Outcome {
+  const variants = def.variants;
+  const longest = longestName(variants);
+  let built: Record<string, { match?: EvaluationResult; split?: EvaluationResult }> | undefined;
+  return (picked, split) => {
+    let name: string;
+    if (picked === null || picked === undefined) return defaultResult;
+    if (typeof picked === 'string') name = picked;
+    else if (typeof picked === 'boolean' || typeof picked === 'number') name = String(picked); // flagd: true selects the variant named "true"
+    else throw new VariantFailure(notAVariantName(flagKey, picked));
+    // a name longer than every variant's is none of them: not hashed for the lookup
+    if (name.length > longest || !hasOwn.call(variants, name)) throw new VariantFailure(notOneOf(flagKey, name, variants));
+    built ??= Object.create(null) as Record<string, { match?: EvaluationResult; split?: EvaluationResult }>;
+    const slot = (built[name] ??= {});
+    if (split) return (slot.split ??= result(flagKey, variants[name]!, name, 'SPLIT', metadata));
+    return (slot.match ??= result(flagKey, variants[name]!, name, 'TARGETING_MATCH', metadata));
+  };
+}
+
+function result(flagKey: string, value: FlagValue | undefined, variant: string | undefined, reason: Reason, flagMetadata: FlagMetadata): EvaluationResult {
+  return Object.freeze(variant === undefined ? { flagKey, value, reason, flagMetadata } : { flagKey, value, variant, reason, flagMetadata });
+}
+
+/** Same behaviour: what the fingerprint of a flag used to hold, compared without building it. */
+function sameBehaviour(a: CompiledFlag, ae: Readonly<Record<string, JsonValue>>, b: CompiledFlag, be: Readonly<Record<string, JsonValue>>): boolean {
+  const da = a.definition;
+  const db = b.definition;
+  if (da.state !== db.state || (da.defaultVariant ?? null) !== (db.defaultVariant ?? null) || a.parseError !== b.parseError) return false;
+  if (!sameJson(da.variants as JsonValue, {}, db.variants as JsonValue, {}) || !sameJson(a.metadata as JsonValue, {}, b.metadata as JsonValue, {})) return false;
+  if (a.resolved !== b.resolved) return false;
+  return !a.resolved || sameJson(da.targeting as JsonValue, ae, db.targeting as JsonValue, be);
+}
+
+/** JSON equality (key order included, as JSON.stringify would compare) with `$ref`s replaced by their evaluators. */
+function sameJson(x: JsonValue, xe: Readonly<Record<string, JsonValue>>, y: JsonValue, ye: Readonly<Record<string, JsonValue>>): boolean {
+  x = deref(x, xe);
+  y = deref(y, ye);
+  if (x === null || y === null || typeof x !== 'object' || typeof y !== 'object') return x === y;
+  if (Array.isArray(x)) {
+    if (!Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!sameJson(x[i]!, xe, y[i]!, ye)) return false;
+    return true;
+  }
+  if (Array.isArray(y)) return false;
+  const xk = Object.keys(x);
+  const yk = Object.keys(y);
+  if (xk.length !== yk.length) return false;
+  for (let i = 0; i < xk.length; i++) {
+    if (xk[i] !== yk[i] || !sameJson(x[xk[i]!]!, xe, y[yk[i]!]!, ye)) return false;
+  }
+  return true;
+}
+
+function deref(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>): JsonValue {
+  for (let depth = 0; depth <= 64 && rule !== null && typeof rule === 'object' && !Array.isArray(rule); depth++) {
+    const keys = Object.keys(rule);
+    if (keys.length !== 1 || keys[0] !== '$ref' || typeof rule.$ref !== 'string' || !hasOwn.call(evaluators, rule.$ref)) return rule;
+    rule = evaluators[rule.$ref]!;
+  }
+  return rule;
 }
 
 /** What is said about an evaluation stopped for its budget. */
@@ -270,38 +434,55 @@ function printable(issue: ValidationIssue): ValidationIssue {
 
 function compileFlag(flag: ValidFlag, budget: EvaluationBudget): CompiledFlag & { errorPath?: string } {
   const def = flag.definition;
-  let targeting: Evaluator | undefined;
+  const key = flag.key;
+  const metadata = flag.metadata;
+  const defaultVariant = def.defaultVariant ?? undefined;
+  const noVariant = result(key, undefined, undefined, 'DEFAULT', metadata);
+  const enabled = def.state === 'ENABLED';
+  let decide: Evaluator | undefined;
   let parseError = flag.parseError;
   let errorPath: string | undefined;
-  if (flag.targeting !== undefined && parseError === undefined) {
+  if (enabled && flag.targeting !== undefined && parseError === undefined) {
+    const defaultResult = defaultVariant === undefined ? noVariant : result(key, def.variants[defaultVariant], defaultVariant, 'DEFAULT', metadata);
     try {
-      targeting = compileTargeting(flag.targeting, flag.key, budget);
+      decide = compileDecision(flag.targeting, key, outcomeOf(key, def, metadata, defaultResult), budget).decide;
+    } catch (e) {
+      if (!(e instanceof RuleCompileError)) throw e;
+      parseError = escapeControls(e.message);
+      errorPath = e.path;
+    }
+  } else if (!enabled && flag.targeting !== undefined && parseError === undefined) {
+    // a disabled flag never runs its rule, but a rule that cannot compile is reported all the same
+    try {
+      compileRule(flag.targeting, key, budget);
     } catch (e) {
       if (!(e instanceof RuleCompileError)) throw e;
       parseError = escapeControls(e.message);
       errorPath = e.path;
     }
   }
+  let fixed: EvaluationResult | undefined;
+  if (!enabled) fixed = result(key, undefined, undefined, 'DISABLED', metadata);
+  else if (flag.targeting === undefined) fixed = defaultVariant === undefined ? noVariant : result(key, def.variants[defaultVariant], defaultVariant, 'STATIC', metadata);
   return {
-    key: flag.key,
+    key,
     definition: def,
-    enabled: def.state === 'ENABLED',
-    variants: new Map(Object.entries(def.variants)),
-    longestVariant: Object.keys(def.variants).reduce((n, k) => Math.max(n, k.length), 0),
-    defaultVariant: def.defaultVariant ?? undefined,
-    targeting,
+    enabled,
+    defaultVariant,
+    decide,
+    resolved: flag.targeting !== undefined,
     parseError,
     errorPath,
-    metadata: flag.metadata,
-    // a flag that cannot be evaluated (PARSE_ERROR) must not look like one without targeting
-    fingerprint: JSON.stringify([def.state, def.variants, def.defaultVariant ?? null, flag.targeting ?? null, flag.metadata, parseError ?? null]),
+    metadata,
+    fixed,
+    noVariant,
   };
 }
 
 /** Keys whose behaviour differs between two snapshots (added, removed or changed). */
 export function changedFlagKeys(previous: FlagSnapshot, next: FlagSnapshot): string[] {
   const changed: string[] = [];
-  for (const key of next.keys()) if (previous.fingerprint(key) !== next.fingerprint(key)) changed.push(key);
+  for (const key of next.keys()) if (!next.sameFlag(key, previous)) changed.push(key);
   for (const key of previous.keys()) if (!next.has(key)) changed.push(key);
   return changed;
 }

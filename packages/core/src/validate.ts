@@ -255,13 +255,14 @@ function validateFlag(
   let parseError: string | undefined;
   if (def.targeting && Object.keys(def.targeting).length > 0) {
     try {
-      targeting = resolveRefs(def.targeting, evaluators, 0) as JsonObject;
+      targeting = resolveRefs(def.targeting, evaluators) as JsonObject;
     } catch (e) {
       if (!(e instanceof Rejection)) throw e;
       parseError = e.message;
     }
   }
-  const metadata = Object.freeze({ ...setMetadata, ...(def.metadata ?? {}) });
+  // flags without metadata of their own share the flag set's
+  const metadata = def.metadata && Object.keys(def.metadata).length > 0 ? Object.freeze({ ...setMetadata, ...def.metadata }) : setMetadata;
   return { flag: { key, definition: deepFreeze(def), targeting, parseError, metadata } };
 }
 
@@ -272,13 +273,25 @@ const MAX_REF_DEPTH = 16;
  */
 const MAX_EXPANDED_NODES = 100_000;
 
-/** Replaces `{"$ref": "name"}` with the evaluator's rule, recursively (evaluators may use others). */
-function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>, depth: number, budget = { nodes: 0 }): JsonValue {
+/**
+ * Replaces `{"$ref": "name"}` with the evaluator's rule, recursively (evaluators may use others).
+ * What contains no `$ref` is returned as it is (not copied), so a rule without `$ref`s is the
+ * definition's own.
+ */
+export function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>, depth = 0, budget = { nodes: 0 }): JsonValue {
   if (++budget.nodes > MAX_EXPANDED_NODES) {
     throw new Rejection('', `targeting expands to more than ${MAX_EXPANDED_NODES} nodes once $refs are substituted`);
   }
   if (rule === null || typeof rule !== 'object') return rule;
-  if (Array.isArray(rule)) return rule.map((r) => resolveRefs(r, evaluators, depth, budget));
+  if (Array.isArray(rule)) {
+    let out: JsonValue[] | undefined;
+    for (let i = 0; i < rule.length; i++) {
+      const r = resolveRefs(rule[i]!, evaluators, depth, budget);
+      if (r !== rule[i] && out === undefined) out = rule.slice(0, i);
+      out?.push(r);
+    }
+    return out ?? rule;
+  }
   const keys = Object.keys(rule);
   if (keys.length === 1 && keys[0] === '$ref') {
     const name = rule.$ref;
@@ -290,9 +303,17 @@ function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonVa
     if (depth >= MAX_REF_DEPTH) throw new Rejection('', `$ref "${name}" nests more than ${MAX_REF_DEPTH} levels (a cycle?)`);
     return resolveRefs(evaluators[name]!, evaluators, depth + 1, budget);
   }
-  const out: JsonObject = {};
-  for (const k of keys) out[k] = resolveRefs(rule[k] as JsonValue, evaluators, depth, budget);
-  return out;
+  let out: JsonObject | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const r = resolveRefs(rule[k] as JsonValue, evaluators, depth, budget);
+    if (r !== rule[k] && out === undefined) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]!] = rule[keys[j]!] as JsonValue;
+    }
+    if (out !== undefined) out[k] = r;
+  }
+  return out ?? rule;
 }
 
 function deepFreeze<T>(value: T): T {

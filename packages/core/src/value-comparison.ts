@@ -316,7 +316,7 @@ function rhoSquared(alpha: number, wStar: number): number {
 /**
  * A comparison of a value metric between treatment and control, fed one bucket at a time.
  * See the comment at the top of this file for the method and its assumptions, and
- * docs/user-signals-statistics.md.
+ * docs/user-signals.md.
  *
  * ```ts
  * const checkout = new ValueComparison({ better: 'lower', alpha: 0.05 / 4, margin: 0.05 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { compileFlagSet, DEFAULT_LIMITS, formatIssue, type BudgetExceededEvent, type EvaluationContext, type FlagSetDefinition, type JsonValue } from '@rollgate/core';
-import { compileRule, DEFAULT_BUDGET, newEnv } from '../src/compiler';
+import { compileDecision, compileRule, DEFAULT_BUDGET, newEnv, type Outcome } from '../src/compiler';
 import { BudgetExceeded, CONTEXT_SIZE, CONTEXT_STRING, sizeOf } from '../src/cost';
 import { BOOL_FLAG } from './helpers';
 
@@ -312,3 +312,57 @@ describe('property: a flag that passes validation stays within the budget on a r
     );
   });
 });
+
+// ---- the fast path against the reference closures -------------------------------------------------
+
+describe('property: the fast path charges, refuses and picks exactly as the reference closures', () => {
+  const anyContext = fc.oneof(
+    realisticContext,
+    fc.record({ targetingKey: fc.string({ maxLength: 5_000 }), groups: fc.integer({ min: 0, max: 50_000 }).map((k) => Array.from({ length: k }, (_, i) => `g${i}`)), tenant: fc.string({ maxLength: 5_000 }) }),
+  );
+  /** What a compiled rule does on a context: its value (or error) and what it charged. */
+  function run(fn: (ctx: EvaluationContext, env: ReturnType<typeof newEnv>) => unknown, ctx: EvaluationContext) {
+    const env = newEnv(ctx, 'f', DEFAULT_BUDGET);
+    let value: unknown;
+    let error: string | undefined;
+    try {
+      value = fn(ctx, env);
+    } catch (e) {
+      error = `${(e as Error).constructor.name}: ${(e as Error).message}`;
+    }
+    return { value, error, env };
+  }
+
+  it('same value (or error), same SPLIT, same steps and bytes charged, same static bound', () => {
+    let compared = 0;
+    fc.assert(
+      fc.property(rule, anyContext, (targeting, ctx) => {
+        for (const root of [targeting, { if: [targeting, 'on', { fractional: [['on', 1], ['off', 3]] }] }] as JsonValue[]) {
+          let reference: ReturnType<typeof compileRule>;
+          try {
+            reference = compileRule(root, 'f');
+          } catch (e) {
+            expect(() => compileDecision(root, 'f', (p) => p)).toThrow((e as Error).message);
+            continue;
+          }
+          // the outcome records what was picked and whether it came from a tail split
+          const outcome: Outcome = (picked, split) => ({ picked: picked ?? null, split: picked === null || picked === undefined ? false : split });
+          const fast = compileDecision(root, 'f', outcome);
+          expect([fast.maxSteps, fast.maxChargedSteps, fast.maxBytes]).toEqual([reference.maxSteps, reference.maxChargedSteps, reference.maxBytes]);
+          const a = run(reference.fn, ctx);
+          const b = run(fast.decide, ctx);
+          expect(b.error).toBe(a.error);
+          if (a.error === undefined) {
+            const picked = a.value ?? null;
+            expect(b.value).toEqual({ picked, split: picked === null ? false : a.env.split });
+          }
+          expect([b.env.steps, b.env.alloc]).toEqual([a.env.steps, a.env.alloc]);
+          compared++;
+        }
+      }),
+      { numRuns: 1_500 },
+    );
+    expect(compared).toBeGreaterThan(1_500);
+  });
+});
+

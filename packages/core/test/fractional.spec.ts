@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { compileFlagSet, type FlagSetDefinition, type JsonValue } from '@rollgate/core';
-import { bucketOf, murmur3 } from '../src/murmur3';
+import { bucketOf, hashPrefix, murmur3, murmur3After } from '../src/murmur3';
 import { asciiId, compileClean, imurmur, prng, referenceBucket, referenceUtf8Murmur } from './helpers';
 
 const ABC = { state: 'ENABLED' as const, variants: { a: 'A', b: 'B', c: 'C', d: 'D' }, defaultVariant: 'd' };
@@ -132,6 +132,49 @@ describe('fractional bucketing key', () => {
     const s = splitFlag(entries);
     for (const tk of ['josé', 'café', 'Zoë', '用户-42', 'emoji-🚀', 'ünïcödé@example.de']) {
       expect([tk, s.evaluate('rollout', { targetingKey: tk }).variant]).toEqual([tk, oracle(`rollout${tk}`, entries)]);
+    }
+  });
+});
+
+describe('bucketing key hashed from the flag key\'s precomputed state (no joined string)', () => {
+  // every alignment of the flag key (its UTF-8 length mod 4), ASCII and not, lone surrogates included
+  const keyText = fc.oneof(
+    fc.string({ unit: 'binary-ascii', maxLength: 24 }),
+    fc.string({ unit: 'binary', maxLength: 24 }),
+    fc.string({ unit: 'grapheme', maxLength: 8 }),
+    fc.constantFrom('', 'a', 'ab', 'abc', 'é', 'aé', 'abé', '用', '🚀', 'a🚀', '\ud800', 'x\udfff', 'café-flag'),
+  );
+
+  it('murmur3After(hashPrefix(p), k) === murmur3(p + k) for any strings (property)', () => {
+    fc.assert(
+      fc.property(keyText, keyText, fc.integer({ min: 0, max: 0xffffffff }), (p, k, seed) => {
+        const joined = murmur3(p + k, seed);
+        if (murmur3After(hashPrefix(p, seed), k) !== joined) throw new Error(`prefix ${JSON.stringify(p)}, key ${JSON.stringify(k)}, seed ${seed}`);
+        expect(joined).toBe(referenceUtf8Murmur(p + k, seed));
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+
+  it('flag keys of every UTF-8 length mod 4, ASCII and not, bucket every targetingKey as flagd (Go) does', () => {
+    const entries: Array<[string, number]> = [['a', 13], ['b', 29], ['c', 58]];
+    const rand = prng(17);
+    for (const flagKey of ['f', 'fl', 'fla', 'flag', 'é', 'fé', 'flé', 'flagé', '用户', 'rollout-🚀', 'café-flag-1']) {
+      const s = splitFlag(entries, flagKey);
+      for (let i = 0; i < 400; i++) {
+        const tk = i % 4 === 0 ? `${asciiId(rand, 0, 5)}ü${asciiId(rand, 0, 9)}` : i % 4 === 1 ? `用户-${i}` : asciiId(rand, 1, 40);
+        const r = s.evaluate(flagKey, { targetingKey: tk });
+        if (r.variant !== oracle(`${flagKey}${tk}`, entries)) throw new Error(`flag ${JSON.stringify(flagKey)}, targetingKey ${JSON.stringify(tk)}: got ${r.variant}, flagd gives ${oracle(`${flagKey}${tk}`, entries)}`);
+        expect(r.reason).toBe('SPLIT');
+      }
+    }
+  });
+
+  it('targetingKeys with lone surrogates are hashed as U+FFFD, like a UTF-8 encoder', () => {
+    const entries: Array<[string, number]> = [['a', 50], ['b', 50]];
+    const s = splitFlag(entries);
+    for (const tk of ['\ud800', 'abc\udc00', 'ab\ud83d', '\udfffxyz', 'a\ud83d\ude80b']) {
+      expect([tk, s.evaluate('rollout', { targetingKey: tk }).variant]).toEqual([tk, oracle(`rollout${tk.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')}`, entries)]);
     }
   });
 });

@@ -1,6 +1,7 @@
 // Differential tests against @openfeature/flagd-core 4.0.1 (the reference JS evaluator of flagd)
-// and its JsonLogic engine. Contexts use ASCII keys: flagd-core hashes UTF-16 code units, flagd (Go)
-// and Rollgate hash UTF-8, so non-ASCII bucketing keys are deliberately not compared here.
+// and its JsonLogic engine. Generated contexts use ASCII keys: flagd-core hashes UTF-16 code units,
+// flagd (Go) and Rollgate hash UTF-8, so non-ASCII bucketing keys are compared by giving flagd-core
+// their UTF-8 bytes as a binary string (one code unit per byte), which it then hashes as flagd does.
 import { FlagdCore } from '@openfeature/flagd-core';
 import { changedFlagKeys, compileFlagSet, type EvaluationContext, type FlagDefinition, type FlagSetDefinition, type FlagValue, type FlagValueType, type JsonValue } from '@rollgate/core';
 import { asciiId, pickFrom, prng, ruleValue, silentLogger } from './helpers';
@@ -175,6 +176,26 @@ describe('parity with @openfeature/flagd-core 4.0.1', () => {
     expect(compared).toBe(2_500 * keys.length);
     // the generated contexts exercise every outcome, so the comparison is meaningful
     expect([...reasons.keys()].sort()).toEqual(['DEFAULT/', 'DISABLED/', 'ERROR/FLAG_NOT_FOUND', 'ERROR/GENERAL', 'ERROR/TYPE_MISMATCH', 'STATIC/', 'TARGETING_MATCH/']);
+  });
+
+  it('non-ASCII targetingKeys are bucketed over their UTF-8 bytes: flagd-core agrees when given those bytes (it hashes UTF-16 code units)', () => {
+    const snapshot = compileFlagSet(FLAG_SET).snapshot;
+    const core = reference();
+    const rand = prng(99);
+    const pieces = ['josé', 'zoë', 'łukasz', '用户', 'müller', '🚀', 'ñ', 'Ωmega'];
+    let compared = 0;
+    for (let i = 0; i < 2_000; i++) {
+      const tk = `${asciiId(rand, 0, 6)}${pickFrom(rand, pieces)}${asciiId(rand, 0, 12)}`;
+      // the same bytes as a "binary" string: one UTF-16 code unit per UTF-8 byte
+      const bytes = Buffer.from(tk, 'utf8').toString('latin1');
+      for (const key of ['new-checkout', 'rate-limit', 'beta-cohort']) {
+        const ours = snapshot.evaluate(key, { targetingKey: tk, role: 'user', requests: 500, tenant: 'small-co' });
+        const theirs = core.resolve(TYPES[key] as 'string', key, DEFAULTS[TYPES[key]!] as never, { targetingKey: bytes, role: 'user', requests: 500, tenant: 'small-co' });
+        expect([key, tk, ours.variant]).toEqual([key, tk, theirs.variant]);
+        compared++;
+      }
+    }
+    expect(compared).toBe(6_000);
   });
 
   it('reports SPLIT exactly where flagd-core says TARGETING_MATCH from a tail fractional', () => {

@@ -394,3 +394,41 @@ describe('changedFlagKeys', () => {
     expect(changedFlagKeys(s, FlagSnapshot.empty())).toEqual(s.keys());
   });
 });
+
+describe('evaluation state and shared results', () => {
+  const snapshot = compileClean({
+    flags: {
+      split: { ...COLORS, targeting: { if: [{ '==': [{ var: 'role' }, 'admin'] }, 'blue', { fractional: [['red', 50], ['green', 50]] }] } },
+      many: { state: 'ENABLED', variants: { true: 'T', false: 'F' }, defaultVariant: 'false', targeting: { some: [{ var: 'groups' }, { '==': [{ var: '' }, 'x'] }] } },
+    },
+  });
+
+  it('a context getter that evaluates a flag of the same snapshot (re-entrant) leaves both evaluations right', () => {
+    const inner: unknown[] = [];
+    const ctx = {
+      targetingKey: 'user-7',
+      get role() {
+        inner.push(snapshot.evaluate('split', { targetingKey: 'someone-else' }).variant);
+        inner.push(snapshot.evaluate('many', { groups: Array.from({ length: 50 }, () => 'y') }).reason);
+        return 'member';
+      },
+    };
+    const plain = snapshot.evaluate('split', { targetingKey: 'user-7', role: 'member' });
+    expect(snapshot.evaluate('split', ctx)).toBe(plain);
+    expect(inner).toEqual([snapshot.evaluate('split', { targetingKey: 'someone-else' }).variant, 'TARGETING_MATCH']);
+  });
+
+  it('results are frozen and shared by equal outcomes: changing one is refused and changes nothing', () => {
+    const a = snapshot.evaluate('split', { role: 'admin' });
+    const b = snapshot.evaluate('split', { role: 'admin', targetingKey: 'x' });
+    expect(a).toBe(b);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(() => {
+      (a as { value: unknown }).value = 'changed';
+    }).toThrow(TypeError);
+    expect(snapshot.evaluate('split', { role: 'admin' })).toEqual({ flagKey: 'split', value: '#00f', variant: 'blue', reason: 'TARGETING_MATCH', flagMetadata: {} });
+    // a caller's default value is never written into a shared result
+    expect(snapshot.evaluate('nope', {}, { defaultValue: 'x' }).value).toBe('x');
+    expect(snapshot.evaluate('many', {}, { defaultValue: 'x' as never })).toMatchObject({ value: 'F', reason: 'TARGETING_MATCH' });
+  });
+});
