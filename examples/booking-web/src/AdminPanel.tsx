@@ -111,7 +111,10 @@ export function AdminPanel() {
           Admin · <code>{FLAG}</code> <small className="meta">version <span data-testid="admin-version">{flag.version}</span></small>
         </h2>
         <p className="meta">
-          Every flag, segment, plan and change: <a href="/rollgate/" data-testid="dashboard-link">open the Rollgate dashboard</a>
+          Every flag, segment, plan and change: <a href="/rollgate/" data-testid="dashboard-link">open the Rollgate dashboard</a> · what users said about{' '}
+          <a href={`/rollgate/#/flags/${FLAG}`} data-testid="dashboard-feedback-link">
+            {FLAG}
+          </a>
         </p>
         <div className="row">
           <span>

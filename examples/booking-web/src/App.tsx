@@ -1,5 +1,7 @@
-import { Suspense, useState } from 'react';
+import { Suspense, useEffect, useRef, useState } from 'react';
 import { OpenFeatureProvider, useFlag, useOpenFeatureClientStatus } from '@openfeature/react-sdk';
+import { startTask, type Task } from '@rollgate/web';
+import { FeedbackPrompt } from '@rollgate/web/react';
 import { AdminPanel } from './AdminPanel';
 import { DEMO_USERS, currentSession, post, sessionRoles, signIn, signOut, type DemoUserName } from './session';
 import { loadFlagsFor } from './flags';
@@ -44,7 +46,7 @@ export function App() {
                 the previous user's buttons). */}
             <OpenFeatureProvider suspendUntilReady suspendWhileReconciling>
               <Suspense fallback={<p className="card">Loading your options…</p>}>
-                <Checkout />
+                <Checkout key={user} />
               </Suspense>
             </OpenFeatureProvider>
             {sessionRoles(currentSession()).includes('admin') && <AdminPanel key={user} />}
@@ -74,17 +76,43 @@ function SignIn({ onChoose }: { onChoose: (name: DemoUserName) => void }) {
   );
 }
 
+/**
+ * What the fast-payment page throws when the demo's fault switch breaks the new flow. The
+ * simulated customers' pages report the same message (booking-api's traffic.ts).
+ */
+export const PAGE_ERROR_MESSAGE = 'fast payment: the new flow could not handle the failed payment (demo fault)';
+
+type Flow = 'fast' | 'classic' | 'direct';
+
 function Checkout() {
   // Re-renders when the server says fast-payment changed for this user (SSE → ConfigurationChanged).
   const fastPayment = useFlag('fast-payment', false);
   const status = useOpenFeatureClientStatus();
   const [result, setResult] = useState<string>('');
+  // Paying is a timed task: from the checkout on screen to a payment that went through, tracked
+  // as `checkout.completed` with the ms it took (then timed again for the next one). The server
+  // counts it in the arm it serves this user: the plan's value guard compares the arms' times.
+  const task = useRef<Task | null>(null);
+  useEffect(() => {
+    task.current = startTask('checkout');
+    return () => task.current?.abandon();
+  }, []);
 
-  const pay = async (path: string) => {
+  const pay = async (path: string, flow: Flow) => {
     const { status: code, body } = await post(path);
-    if (code === 200) setResult(`Paid (${(body as { flow: string }).flow})`);
-    else if (code >= 500) setResult(`Failed: HTTP ${code}${(body as { reason?: string })?.reason ? ` (${(body as { reason: string }).reason})` : ''}`);
-    else setResult(`Refused: HTTP ${code}`);
+    const reason = (body as { reason?: unknown } | null)?.reason;
+    if (code === 200) {
+      setResult(`Paid (${(body as { flow: string }).flow})`);
+      task.current?.complete();
+      task.current = startTask('checkout');
+    } else if (code >= 500) {
+      setResult(`Failed: HTTP ${code}${typeof reason === 'string' ? ` (${reason})` : ''}`);
+      // DEMO: the fault switch stands for a bad release of the new flow — on the server (502) and
+      // in this page, whose handling of that failure throws. Nothing catches it: an uncaught error
+      // (this click's promise rejects unhandled), which captureErrors reports and the server
+      // counts in this user's arm — what the plan's clientErrors guard compares.
+      if (flow === 'fast' && reason === 'demo_fault') throw new Error(PAGE_ERROR_MESSAGE);
+    } else setResult(`Refused: HTTP ${code}`);
   };
 
   return (
@@ -92,11 +120,11 @@ function Checkout() {
       <h2>Lisbon, 3 nights — €420</h2>
       <p>Hotel Miradouro · 12–15 March · 2 guests</p>
       <div className="actions">
-        <button className="classic" onClick={() => pay('/payments')}>
+        <button className="classic" onClick={() => pay('/payments', 'classic')}>
           Pay
         </button>
         {fastPayment.value && (
-          <button className="fast" data-testid="fast-payment" onClick={() => pay('/payments/fast')}>
+          <button className="fast" data-testid="fast-payment" onClick={() => pay('/payments/fast', 'fast')}>
             ⚡ Fast payment
           </button>
         )}
@@ -104,9 +132,16 @@ function Checkout() {
       <p role="status" data-testid="payment-result">
         {result}
       </p>
+      {fastPayment.value && (
+        // @rollgate/web/react's prompt: the server attributes the answer to the variant it serves
+        // this user. The comment is untrusted text: the dashboard and the CLI show it as text.
+        <div className="feedback" data-testid="feedback-prompt">
+          <FeedbackPrompt flag="fast-payment" question="How was the new payment flow?" />
+        </div>
+      )}
       <p className="meta">
         The button is a convenience, not the security boundary:{' '}
-        <button className="link" data-testid="try-fast-api" onClick={() => pay('/payments/fast')}>
+        <button className="link" data-testid="try-fast-api" onClick={() => pay('/payments/fast', 'direct')}>
           call <code>POST /payments/fast</code> anyway
         </button>
       </p>

@@ -15,7 +15,20 @@ function ms(v: number | null): string {
 }
 
 function guardName(g: GuardSpec): string {
-  return g.metric === 'errors' ? 'errors' : g.metric === 'latency' ? `p${Math.round(g.quantile * 100)}` : `event ${g.name}`;
+  switch (g.metric) {
+    case 'errors':
+      return 'errors';
+    case 'latency':
+      return `p${Math.round(g.quantile * 100)}`;
+    case 'event':
+      return `event ${g.name}`;
+    case 'clientErrors':
+      return 'page errors';
+    case 'feedback':
+      return 'negative feedback';
+    case 'value':
+      return g.name;
+  }
 }
 
 /**
@@ -74,6 +87,13 @@ export function PlanPanel({ flag, state, busy, act, notice }: { flag: string; st
             <span className="meta" data-testid="traffic-stats">
               <span data-testid="traffic-sent">{demo.traffic.sent}</span> payments: {demo.traffic.fast} fast, {demo.traffic.classic} classic, {demo.traffic.refused} refused (403),{' '}
               {demo.traffic.fastFailed + demo.traffic.classicFailed} failed (5xx)
+              {demo.traffic.pages && (
+                <>
+                  {' '}
+                  · their pages: <span data-testid="traffic-pageviews">{demo.traffic.pages.views}</span> views, <span data-testid="traffic-page-errors">{demo.traffic.pages.errors}</span> errors thrown,{' '}
+                  {demo.traffic.pages.feedback} feedback answers
+                </>
+              )}
             </span>
           </div>
           <div className="row">
@@ -186,6 +206,12 @@ function PlanView({ plan }: { plan: Plan }) {
           <Guard key={i} g={plan.evidence?.guards[i]} spec={g} threshold={threshold} />
         ))}
       </ul>
+      <p className="meta">
+        What users said, per variant, and every guard’s evidence:{' '}
+        <a href={`/rollgate/#/plans/${encodeURIComponent(plan.flag)}`} data-testid="dashboard-plan-link">
+          the plan in the Rollgate dashboard
+        </a>
+      </p>
     </div>
   );
 }
@@ -205,10 +231,28 @@ function Arm({ name, id, a }: { name: string; id: string; a: ArmSummary }) {
 function Guard({ g, spec, threshold }: { g: GuardEvidence | undefined; spec: GuardSpec; threshold: number }) {
   const name = guardName(spec);
   const rate = (c: { n: number; bad: number }) => (c.n > 0 ? `${c.bad}/${c.n} (${pct(c.bad / c.n)})` : '0/0');
+  const counts =
+    spec.metric === 'value' ? (
+      // the comparison in the controller's words, "not enough data yet (…)" included
+      <span data-testid={`guard-${name}-words`}>{g?.words ?? `${spec.name}: not enough data yet (the controller has not read any)`}</span>
+    ) : spec.metric === 'clientErrors' ? (
+      <>
+        errors thrown per page view: treatment {g ? rate(g.treatment) : '0/0'} vs control {g ? rate(g.control) : '0/0'}
+        {!g || g.treatment.n === 0 || g.control.n === 0 ? ' — not enough data yet (no page views in an arm)' : ''}
+      </>
+    ) : spec.metric === 'feedback' ? (
+      <>
+        negative answers: treatment {g ? rate(g.treatment) : '0/0'} vs control {g ? rate(g.control) : '0/0'}
+      </>
+    ) : (
+      <>
+        treatment {g ? rate(g.treatment) : '0/0'} vs control {g ? rate(g.control) : '0/0'}
+      </>
+    );
   return (
     <li data-testid={`guard-${name}`}>
       <strong>{name}</strong>
-      {spec.metric === 'latency' ? ' (slower than the control’s p99)' : ''}: treatment {g ? rate(g.treatment) : '0/0'} vs control {g ? rate(g.control) : '0/0'} · evidence{' '}
+      {spec.metric === 'latency' ? ' (slower than the control’s p99)' : spec.metric === 'clientErrors' || spec.metric === 'feedback' ? ' (compared per minute)' : ''}: {counts} · evidence{' '}
       {(g?.evidence ?? 1).toFixed(1)} of {threshold.toFixed(0)} to roll back
       {g?.regressed && (
         <>

@@ -115,7 +115,16 @@ export function findSplit(targeting: Json, variant = 'on', otherVariant = 'off')
 
 // ---- guarded rollouts: the plan of a flag (admin API) and the demo's switches (/demo/*) ----------
 
-export type GuardSpec = { metric: 'errors' } | { metric: 'latency'; quantile: number } | { metric: 'event'; name: string };
+export type GuardSpec =
+  | { metric: 'errors' }
+  | { metric: 'latency'; quantile: number }
+  | { metric: 'event'; name: string }
+  /** Uncaught errors in users' pages per page view (compared per minute). */
+  | { metric: 'clientErrors' }
+  /** The share of negative feedback about the flag (compared per minute). */
+  | { metric: 'feedback' }
+  /** A tracked value, e.g. checkout.completed's ms: the treatment's mean against the control's. */
+  | { metric: 'value'; name: string; better?: 'lower' | 'higher'; margin?: number; unit?: string };
 
 /** One arm over the current stage, as the controller summed it. */
 export interface ArmSummary {
@@ -128,6 +137,8 @@ export interface ArmSummary {
 
 export interface GuardEvidence {
   guard: GuardSpec;
+  /** A value guard's comparison in words ("checkout.completed 25% faster (95% interval …)", or "not enough data yet (…)"). */
+  words?: string;
   evidence: number;
   ratioLowerBound: number;
   regressed: boolean;
@@ -160,7 +171,19 @@ export type PlanLoad = { kind: 'plan'; plan: Plan } | { kind: 'none' } | { kind:
 export interface DemoStatus {
   store: 'redis' | 'memory';
   guardedRollouts: { available: true; controller: { intervalMs: number; ticks: number; leader: boolean | null }; plan: unknown } | { available: false; why: string };
-  traffic: { on: boolean; ratePerSec: number; sent: number; fast: number; classic: number; refused: number; fastFailed: number; classicFailed: number; customers: number };
+  traffic: {
+    on: boolean;
+    ratePerSec: number;
+    sent: number;
+    fast: number;
+    classic: number;
+    refused: number;
+    fastFailed: number;
+    classicFailed: number;
+    customers: number;
+    /** What the simulated customers' pages sent to the events endpoint. */
+    pages?: { views: number; errors: number; feedback: number; refused: number };
+  };
   fault: { failRate: number };
 }
 

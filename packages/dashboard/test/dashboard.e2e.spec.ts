@@ -52,6 +52,11 @@ async function seed(): Promise<void> {
       { kind: 'flag', key: 'checkout-theme', definition: { state: 'ENABLED', variants: { classic: 'classic', bold: 'bold' }, defaultVariant: 'classic' } },
       {
         kind: 'flag',
+        key: 'fast-checkout',
+        definition: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { fractional: [['on', 0], ['off', 100]] }, metadata: { clientVisible: true } },
+      },
+      {
+        kind: 'flag',
         key: 'new-search',
         definition: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ in: ['beta', { var: 'roles' }] }, 'on', { fractional: [['on', 0], ['off', 100]] }] } },
       },
@@ -107,6 +112,70 @@ async function runningPlan(): Promise<void> {
   await controller.stop();
 }
 
+/** What users typed in the feedback prompt: markup, a terminal escape (colour, an OSC 8 link), a bidi override. */
+const HOSTILE = {
+  markup: '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> the button froze',
+  escape: '\u001b[31mred alert\u001b[0m \u001b]8;;https://evil.example\u0007click\u001b]8;;\u0007',
+  bidi: 'refund \u202egnp.exe',
+};
+
+/**
+ * A plan guarded by what users live through (errors thrown in their pages per page view, the time
+ * to complete a checkout, negative feedback), with six minutes of both arms at 50% recorded on a
+ * fake clock in the past, starting on a minute boundary so that closed minutes are compared; the
+ * treatment checks out faster and is as healthy otherwise. Feedback with hostile comments.
+ */
+async function usersSignalsPlan(): Promise<void> {
+  const now = Date.now();
+  let clock = (Math.floor(now / 60_000) - 8) * 60_000;
+  const recorder = new OutcomeRecorder({ store, now: () => clock, maxPendingSeconds: 3600, flushIntervalMs: 60_000 });
+  const rollouts = new Rollouts({ store, now: () => clock });
+  await rollouts.create(
+    {
+      flag: 'fast-checkout',
+      treatment: 'on',
+      control: 'off',
+      stages: [{ percent: 50, minDurationSec: 3600 }, { percent: 100, absolute: { maxErrorRate: 0.05 } }],
+      guards: [{ metric: 'errors' }, { metric: 'clientErrors' }, { metric: 'value', name: 'checkout.completed', unit: 'ms', margin: 0.1 }, { metric: 'feedback' }],
+    },
+    { actor: 'ada', reason: 'fast checkout, judged by users' },
+  );
+  await rollouts.start('fast-checkout', { actor: 'ada', reason: 'go' });
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  let user = 0;
+  for (let s = 0; s < 360; s++, clock += 1000) {
+    for (let i = 0; i < 8; i++) {
+      const treatment = i % 2 === 0;
+      const x = [{ flagKey: 'fast-checkout', variant: treatment ? 'on' : 'off', split: true, unit: `u${user++}` }];
+      recorder.recordRequest(x, { error: random() < 0.01, durationMs: 40 + random() * 40 });
+      recorder.recordEvent('$pageview', x);
+      if (random() < 0.01) recorder.recordEvent('$client_error', x);
+      recorder.recordEvent('checkout.completed', x, (treatment ? 36_000 : 48_000) * Math.exp(0.45 * normal()));
+      if (s % 10 === 0 && i < 2) {
+        const sentiment = random() < 0.15 ? 'negative' : random() < 0.8 ? 'positive' : 'neutral';
+        recorder.recordEvent(`$feedback.${sentiment}`, x);
+        recorder.recordFeedback({ flagKey: 'fast-checkout', variant: x[0]!.variant, split: true, sentiment, unit: x[0]!.unit, ...(s % 60 === 0 ? { comment: treatment ? 'Quick, two clicks.' : 'Fine, as always.' } : {}) });
+      }
+    }
+  }
+  const hostile = (comment: string, unit: string) => {
+    const x = [{ flagKey: 'fast-checkout', variant: 'on', split: true, unit }];
+    recorder.recordEvent('$feedback.negative', x);
+    recorder.recordFeedback({ flagKey: 'fast-checkout', variant: 'on', split: true, sentiment: 'negative', comment, unit });
+  };
+  hostile(HOSTILE.bidi, 'mallory');
+  hostile(HOSTILE.escape, 'mallory');
+  hostile(HOSTILE.markup, '<b>mallory</b>');
+  await recorder.close();
+  clock = now;
+  const controller = new RolloutController({ store, now: () => clock, name: 'e2e' });
+  const tick = await controller.tick();
+  expect(tick.plans).toEqual(expect.arrayContaining([expect.objectContaining({ flag: 'fast-checkout', action: 'hold' })]));
+  await controller.stop();
+}
+
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   await buildDashboard(); // a hash check after `npm run build`
@@ -114,6 +183,7 @@ beforeAll(async () => {
   store = new RedisFlagStore({ redis: redis.url, env: `dashboard-e2e-${process.pid}`, pollIntervalMs: 100 });
   await seed();
   await runningPlan();
+  await usersSignalsPlan();
   router = adminRouter({ store, identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } }, authorize: (who) => (who.context.roles as string[]).includes('flag-admin'), dashboard: true });
   server = express().use(router).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
@@ -303,6 +373,55 @@ it('shows a plan: its stage timeline, the hold reason in words, the evidence and
   await page.close();
 });
 
+it('shows what users live through in a plan: errors thrown in pages per arm, the time to complete in words, feedback per variant with its interval and the comments as text', async () => {
+  const page = await open('#/plans/fast-checkout', ADA);
+  const signals = page.getByTestId('users-signals');
+  await signals.waitFor();
+  // errors thrown in users' pages, per page view, from the clientErrors guard's counts
+  const treatment = (await signals.getByTestId('client-errors-treatment').innerText()).split('\t');
+  expect(treatment[0]).toBe('treatment (on)');
+  expect(Number(treatment[1]!.replace(/,/g, ''))).toBeGreaterThan(1000);
+  expect(Number(treatment[2])).toBeGreaterThan(0);
+  // the value guard in the controller's words
+  expect(await signals.getByTestId('value-words-checkout.completed').textContent()).toMatch(/^checkout\.completed \d+% faster \([\d.]+% interval \d+–\d+%\), [\d,]+ values per arm$/);
+  expect(await page.getByTestId('guard-value').textContent()).toContain('checkout.completed');
+  expect(await page.getByTestId('guard-clientErrors').textContent()).toMatch(/Errors thrown in users’ pages per page view: treatment \d+\/[\d]+/);
+  // feedback per variant: counts, the negative share with its interval, the latest comments
+  const on = signals.getByTestId('feedback-variant-on');
+  await on.getByTestId('feedback-comment').first().waitFor();
+  expect(await on.getByTestId('feedback-share-on').textContent()).toMatch(/^\d+\.\d% negative \(95% interval \d+\.\d+%–\d+\.\d+%\), \d+ answers$/);
+  expect(await signals.getByTestId('feedback-share-off').textContent()).toMatch(/negative \(95% interval/);
+  expect((await on.textContent())!).toContain('treatment');
+  // hostile comments: markup as characters, escapes escaped, the reporter's key as text too
+  const comments = await on.getByTestId('feedback-comment').allTextContents();
+  expect(comments[0]).toContain(HOSTILE.markup);
+  expect(comments[0]).toContain('from <b>mallory</b>');
+  expect(comments[1]).toContain('\\x1b[31mred alert\\x1b[0m \\x1b]8;;https://evil.example\\x07click\\x1b]8;;\\x07');
+  expect(comments[2]).toContain('refund \\u202egnp.exe');
+  expect(comments.join('')).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/);
+  expect(await page.getByTestId('feedback').locator('img, script, b').count()).toBe(0);
+  expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  await shot(page, '7a-plan-users-signals.png');
+  // the flag's own page shows the same feedback
+  await page.evaluate(() => (location.hash = '#/flags/fast-checkout'));
+  await page.getByTestId('flag-detail').getByTestId('feedback-variant-on').getByTestId('feedback-comment').first().waitFor();
+  await page.close();
+});
+
+it('says "not enough data yet" where users have said nothing and the plan has no users\' signals', async () => {
+  const page = await open('#/plans/new-search', ADA);
+  const signals = page.getByTestId('users-signals');
+  await signals.getByTestId('feedback-share-on').waitFor();
+  expect(await signals.getByTestId('client-errors').textContent()).toMatch(/^Not guarded: add/);
+  expect(await signals.getByTestId('feedback-share-on').textContent()).toBe('Not enough data yet: no answers from users served “on”.');
+  expect(await signals.getByTestId('feedback-share-off').textContent()).toBe('Not enough data yet: no answers from users served “off”.');
+  await shot(page, '7b-plan-no-users-signals.png');
+  await page.evaluate(() => (location.hash = '#/flags/checkout-theme'));
+  await page.getByTestId('feedback-none').waitFor();
+  expect(await page.getByTestId('feedback-none').textContent()).toMatch(/^No feedback about “checkout-theme” yet\./);
+  await page.close();
+});
+
 it('shows the audit with before → after, actor and reason, and reverts a change from there', async () => {
   const page = await open('#/audit?key=checkout-theme', ADA);
   const entry = page.locator('li.card', { hasText: 'from the CLI' });
@@ -346,13 +465,15 @@ it('says "Redis unreachable" while Redis hangs — live and on a fresh load — 
 it('fits a phone: nothing overflows horizontally at 390×844', async () => {
   const page = await open('', ADA);
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const hash of ['#/flags', '#/flags/fast-payment', '#/segments/vip-agencies', '#/audit', '#/plans/new-search']) {
+  for (const hash of ['#/flags', '#/flags/fast-payment', '#/segments/vip-agencies', '#/audit', '#/plans/new-search', '#/plans/fast-checkout']) {
     await page.evaluate((h) => (location.hash = h), hash);
     await page.locator('main h1').filter({ hasNotText: 'Loading' }).waitFor();
     await page.locator('main').locator('[data-testid="flag-detail"], [data-testid="plan-detail"], .cards, .audit, article').first().waitFor();
+    if (hash === '#/plans/fast-checkout') await page.getByTestId('feedback-comment').first().waitFor(); // the longest comments on screen
     const overflow = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, width: window.innerWidth }));
     expect([hash, overflow.doc, overflow.body]).toEqual([hash, overflow.width, overflow.width]);
     if (hash === '#/flags' || hash === '#/plans/new-search') await shot(page, `9-phone-${hash.split('/')[1]}.png`);
+    if (hash === '#/plans/fast-checkout') await shot(page, '9-phone-plan-users-signals.png');
   }
   await page.close();
   expect(problems).toEqual([]);

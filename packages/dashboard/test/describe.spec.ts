@@ -1,5 +1,6 @@
 import { SplitEditError, setRollout } from '../../core/src/split-edit';
-import { ago, branches, changeText, condition, diff, killSwitchImpact, partsText, readSegment, rolloutImpact, segmentsUsed, splitOf } from '../src/app/describe';
+import { ago, branches, changeText, commentParts, condition, diff, killSwitchImpact, negativeShareWords, partsText, percent, readSegment, rolloutImpact, segmentsUsed, splitOf } from '../src/app/describe';
+import { proportionInterval } from '../../core/src/proportion-interval';
 import { backoffMs, SseParser } from '../src/app/sse';
 import type { FlagDefinition } from '../src/app/model';
 
@@ -86,5 +87,37 @@ describe('server-sent events over fetch', () => {
     expect([0, 1, 2, 6, 20].map((n) => backoffMs(n, () => 0.5))).toEqual([250, 500, 1000, 10_000, 10_000]);
     expect(backoffMs(0, () => 0)).toBe(200);
     expect(backoffMs(0, () => 1)).toBe(300);
+  });
+});
+
+describe("users' feedback in words", () => {
+  it('cuts a comment into text and escaped unprintable characters, markup left as characters', () => {
+    const markup = '<img src=x onerror="alert(1)"> & <b>bold</b>';
+    expect(commentParts(markup)).toEqual([{ text: markup }]);
+    expect(commentParts('\u001b[31mred\u001b[0m ok')).toEqual([{ escape: '\\x1b' }, { text: '[31mred' }, { escape: '\\x1b' }, { text: '[0m ok' }]);
+    // a bidi override, a zero-width space, a C1 control, a tag character; line breaks stay
+    expect(commentParts('a\u202eb\u200bc\u009bd\u{e0041}e\nf')).toEqual([
+      { text: 'a' },
+      { escape: '\\u202e' },
+      { text: 'b' },
+      { escape: '\\u200b' },
+      { text: 'c' },
+      { escape: '\\x9b' },
+      { text: 'd' },
+      { escape: '\\u{e0041}' },
+      { text: 'e\nf' },
+    ]);
+    expect(commentParts('')).toEqual([]);
+    // joined, the parts are what the CLI prints for the same comment
+    const text = (s: string) => commentParts(s).map((p) => ('text' in p ? p.text : p.escape)).join('');
+    expect(text('\u001b]8;;https://evil\u0007link\u001b]8;;\u0007')).toBe('\\x1b]8;;https://evil\\x07link\\x1b]8;;\\x07');
+  });
+
+  it('says the negative share with its interval, or that there are no answers yet', () => {
+    expect(negativeShareWords(proportionInterval({ n: 0, bad: 0 }) as never)).toBe('not enough data yet: no answers');
+    const words = negativeShareWords(proportionInterval({ n: 180, bad: 22 }) as never);
+    expect(words).toMatch(/^12\.2% negative \(95% interval \d+\.\d%–\d+\.\d%\), 180 answers$/);
+    expect(negativeShareWords(proportionInterval({ n: 1, bad: 1 }) as never)).toMatch(/^100% negative \(95% interval [\d.]+%–100%\), 1 answer$/);
+    expect([0, 0.004, 0.5, 1].map(percent)).toEqual(['0%', '0.40%', '50.0%', '100%']);
   });
 });

@@ -2,6 +2,7 @@ import { useMemo, useState } from 'react';
 import { setRollout, SplitEditError } from '../../../core/src/split-edit';
 import { ApiError } from './api';
 import { ConflictNote } from './Conflict';
+import { FeedbackView } from './Feedback';
 import { branches, describeSegment, diff, changeText, killSwitchImpact, rolloutImpact, rolloutVariant, segmentsUsed, splitOf, type Branch, type Outcome } from './describe';
 import type { AuditEntry, Explanation, FlagDefinition } from './model';
 import { href, useDashboardContext, useNow, type Snapshot } from './state';
@@ -528,6 +529,8 @@ export function FlagDetail({ flagKey, snapshot }: { flagKey: string; snapshot: S
       </section>
       <Targeting def={def} snapshot={snapshot} />
       <Variants def={def} />
+      {/* feedback lives in Redis, as plans do (snapshot.plans is null over another store) */}
+      {snapshot.plans !== null && <FeedbackView flag={flagKey} {...(plan && plan.state !== 'draft' ? { arms: { treatment: plan.treatment, control: plan.control } } : {})} />}
       <Explain flagKey={flagKey} />
       <History flagKey={flagKey} snapshot={snapshot} />
     </article>

@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from 'react';
 import type uPlot from 'uplot';
 import { Chart } from './Chart';
 import { ConflictNote } from './Conflict';
+import { FeedbackView } from './Feedback';
 import type { GuardEvidence, Plan, PlanSeries } from './model';
 import { href, useDashboardContext, useNow, type Snapshot } from './state';
 import { Ago, ConfirmDialog, Empty, ErrorNote, StateBadge } from './ui';
@@ -140,16 +141,115 @@ function Evidence({ plan }: { plan: Plan }) {
                 >
                   <span style={{ width: `${share * 100}%` }} />
                 </div>
-                <p className="small">
-                  Evidence {g.evidence.toFixed(2)} of {threshold.toFixed(0)} (log scale).{' '}
-                  {g.ratioLowerBound > 1 ? `The treatment is at least ${g.ratioLowerBound.toFixed(2)}× as bad as the control.` : 'No sign that the treatment is worse.'} Treatment {g.treatment.bad}/{g.treatment.n} ({pct(rt)}), control{' '}
-                  {g.control.bad}/{g.control.n} ({pct(rc)}).
+                <p className="small" data-testid={`guard-${g.guard.metric}`}>
+                  Evidence {g.evidence.toFixed(2)} of {threshold.toFixed(0)} (log scale). <GuardCounts g={g} rt={rt} rc={rc} />
                 </p>
               </li>
             );
           })}
         </ul>
       )}
+    </section>
+  );
+}
+
+/** What a guard's test has seen, in the words of its signal; "not enough data yet" until both arms have some. */
+function GuardCounts({ g, rt, rc }: { g: GuardEvidence; rt: number; rc: number }) {
+  const worse = g.ratioLowerBound > 1 ? `The treatment is at least ${g.ratioLowerBound.toFixed(2)}× as bad as the control.` : 'No sign that the treatment is worse.';
+  switch (g.guard.metric) {
+    case 'value':
+      // the controller's words: "checkout.completed 25% faster (95% interval 12–36%), 1,240 values per arm", or why it cannot say yet
+      return <span data-testid="guard-words">{g.words ?? `${g.guard.name}: not enough data yet (the controller has not read any value)`}</span>;
+    case 'clientErrors':
+      if (g.treatment.n === 0 || g.control.n === 0) {
+        return <>Not enough data yet: no page views in the {g.treatment.n === 0 && g.control.n === 0 ? 'treatment nor the control' : g.treatment.n === 0 ? 'treatment' : 'control'} (pages send them with <code>captureErrors</code> or <code>pageviews: true</code>).</>;
+      }
+      return (
+        <>
+          {worse} Errors thrown in users’ pages per page view: treatment {g.treatment.bad}/{g.treatment.n} ({pct(rt)}), control {g.control.bad}/{g.control.n} ({pct(rc)}); compared per minute.
+        </>
+      );
+    case 'feedback':
+      if (g.treatment.n === 0 || g.control.n === 0) return <>Not enough data yet: no feedback from the {g.treatment.n === 0 ? 'treatment' : 'control'} (both arms must be asked).</>;
+      return (
+        <>
+          {worse} Negative answers: treatment {g.treatment.bad}/{g.treatment.n} ({pct(rt)}), control {g.control.bad}/{g.control.n} ({pct(rc)}); compared per minute.
+        </>
+      );
+    default:
+      return (
+        <>
+          {worse} Treatment {g.treatment.bad}/{g.treatment.n} ({pct(rt)}), control {g.control.bad}/{g.control.n} ({pct(rc)}).
+        </>
+      );
+  }
+}
+
+/**
+ * What users live through in each arm: errors thrown in their pages (the clientErrors guard),
+ * how long their task took (value guards, in words), and what they said (feedback per variant).
+ */
+function UsersSignals({ plan }: { plan: Plan }) {
+  const guards = plan.evidence?.guards ?? [];
+  const found = (metric: string) => plan.guards.findIndex((g) => g.metric === metric);
+  const ce = found('clientErrors');
+  const ceEvidence = ce >= 0 ? guards[ce] : undefined;
+  const values = plan.guards.map((g, i) => [g, guards[i]] as const).filter(([g]) => g.metric === 'value');
+  const arm = (c: { n: number; bad: number }) => (c.n > 0 ? `${c.bad} in ${c.n.toLocaleString('en')} page views (${pct(c.bad / c.n)})` : 'no page views yet');
+  return (
+    <section aria-labelledby="users-h" data-testid="users-signals">
+      <h2 id="users-h">What users live through</h2>
+      <h3>Errors in users’ pages</h3>
+      {ce < 0 ? (
+        <p className="muted" data-testid="client-errors">
+          Not guarded: add <code>{'{ "metric": "clientErrors" }'}</code> to the plan’s guards to compare the errors thrown in users’ pages per page view (the web provider’s <code>captureErrors</code>).
+        </p>
+      ) : !ceEvidence || ceEvidence.treatment.n === 0 || ceEvidence.control.n === 0 ? (
+        <p className="muted" data-testid="client-errors">
+          Not enough data yet: {ceEvidence ? `treatment ${arm(ceEvidence.treatment)}, control ${arm(ceEvidence.control)}` : 'the controller has not read any page view of this run'}.
+        </p>
+      ) : (
+        <table className="arms" data-testid="client-errors">
+          <thead>
+            <tr>
+              <th scope="col">Arm</th>
+              <th scope="col">Page views</th>
+              <th scope="col">Errors thrown</th>
+              <th scope="col">Per page view</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(
+              [
+                [`treatment (${plan.treatment})`, ceEvidence.treatment, 'treatment'],
+                [`control (${plan.control})`, ceEvidence.control, 'control'],
+              ] as const
+            ).map(([name, c, id]) => (
+              <tr key={id} data-testid={`client-errors-${id}`}>
+                <th scope="row">{name}</th>
+                <td>{c.n.toLocaleString('en')}</td>
+                <td>{c.bad.toLocaleString('en')}</td>
+                <td>{pct(c.bad / c.n)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h3>Time to complete</h3>
+      {values.length === 0 ? (
+        <p className="muted">
+          Not guarded: a value guard (<code>{'{ "metric": "value", "name": "checkout.completed" }'}</code>) compares how long a task takes in each arm (the web provider’s <code>startTask</code>).
+        </p>
+      ) : (
+        <ul className="value-words">
+          {values.map(([g, e]) => (
+            <li key={JSON.stringify(g)} data-testid={`value-words-${(g as { name: string }).name}`}>
+              {e?.words ?? `${(g as { name: string }).name}: not enough data yet (the controller has not read any value of this run)`}
+            </li>
+          ))}
+        </ul>
+      )}
+      <FeedbackView flag={plan.flag} arms={{ treatment: plan.treatment, control: plan.control }} headingLevel={3} />
     </section>
   );
 }
@@ -383,6 +483,7 @@ export function PlanDetail({ flag, snapshot }: { flag: string; snapshot: Snapsho
         </section>
       )}
       <Evidence plan={plan} />
+      <UsersSignals plan={plan} />
       <Charts plan={plan} />
       {pending && (
         <ConfirmDialog

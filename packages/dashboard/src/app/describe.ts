@@ -291,3 +291,47 @@ export function ago(time: number, now: number): string {
   if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
   return new Date(time).toLocaleString();
 }
+
+/** A piece of an untrusted comment: its text, or one unprintable character written as an escape. */
+export type CommentPart = { text: string } | { escape: string };
+
+/**
+ * What must not be shown as is: C0 and C1 controls and DEL (ESC starts terminal escape
+ * sequences), Unicode format characters (bidi overrides such as U+202E reorder what is shown,
+ * zero-width characters hide text), line and paragraph separators, and lone surrogates. Line
+ * breaks stay line breaks.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/**
+ * A user's comment, for rendering as text (React text nodes, never markup): the comment as
+ * sent, cut into its printable runs and its unprintable characters, each written as the CLI
+ * writes it (`\x1b` up to U+00FF, `\u202e` up to U+FFFF, `\u{e0001}` beyond), so an escape
+ * sequence or a bidi override shows as what it is instead of acting.
+ */
+export function commentParts(comment: string): CommentPart[] {
+  const out: CommentPart[] = [];
+  let at = 0;
+  for (const m of comment.matchAll(UNPRINTABLE)) {
+    const ch = m[0];
+    if (ch === '\n') continue;
+    if (m.index > at) out.push({ text: comment.slice(at, m.index) });
+    const code = ch.codePointAt(0)!;
+    out.push({ escape: code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : code <= 0xffff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\u{${code.toString(16)}}` });
+    at = m.index + ch.length;
+  }
+  if (at < comment.length) out.push({ text: comment.slice(at) });
+  return out;
+}
+
+/** A share in percent: one decimal, two below 1% (0 and 100 without). */
+export function percent(x: number): string {
+  if (x === 0 || x === 1) return `${100 * x}%`;
+  return `${(100 * x).toFixed(x < 0.01 ? 2 : 1)}%`;
+}
+
+/** The negative share with its interval, or why there is none. */
+export function negativeShareWords(s: { status: 'ok'; share: number; lower: number; upper: number; confidence: number; n: number } | { status: 'not-enough-data'; n: number }): string {
+  if (s.status !== 'ok') return 'not enough data yet: no answers';
+  return `${percent(s.share)} negative (${Math.round(100 * s.confidence)}% interval ${percent(s.lower)}–${percent(s.upper)}), ${s.n.toLocaleString('en')} answer${s.n === 1 ? '' : 's'}`;
+}

@@ -3,6 +3,8 @@
 
 export type { Plan, GuardEvidence, GuardSpec, PlanState, Stage } from '../../../rollouts/src/plan';
 export type { Explanation, ExplainStep } from '../../../core/src/types';
+/** `GET /feedback/:flag`: users' feedback per variant (counts, negative share with its interval, latest comments as sent). */
+export type { FeedbackSummary, FeedbackEntry, VariantFeedback } from '../../../rollouts/src/feedback';
 
 export interface FlagDefinition {
   state: 'ENABLED' | 'DISABLED';
