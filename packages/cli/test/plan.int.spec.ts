@@ -90,7 +90,7 @@ describe('plan create', () => {
     const store = await seeded(env);
     const args = [
       ...['plan', 'create', 'fast-payment', '--treatment', 'on', '--control', 'off', '--stages', '0:1h,5:15m,20:30m,50:1h30m,100:90s'],
-      ...['--min-requests', '500', '--min-units', '50', '--guards', 'errors,p95,p99,event:payment.failed', '--alpha', '0.02', '--approval', '3,2'],
+      ...['--min-requests', '500', '--min-units', '50', '--guards', 'errors,p95,p99,event:payment.failed,clientErrors,feedback,value:checkout.completed:lower:10%', '--alpha', '0.02', '--approval', '3,2'],
       ...['--max-error-rate', '5%', '--max-p99-ms', '800', '--pilot-max-error-rate', '0.02'],
     ];
     const created = json<Plan>(await cli(env, [...args, '--json']));
@@ -103,7 +103,15 @@ describe('plan create', () => {
       control: 'off',
       state: 'draft',
       alpha: 0.02,
-      guards: [{ metric: 'errors' }, { metric: 'latency', quantile: 0.95 }, { metric: 'latency', quantile: 0.99 }, { metric: 'event', name: 'payment.failed' }],
+      guards: [
+        { metric: 'errors' },
+        { metric: 'latency', quantile: 0.95 },
+        { metric: 'latency', quantile: 0.99 },
+        { metric: 'event', name: 'payment.failed' },
+        { metric: 'clientErrors' },
+        { metric: 'feedback' },
+        { metric: 'value', name: 'checkout.completed', better: 'lower', margin: 0.1 },
+      ],
       stages: [
         stage(0, 3600, { absolute: { maxErrorRate: 0.02, maxP99Ms: 800 } }),
         stage(5, 900, { approval: true }),
@@ -213,7 +221,10 @@ describe('parse errors: exit 2, what is wrong and an example, nothing opened', (
     [create('--stages', '5:15m,,20:1h'), '--stages: give the stages as <percent>:<min duration> separated by commas, with no empty item, e.g. --stages 5:15m,20:30m,50:1h,100:1h'],
     [create('--stages', '5:31d'), '--stages: "5:31d": "31d" is not a duration'],
     [create('--stages', '5:721h'), '--stages: "5:721h": a stage\'s min duration is at most 30 days'],
-    [create('--stages', '5', '--guards', 'errors,cpu'), '--guards: unknown guard "cpu": each guard is errors, p95, p99 or event:<name>, e.g. --guards errors,p99,event:payment.failed'],
+    [create('--stages', '5', '--guards', 'errors,cpu'), '--guards: unknown guard "cpu": each guard is errors, p95, p99, event:<name>, clientErrors, feedback or value:<name>[:lower|:higher[:<margin>]], e.g. --guards errors,p99,event:payment.failed'],
+    [create('--stages', '5', '--guards', 'value:checkout.completed:faster'), '--guards: "value:checkout.completed:faster": a value guard is value:<event name>[:lower|:higher[:<margin>]], e.g. value:checkout.completed:lower:10%'],
+    [create('--stages', '5', '--guards', 'value:checkout.completed:lower:150%'), 'the margin is a share from 0 to below 1, as 0.1 or 10%'],
+    [create('--stages', '5', '--guards', 'value:a:higher,value:a:lower'), '--guards: "value:a" is given twice'],
     [create('--stages', '5', '--guards', 'errors,event:'), '--guards: unknown guard "event:"'],
     [create('--stages', '5', '--guards', 'p99,p99'), '--guards: "p99" is given twice'],
     [create('--stages', '5', '--alpha', '0.7'), '--alpha: expected the chance of rolling back a healthy treatment, above 0 and at most 0.5 (e.g. --alpha 0.05), got "0.7"'],

@@ -86,24 +86,48 @@ export function parseStages(text: string): StageArg[] {
   return stages;
 }
 
-/** `--guards errors,p95,p99,event:payment.failed` */
+/**
+ * `--guards errors,p95,p99,event:payment.failed,clientErrors,feedback,value:checkout.completed`;
+ * a value guard takes `:lower` / `:higher` (which is better, default lower) and a margin,
+ * `value:checkout.completed:lower:10%` (a plan file says the rest: `unit`).
+ */
 export function parseGuards(text: string): GuardSpec[] {
   const example = '--guards errors,p99,event:payment.failed';
+  const kinds = 'errors, p95, p99, event:<name>, clientErrors, feedback or value:<name>[:lower|:higher[:<margin>]]';
   const guards: GuardSpec[] = [];
   const seen = new Set<string>();
   for (const raw of text.split(',')) {
     const item = raw.trim();
     let guard: GuardSpec;
-    if (item === 'errors') guard = { metric: 'errors' };
+    let identity = item;
+    if (item === 'errors' || item === 'clientErrors' || item === 'feedback') guard = { metric: item };
     else if (item === 'p95' || item === 'p99') guard = { metric: 'latency', quantile: item === 'p95' ? 0.95 : 0.99 };
     else if (item.startsWith('event:') && item.length > 'event:'.length) guard = { metric: 'event', name: item.slice('event:'.length) };
-    else throw new UsageError(`--guards: ${item === '' ? 'empty item' : `unknown guard "${item}"`}: each guard is errors, p95, p99 or event:<name>, e.g. ${example}`);
-    if (seen.has(item)) throw new UsageError(`--guards: "${item}" is given twice`);
-    seen.add(item);
+    else if (item.startsWith('value:') && item.length > 'value:'.length) {
+      guard = parseValueGuard(item, example);
+      identity = `value:${guard.name}`;
+    } else throw new UsageError(`--guards: ${item === '' ? 'empty item' : `unknown guard "${item}"`}: each guard is ${kinds}, e.g. ${example}`);
+    if (seen.has(identity)) throw new UsageError(`--guards: "${identity}" is given twice`);
+    seen.add(identity);
     guards.push(guard);
   }
   if (guards.length > 10) throw new UsageError('--guards: at most 10 guards');
   return guards;
+}
+
+/** `value:<name>[:lower|:higher[:<margin>]]`; event names have no ':' (the server's allow-list refuses them). */
+function parseValueGuard(item: string, example: string): Extract<GuardSpec, { metric: 'value' }> {
+  const [, name, better, margin, ...rest] = item.split(':');
+  const usage = `--guards: "${item}": a value guard is value:<event name>[:lower|:higher[:<margin>]], e.g. value:checkout.completed:lower:10% (${example})`;
+  if (name === undefined || name === '' || rest.length > 0 || (better !== undefined && better !== 'lower' && better !== 'higher')) throw new UsageError(usage);
+  const guard: Extract<GuardSpec, { metric: 'value' }> = { metric: 'value', name, better: better ?? 'lower' };
+  if (margin !== undefined) {
+    const m = /^(\d+(?:\.\d+)?|\.\d+)(%?)$/.exec(margin);
+    const value = m ? Number(m[1]) / (m[2] ? 100 : 1) : NaN;
+    if (!(value >= 0 && value < 1)) throw new UsageError(`${usage}; the margin is a share from 0 to below 1, as 0.1 or 10%`);
+    guard.margin = value;
+  }
+  return guard;
 }
 
 /** A share from 0 (excluded) to 1: `0.05` or `5%`. */
