@@ -307,7 +307,7 @@ it('runs a guarded rollout end to end: the demo plan advances on healthy traffic
     const ticksToRollBack = (await controllerTicks(admin)) - ticksAtFault;
     expect(ticksToRollBack).toBeLessThanOrEqual(10);
     const why = (await admin.getByTestId('plan-last').textContent())!;
-    expect(why).toMatch(/^Rolled back by controller:\S+@\d+ at .* — (error rate regressed: evidence [\d.]+ ≥ 40; treatment \d+\/\d+, control \d+\/\d+; ratio ≥ [\d.]+×|circuit breaker: .*)$/);
+    expect(why).toMatch(/^Rolled back by controller:\S+@\d+ at .* — (error rate regressed: evidence [\d.]+ ≥ \d+; treatment \d+\/\d+, control \d+\/\d+; ratio ≥ [\d.]+×|circuit breaker: .*)$/);
     await admin.locator('[data-testid="rollout-0"][aria-pressed="true"]').waitFor(); // the split is back at 0%
     await admin.locator('[data-testid^="plan-stage-"].rolled-back').waitFor();
     expect(await admin.getByTestId('arm-treatment-error-rate').textContent()).toMatch(/^\d+\.\d+%$/);

@@ -132,13 +132,12 @@ function Checkout() {
       <p role="status" data-testid="payment-result">
         {result}
       </p>
-      {fastPayment.value && (
-        // @rollgate/web/react's prompt: the server attributes the answer to the variant it serves
-        // this user. The comment is untrusted text: the dashboard and the CLI show it as text.
-        <div className="feedback" data-testid="feedback-prompt">
-          <FeedbackPrompt flag="fast-payment" question="How was the new payment flow?" />
-        </div>
-      )}
+      {/* @rollgate/web/react's prompt, asked in both arms (a share of negative answers is compared
+          between them): the server attributes each answer to the variant it serves this user. The
+          comment is untrusted text: the dashboard and the CLI show it as text. */}
+      <div className="feedback" data-testid="feedback-prompt">
+        <FeedbackPrompt flag="fast-payment" question="How was paying today?" />
+      </div>
       <p className="meta">
         The button is a convenience, not the security boundary:{' '}
         <button className="link" data-testid="try-fast-api" onClick={() => pay('/payments/fast', 'direct')}>

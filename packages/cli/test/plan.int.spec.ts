@@ -482,6 +482,32 @@ describe('plan status', () => {
     ]);
   });
 
+  it('shows a value guard by its values and its comparison in words, not as bad counts', async () => {
+    const env = newEnv();
+    const store = await seeded(env);
+    const clock = { ms: Date.UTC(2026, 11, 1, 9, 0, 0) };
+    const now = () => clock.ms;
+    const controller = new RolloutController({ store, now, lagSec: 0, name: 'test' });
+    cleanups.push(() => controller.stop());
+    const recorder = new OutcomeRecorder({ store, now, flushIntervalMs: 2 ** 31 - 1 });
+    cleanups.push(() => recorder.close());
+    const guard = { metric: 'value' as const, name: 'checkout.completed', margin: 0.1, unit: 'ms', minSamples: 20 };
+    const stages = [{ percent: 50, minDurationSec: 600 }, { percent: 100, minDurationSec: 600, absolute: { maxErrorRate: 0.05 } }];
+    await controller.rollouts.create({ flag: 'fast-payment', treatment: 'on', control: 'off', stages, guards: [guard] }, { actor: 'ada' });
+    await controller.rollouts.start('fast-payment', { actor: 'ada' });
+    for (let s = 0; s < 120; s++) {
+      recorder.recordRequest([{ flagKey: 'fast-payment', variant: 'on', split: true, unit: `t-${s}` }], { error: false, durationMs: 20 });
+      recorder.recordEvent('checkout.completed', [{ flagKey: 'fast-payment', variant: 'on', split: true, unit: `t-${s}` }], 8000 + ((s * 37) % 900));
+      recorder.recordEvent('checkout.completed', [{ flagKey: 'fast-payment', variant: 'off', split: true, unit: `c-${s}` }], 10_000 + ((s * 53) % 1100));
+      await recorder.flush();
+      clock.ms += 1000;
+    }
+    await controller.tick();
+    const lines = ok(await cli(env, ['plan', 'status', 'fast-payment'])).stdout.split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}value checkout\.completed +1\d\d values +1\d\d values +\S+ \/ 20 +–$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}checkout\.completed \d+% faster \(95% interval \d+–\d+%\), \d+ values per arm$/));
+  });
+
   it('--watch prints the status again when the plan changes, and exits 0 on SIGTERM (human) and SIGINT (--json)', async () => {
     const env = newEnv();
     await seeded(env);

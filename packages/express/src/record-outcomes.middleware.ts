@@ -22,9 +22,10 @@ export interface RecordOutcomesOptions {
 export function recordOutcomes(options: RecordOutcomesOptions): RequestHandler {
   const sink = options?.sink;
   if (!sink || typeof sink.recordRequest !== 'function') throw new TypeError('recordOutcomes: options.sink (an OutcomeRecorder) is required');
-  options.provider?.onTrack((name) => {
+  options.provider?.onTrack((name, _context, details) => {
     const exposures = currentExposures();
-    if (exposures && exposures.length > 0) sink.recordEvent(name, exposures);
+    // details.value (OpenFeature's numeric value of a tracking event) feeds value guards
+    if (exposures && exposures.length > 0) sink.recordEvent(name, exposures, typeof details?.value === 'number' ? details.value : undefined);
   });
   return (_req: Request, res: Response, next: NextFunction) => {
     const exposures: Exposure[] = [];

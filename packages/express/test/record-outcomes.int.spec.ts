@@ -41,7 +41,7 @@ beforeAll(async () => {
   const client = OpenFeature.getClient('outcomes');
   app.post('/payments/fast', requireFeature('fast-payment', { domain: 'outcomes' }), (req, res) => {
     if (req.query.fail) {
-      client.track('payment.failed', {}, { value: 1 });
+      client.track('payment.failed', {}, { value: 1250 }); // the amount that failed, in cents: a value guard can compare it
       throw new Error('the fast payment provider is down'); // → 500 from Express' error handler
     }
     res.json({ paid: true });
@@ -76,7 +76,7 @@ function usersServed(variant: 'on' | 'off', n: number): string[] {
 
 const as = (sub: string, roles = ['customer']) => bearer(token({ sub, roles }));
 
-it('counts an allowed request in its arm, a failing one as an error, a refused one not at all; and an event tracked while handling it', async () => {
+it('counts an allowed request in its arm, a failing one as an error, a refused one not at all; and an event tracked while handling it, with its value', async () => {
   const second = Math.floor(clockMs / 1000);
   const [treated1, treated2] = usersServed('on', 2);
   const [control] = usersServed('off', 1);
@@ -89,6 +89,7 @@ it('counts an allowed request in its arm, a failing one as an error, a refused o
 
   const [counts] = await new OutcomeReader(store).seconds('fast-payment', second, second);
   expect(counts!.arms.get('split:on')).toMatchObject({ requests: 2, errors: 1, events: { 'payment.failed': 1 } });
+  expect(counts!.arms.get('split:on')!.values['payment.failed']).toMatchObject({ n: 1, sum: 1250, sumSquares: 1250 * 1250 });
   expect(counts!.arms.get('split:off')).toMatchObject({ requests: 1, errors: 0 });
   expect(counts!.arms.get('targeted:on')).toMatchObject({ requests: 1, errors: 0 });
   expect([...counts!.arms.keys()].sort()).toEqual(['split:off', 'split:on', 'targeted:on']);

@@ -85,9 +85,10 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
     this.outcomes = options.outcomes?.sink;
     const sink = this.outcomes;
     if (sink && provider instanceof RollgateProvider) {
-      this.stopTracking = provider.onTrack((name) => {
+      this.stopTracking = provider.onTrack((name, _context, details) => {
         const exposures = currentExposures();
-        if (exposures && exposures.length > 0) sink.recordEvent(name, exposures);
+        // details.value (OpenFeature's numeric value of a tracking event) feeds value guards
+        if (exposures && exposures.length > 0) sink.recordEvent(name, exposures, typeof details?.value === 'number' ? details.value : undefined);
       });
     }
   }

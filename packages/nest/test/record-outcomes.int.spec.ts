@@ -32,7 +32,7 @@ class PaymentsController {
   @Get('fast-failing')
   @RequireFeature('fast-payment')
   failing() {
-    this.flags.track('payment.failed');
+    this.flags.track('payment.failed', undefined, { value: 1250 }); // cents that failed: a value guard can compare it
     throw new HttpException('the fast payment provider is down', 502);
   }
 
@@ -93,6 +93,7 @@ it('counts allowed, failing and @FeatureValue requests in their arms, a refused 
   const second = Math.floor(clockMs / 1000);
   const [counts] = await new OutcomeReader(store).seconds('fast-payment', second, second);
   expect(counts!.arms.get('split:on')).toMatchObject({ requests: 2, errors: 1, events: { 'payment.failed': 1 } });
+  expect(counts!.arms.get('split:on')!.values['payment.failed']).toMatchObject({ n: 1, sum: 1250 });
   expect(counts!.arms.get('split:off')).toMatchObject({ requests: 1, errors: 0 });
   expect(counts!.arms.get('targeted:on')).toMatchObject({ requests: 1, errors: 0 });
 });

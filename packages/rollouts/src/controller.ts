@@ -57,14 +57,45 @@ function guardTests(plan: Plan): GuardTest[] {
     const stored = plan.evidence?.guards[i];
     const same = stored !== undefined && JSON.stringify(stored.guard) === JSON.stringify(guard);
     const evidence: GuardEvidence = same
-      ? { ...stored, control: { ...stored.control }, treatment: { ...stored.treatment }, ...(stored.pending ? { pending: structuredClone(stored.pending) } : {}) }
+      ? { ...stored, control: { ...stored.control }, treatment: { ...stored.treatment }, ...(stored.pending ? { pending: restorePending(stored.pending) } : {}) }
       : { guard, test: null, evidence: 1, ratioLowerBound: 0, regressed: false, control: { n: 0, bad: 0 }, treatment: { n: 0, bad: 0 } };
     if (guard.metric === 'value') {
-      const value = same ? ValueComparison.fromJSON(stored.test) : new ValueComparison({ alpha, better: guard.better ?? 'lower', margin: guard.margin ?? 0 });
+      const minSamplesPerArm = guard.minSamples !== undefined && guard.minSamples >= 2 ? guard.minSamples : undefined;
+      const value = same
+        ? ValueComparison.fromJSON(stored.test)
+        : new ValueComparison({ alpha, better: guard.better ?? 'lower', margin: guard.margin ?? 0, ...(minSamplesPerArm !== undefined ? { minSamplesPerArm } : {}) });
       return { evidence, value };
     }
     return { evidence, test: same ? RegressionTest.fromJSON(stored.test) : new RegressionTest({ alpha }) };
   });
+}
+
+/**
+ * The users' signal guards a randomized stage still waits for (`minSamples`): a value guard until
+ * its comparison can say something, a clientErrors or feedback guard until each arm has that many
+ * page views or answers. Over the plan's randomized stages so far.
+ */
+function unheardGuards(tests: readonly GuardTest[]): string[] {
+  const waits: string[] = [];
+  for (const guard of tests) {
+    const spec = guard.evidence.guard;
+    if ('value' in guard) {
+      if (spec.metric !== 'value' || spec.minSamples === 0) continue;
+      const c = guard.value.comparison;
+      if (c.status !== 'ok') waits.push(describeValueComparison(c, { metric: spec.name, units: 'values' }));
+    } else if ((spec.metric === 'clientErrors' || spec.metric === 'feedback') && spec.minSamples) {
+      const { treatment, control } = guard.evidence;
+      const what = spec.metric === 'clientErrors' ? 'page views' : 'feedback answers';
+      if (treatment.n < spec.minSamples || control.n < spec.minSamples) waits.push(`${what} ${treatment.n} and ${control.n} of ${spec.minSamples} per arm`);
+    }
+  }
+  return waits;
+}
+
+/** A stored stratum in progress; one stored by an earlier version names its minute instead. */
+function restorePending(stored: NonNullable<GuardEvidence['pending']>): NonNullable<GuardEvidence['pending']> {
+  const { minute, ...rest } = structuredClone(stored);
+  return { ...rest, stratum: typeof rest.stratum === 'number' ? rest.stratum : 2 * (minute ?? 0) };
 }
 
 /** The (n, bad) a per-second guard compares in one arm and second; undefined when the guard cannot judge it yet. */
@@ -77,10 +108,10 @@ function badCounts(guard: GuardSpec, c: ArmCounts, thresholds: Plan['thresholds'
     case 'event':
       // events per request; more events than requests in a second counts as every request bad
       return { n: c.requests, bad: Math.min(c.events[guard.name] ?? 0, c.requests) };
-    case 'clientErrors': {
-      const views = c.events['$pageview'] ?? 0;
-      return { n: views, bad: Math.min(c.events['$client_error'] ?? 0, views) };
-    }
+    case 'clientErrors':
+      // capped at the page views when the stratum is compared (flushStratum), not per second: a
+      // page sends its view when it loads and its errors later, often in another second
+      return { n: c.events['$pageview'] ?? 0, bad: c.events['$client_error'] ?? 0 };
     case 'feedback': {
       const negative = c.events['$feedback.negative'] ?? 0;
       return { n: negative + (c.events['$feedback.neutral'] ?? 0) + (c.events['$feedback.positive'] ?? 0), bad: negative };
@@ -235,6 +266,7 @@ export class RolloutController {
     // the second in progress is incomplete: reading it would skip whatever is recorded in it later
     const upTo = nowSec - 1 - this.lagSec;
     const startSec = Math.floor(plan.startedAt! / 1000);
+    const stageStartSec = Math.floor(plan.stageEnteredAt! / 1000);
     const evidence: PlanEvidence = plan.evidence
       ? { ...plan.evidence, stage: structuredClone(plan.evidence.stage), recent: [...plan.evidence.recent], controlHistogram: plan.evidence.controlHistogram ? [...plan.evidence.controlHistogram] : null }
       : { cursor: startSec - 1, guards: [], stage: freshStage(), recent: [], lastTreatmentAt: null, controlHistogram: plan.thresholds ? null : freshStage().control.histogram };
@@ -259,10 +291,10 @@ export class RolloutController {
       evidence.recent.push({ s: second, tr: t?.requests ?? 0, te: t?.errors ?? 0, cr: c?.requests ?? 0, ce: c?.errors ?? 0 });
       if (evidence.controlHistogram && c) for (let i = 0; i < c.histogram.length; i++) evidence.controlHistogram[i]! += c.histogram[i]!;
       if (!randomized) continue;
-      for (const guard of tests) observeSecond(guard, second, t ?? NO_COUNTS, c ?? NO_COUNTS, thresholds);
+      for (const guard of tests) observeSecond(guard, second, t ?? NO_COUNTS, c ?? NO_COUNTS, thresholds, stageStartSec);
     }
-    // a minute that is over is compared now (its last second has been read)
-    for (const guard of tests) if ('test' in guard && guard.evidence.pending && guard.evidence.pending.minute < Math.floor((to + 1) / 60)) flushMinute(guard);
+    // a stratum that is over is compared now (its last second has been read)
+    for (const guard of tests) if ('test' in guard && guard.evidence.pending && guard.evidence.pending.stratum < stratumOf(to + 1, stageStartSec)) flushStratum(guard);
     if (to >= from) evidence.cursor = to;
     const windowSec = plan.breaker ? plan.breaker.windowSec : 60;
     evidence.recent = evidence.recent.filter((r) => r.s > evidence.cursor - windowSec);
@@ -348,6 +380,7 @@ export class RolloutController {
     if (treatmentArm.units < stage.minUnits) waits.push(`${treatmentArm.units}/${stage.minUnits} treatment units`);
     if (randomized && evidence.stage.control.units < stage.minUnits) waits.push(`${evidence.stage.control.units}/${stage.minUnits} control units`);
     if (stageAgeSec < stage.minDurationSec) waits.push(`${formatDuration(stageAgeSec)} of ${formatDuration(stage.minDurationSec)}`);
+    if (randomized) waits.push(...unheardGuards(tests));
     if (randomized && !thresholds && plan.guards.some((g) => g.metric === 'latency')) {
       const n = evidence.controlHistogram?.reduce((a, b) => a + b, 0) ?? 0;
       waits.push(`a latency baseline (${n}/${BASELINE_MIN_REQUESTS * 5} control requests)`);
@@ -397,16 +430,27 @@ export class RolloutController {
   }
 }
 
-/** Feeds one second of both randomized arms to a guard's test (or to its minute in progress). */
-function observeSecond(guard: GuardTest, second: number, t: ArmCounts, c: ArmCounts, thresholds: Plan['thresholds']): void {
+/**
+ * The stratum of a second for the guards compared per minute and the value guards: its minute,
+ * cut in two where the current stage began in it (2 × minute before the stage's first second,
+ * 2 × minute + 1 from it), so that no stratum mixes two splits. Non-decreasing in `second`.
+ */
+export function stratumOf(second: number, stageStartSec: number): number {
+  const minute = Math.floor(second / 60);
+  return 2 * minute + (minute === Math.floor(stageStartSec / 60) && second >= stageStartSec && stageStartSec % 60 !== 0 ? 1 : 0);
+}
+
+/** Feeds one second of both randomized arms to a guard's test (or to its stratum in progress). */
+function observeSecond(guard: GuardTest, second: number, t: ArmCounts, c: ArmCounts, thresholds: Plan['thresholds'], stageStartSec: number): void {
   const g = guard.evidence;
+  const stratum = stratumOf(second, stageStartSec);
   if ('value' in guard) {
     const name = (g.guard as Extract<GuardSpec, { metric: 'value' }>).name;
     const tv = t.values[name];
     const cv = c.values[name];
     if (!tv && !cv) return;
     const arm = (v: typeof tv) => (v ? { n: v.n, sum: v.sum, sumSquares: v.sumSquares, histogram: v.histogram } : { n: 0, sum: 0, sumSquares: 0 });
-    guard.value.observe({ stratum: Math.floor(second / 60), treatment: arm(tv), control: arm(cv) });
+    guard.value.observe({ stratum, treatment: arm(tv), control: arm(cv) });
     g.treatment.n += tv?.n ?? 0;
     g.control.n += cv?.n ?? 0;
     return;
@@ -422,20 +466,21 @@ function observeSecond(guard: GuardTest, second: number, t: ArmCounts, c: ArmCou
     if (tb.n > 0 && cb.n > 0) guard.test.observe({ treatment: tb, control: cb });
     return;
   }
-  const minute = Math.floor(second / 60);
-  if (g.pending && g.pending.minute !== minute) flushMinute(guard);
-  const p = (g.pending ??= { minute, control: { n: 0, bad: 0 }, treatment: { n: 0, bad: 0 } });
+  if (g.pending && g.pending.stratum !== stratum) flushStratum(guard);
+  const p = (g.pending ??= { stratum, control: { n: 0, bad: 0 }, treatment: { n: 0, bad: 0 } });
   p.treatment.n += tb.n;
   p.treatment.bad += tb.bad;
   p.control.n += cb.n;
   p.control.bad += cb.bad;
 }
 
-/** Compares a per-minute guard's minute in progress and starts afresh. */
-function flushMinute(guard: Extract<GuardTest, { test: RegressionTest }>): void {
+/** Compares a per-minute guard's stratum in progress and starts afresh. */
+function flushStratum(guard: Extract<GuardTest, { test: RegressionTest }>): void {
   const p = guard.evidence.pending;
   if (!p) return;
-  if (p.treatment.n > 0 && p.control.n > 0) guard.test.observe({ treatment: p.treatment, control: p.control });
+  // more errors than page views in a stratum counts every view as bad (views are the denominator)
+  const cap = (a: { n: number; bad: number }) => ({ n: a.n, bad: Math.min(a.bad, a.n) });
+  if (p.treatment.n > 0 && p.control.n > 0) guard.test.observe({ treatment: cap(p.treatment), control: cap(p.control) });
   delete guard.evidence.pending;
 }
 

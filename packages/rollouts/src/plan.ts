@@ -12,17 +12,27 @@ export type GuardSpec =
   | { metric: 'latency'; quantile: 0.95 | 0.99 }
   /** A tracked event counted as bad (e.g. `payment.failed` from `client.track`), per request. */
   | { metric: 'event'; name: string }
-  /** Uncaught errors in users' pages (the web provider's `captureErrors`), per page view; compared per minute. */
-  | { metric: 'clientErrors' }
-  /** The share of negative feedback (`sendFeedback`) about this flag; compared per minute. */
-  | { metric: 'feedback' }
+  /**
+   * Uncaught errors in users' pages (the web provider's `captureErrors`), per page view; compared
+   * per minute. `minSamples`: page views each arm needs (over the plan's randomized stages) before
+   * a randomized stage may advance. @default 0 (the guard judges what comes, the plan does not wait)
+   */
+  | { metric: 'clientErrors'; minSamples?: number }
+  /**
+   * The share of negative feedback (`sendFeedback`) about this flag; compared per minute.
+   * `minSamples`: answers each arm needs before a randomized stage may advance. @default 0
+   */
+  | { metric: 'feedback'; minSamples?: number }
   /**
    * A value tracked with an event, e.g. `checkout.completed` with the ms it took: rolls back when
    * the treatment's mean is worse than the control's by more than `margin` (a fraction, default 0),
    * with an anytime-valid test; reported as "checkout 18% faster (95% interval 9–26%)". `better`:
    * 'lower' for times (the default), 'higher' for amounts. `unit` 'ms' words it faster / slower.
+   * `minSamples`: compared values each arm needs before the comparison says anything, and before a
+   * randomized stage may advance (so a plan never completes with the guard unheard); 0: the plan
+   * does not wait for it (the comparison then needs its default 200). @default 200
    */
-  | { metric: 'value'; name: string; better?: 'lower' | 'higher'; margin?: number; unit?: string };
+  | { metric: 'value'; name: string; better?: 'lower' | 'higher'; margin?: number; unit?: string; minSamples?: number };
 
 /** Absolute limits on the treatment arm, for stages without a randomized control (a pilot group, 100%). */
 export interface AbsoluteLimits {
@@ -84,8 +94,12 @@ export interface GuardEvidence {
   readonly guard: GuardSpec;
   /** Serialized RegressionTest (ValueComparison for a value guard). */
   test: unknown;
-  /** For guards compared per minute: the minute in progress, not yet fed to the test. */
-  pending?: { minute: number; control: { n: number; bad: number }; treatment: { n: number; bad: number } };
+  /**
+   * For guards compared per minute: the stratum in progress, not yet fed to the test. A stratum
+   * is a minute, cut in two where a stage began in it (see `stratumOf` in the controller).
+   * Plans stored before this field existed have `minute` instead (read as stratum 2 × minute).
+   */
+  pending?: { stratum: number; minute?: number; control: { n: number; bad: number }; treatment: { n: number; bad: number } };
   /** For a value guard: the comparison in words ("checkout 18% faster (95% interval 9–26%), 1,240 users per arm"). */
   words?: string;
   evidence: number;
@@ -240,11 +254,14 @@ function guard(path: string, value: unknown): GuardSpec {
       onlyKeys(path, value, ['metric', 'name']);
       return { metric: 'event', name: name(`${path}.name`, value.name) };
     case 'clientErrors':
-    case 'feedback':
-      onlyKeys(path, value, ['metric']);
-      return { metric: value.metric };
+    case 'feedback': {
+      onlyKeys(path, value, ['metric', 'minSamples']);
+      const out: Extract<GuardSpec, { metric: 'clientErrors' | 'feedback' }> = { metric: value.metric };
+      if (value.minSamples !== undefined) out.minSamples = int(`${path}.minSamples`, value.minSamples, 0, 0, 1_000_000_000);
+      return out;
+    }
     case 'value': {
-      onlyKeys(path, value, ['metric', 'name', 'better', 'margin', 'unit']);
+      onlyKeys(path, value, ['metric', 'name', 'better', 'margin', 'unit', 'minSamples']);
       const out: Extract<GuardSpec, { metric: 'value' }> = { metric: 'value', name: name(`${path}.name`, value.name) };
       if (value.better !== undefined) {
         if (value.better !== 'lower' && value.better !== 'higher') fail(`${path}.better`, `must be "lower" or "higher", got ${JSON.stringify(value.better)}`);
@@ -255,6 +272,10 @@ function guard(path: string, value: unknown): GuardSpec {
         out.margin = value.margin;
       }
       if (value.unit !== undefined) out.unit = name(`${path}.unit`, value.unit);
+      if (value.minSamples !== undefined) {
+        out.minSamples = int(`${path}.minSamples`, value.minSamples, 0, 0, 1_000_000_000);
+        if (out.minSamples === 1) fail(`${path}.minSamples`, 'must be 0 (do not wait for this guard) or at least 2 (a spread needs two values), got 1');
+      }
       return out;
     }
     default:

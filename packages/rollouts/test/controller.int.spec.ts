@@ -3,6 +3,7 @@ import { RedisFlagStore, type AuditEntry } from '@rollgate/redis';
 import { OutcomeRecorder, PlanStateError, PlanValidationError, RolloutController, type Plan, type PlanSpec, type TickResult } from '@rollgate/rollouts';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { FakeClock, Traffic, type ArmBehaviour } from './support/traffic';
+import { stratumOf } from '../src/controller';
 
 // The controller against a real redis-server, on a fake clock: real flag writes, real bucketing,
 // real per-second buckets; only time is simulated (ticks are called, never waited for).
@@ -289,6 +290,88 @@ describe("users' signals as guards", () => {
     await h2.controller.rollouts.start('fast-payment', actor);
     const steps = await driveSignals(h2, (variant, random) => [{ name: 'checkout.completed', value: time(variant === 'on' ? 13_000 : 10_000, random) }], 3600);
     expect(steps.find((s) => s.action === 'rollback')?.reason).toMatch(/^checkout\.completed \(lower is better, margin 5%\) regressed: evidence \d+\.\d(e\+\d+)? ≥ 20; checkout\.completed \d+% slower/);
+  });
+});
+
+describe("users' signals: strata and minimums", () => {
+  const quick = (guards: PlanSpec['guards']): PlanSpec => ({
+    ...ramp,
+    guards,
+    stages: [{ percent: 50, minDurationSec: 60, minRequests: 0, minUnits: 0 }, { percent: 100, minDurationSec: 60, minRequests: 0, minUnits: 0, absolute: { maxErrorRate: 0.05 } }],
+  });
+
+  it('counts a page error reported seconds after its page view (the same minute), not only errors sent with the view', async () => {
+    const h = await harness();
+    await h.controller.rollouts.create({ ...quick([{ metric: 'clientErrors' }]), stages: [{ percent: 50, minDurationSec: 86_400 }, ramp.stages[3]!] }, actor);
+    await h.controller.rollouts.start('fast-payment', actor);
+    const traffic = h.traffic({}, { seed: 7 });
+    let calls = 0;
+    const perSecond = 4;
+    let rolledBack = false;
+    for (let t = 0; t < 3600 && !rolledBack; t += 5) {
+      // pages load (a view) in even seconds; the treatment's pages throw in the odd second after
+      await traffic.signals(5, perSecond, (variant, random) => {
+        const odd = Math.floor(calls++ / perSecond) % 2 === 1;
+        if (!odd) return [{ name: '$pageview' }];
+        return random() < (variant === 'on' ? 0.3 : 0.02) ? [{ name: '$client_error' }] : [];
+      });
+      rolledBack = (await h.controller.tick()).plans.some((p) => p.action === 'rollback');
+    }
+    expect(rolledBack).toBe(true);
+    const plan = await h.controller.rollouts.get('fast-payment');
+    expect(plan.evidence!.guards[0]!.treatment.bad).toBeGreaterThan(0);
+  });
+
+  it('holds a randomized stage until a value guard can say something ("not enough data yet"), then advances; minSamples 0 does not wait', async () => {
+    const time = (random: () => number) => Math.round(10_000 * Math.exp(0.4 * (random() + random() + random() - 1.5)));
+    const run = async (guard: Extract<NonNullable<PlanSpec['guards']>[number], { metric: 'value' }>) => {
+      const h = await harness();
+      await h.controller.rollouts.create(quick([guard]), actor);
+      await h.controller.rollouts.start('fast-payment', actor);
+      const traffic = h.traffic({ on: { errorRate: 0 }, off: { errorRate: 0 } }, { seed: 3 });
+      const steps: TickResult['plans'] = [];
+      for (let t = 0; t < 1200 && !steps.some((s) => s.action === 'advance'); t += 5) {
+        await traffic.run(1); // server requests: a plan without them holds for "no data"
+        await traffic.signals(4, 2, (_variant, random) => [{ name: 'checkout.completed', value: time(random) }]);
+        steps.push(...(await h.controller.tick()).plans);
+      }
+      return { steps, plan: await h.controller.rollouts.get('fast-payment') };
+    };
+
+    const waited = await run({ metric: 'value', name: 'checkout.completed', minSamples: 50 });
+    // past the stage's 60 s, the plan still holds for the comparison, and says what it lacks
+    const held = waited.steps.filter((s) => s.action === 'hold').map((s) => s.reason);
+    expect(held).toContainEqual(expect.stringMatching(/^waiting: checkout\.completed: not enough data yet \(\d+ and \d+ of 50 values per arm\)$/));
+    const advanced = waited.steps.find((s) => s.action === 'advance');
+    expect(advanced).toBeDefined();
+    expect(waited.plan.stage).toBe(1);
+    const comparison = (waited.plan.evidence!.guards[0]!.words ?? '');
+    expect(comparison).not.toMatch(/not enough data/); // it advanced once the guard had spoken
+
+    const eager = await run({ metric: 'value', name: 'checkout.completed', minSamples: 0 });
+    const eagerAdvance = eager.steps.findIndex((s) => s.action === 'advance');
+    expect(eagerAdvance).toBeGreaterThanOrEqual(0);
+    // the same traffic: without waiting for the guard it advances as soon as the stage's 60 s are over
+    expect(eagerAdvance).toBeLessThan(waited.steps.findIndex((s) => s.action === 'advance'));
+  });
+
+  it('waits for minSamples page views per arm on a clientErrors guard', async () => {
+    const h = await harness();
+    await h.controller.rollouts.create(quick([{ metric: 'clientErrors', minSamples: 100 }]), actor);
+    await h.controller.rollouts.start('fast-payment', actor);
+    const traffic = h.traffic({ on: { errorRate: 0 }, off: { errorRate: 0 } }, { seed: 11 });
+    for (let t = 0; t < 65; t += 5) {
+      await traffic.run(1);
+      await traffic.signals(4, 1, () => [{ name: '$pageview' }]);
+    }
+    const tick = await h.controller.tick();
+    expect(tick.plans[0]).toMatchObject({ action: 'hold', reason: expect.stringMatching(/^waiting: page views \d+ and \d+ of 100 per arm$/) });
+  });
+
+  it('keeps strata apart where a stage begins mid-minute, in order', () => {
+    const start = 120 + 25; // a stage entered 25 s into minute 2
+    expect([60, 119, 120, 144, 145, 179, 180].map((s) => stratumOf(s, start))).toEqual([2, 2, 4, 4, 5, 5, 6]);
+    expect([120, 179, 180].map((s) => stratumOf(s, 120))).toEqual([4, 4, 6]); // a stage entered on the minute: nothing to cut
   });
 });
 

@@ -115,7 +115,7 @@ export function parseGuards(text: string): GuardSpec[] {
   return guards;
 }
 
-/** `value:<name>[:lower|:higher[:<margin>]]`; event names have no ':' (the server's allow-list refuses them). */
+/** `value:<name>[:lower|:higher[:<margin>]]`: a name with ':' in it needs a plan file (`--file`). */
 function parseValueGuard(item: string, example: string): Extract<GuardSpec, { metric: 'value' }> {
   const [, name, better, margin, ...rest] = item.split(':');
   const usage = `--guards: "${item}": a value guard is value:<event name>[:lower|:higher[:<margin>]], e.g. value:checkout.completed:lower:10% (${example})`;
@@ -353,6 +353,8 @@ export interface PlanStatusView {
     threshold: number;
     ratioLowerBound: number;
     regressed: boolean;
+    /** A value guard's comparison in words (its counts are values, not bad ones). */
+    words?: string;
   }[];
   /** The current stage's arms; `pilot` is the treatment served by targeting rules. */
   arms: { treatment: ArmView; control: ArmView; pilot: ArmView } | null;
@@ -396,6 +398,7 @@ export function statusView(env: string, plan: Plan): PlanStatusView {
       threshold,
       ratioLowerBound: fresh ? 0 : g.ratioLowerBound,
       regressed: fresh ? false : g.regressed,
+      ...(!fresh && g.words !== undefined ? { words: g.words } : {}),
     };
   });
   const s = plan.evidence?.stage;
@@ -479,16 +482,20 @@ export function statusLines(view: PlanStatusView): string[] {
   lines.push(
     ...table([
       ['GUARD', 'CONTROL BAD', 'TREATMENT BAD', 'EVIDENCE', 'RATIO ≥', ''],
-      ...view.guards.map((g) => [
-        g.name,
-        countRate(g.control.bad, g.control.n),
-        countRate(g.treatment.bad, g.treatment.n),
-        `${fmtEvidence(g.evidence)} / ${fmtEvidence(g.threshold)}`,
-        `${g.ratioLowerBound.toFixed(2)}×`,
-        g.regressed ? 'REGRESSED' : '',
-      ]),
+      ...view.guards.map((g) => {
+        const value = g.guard.metric === 'value';
+        return [
+          g.name,
+          value ? `${g.control.n} values` : countRate(g.control.bad, g.control.n),
+          value ? `${g.treatment.n} values` : countRate(g.treatment.bad, g.treatment.n),
+          `${fmtEvidence(g.evidence)} / ${fmtEvidence(g.threshold)}`,
+          value ? '–' : `${g.ratioLowerBound.toFixed(2)}×`,
+          g.regressed ? 'REGRESSED' : '',
+        ];
+      }),
     ]).map((line) => `  ${line}`),
   );
+  for (const g of view.guards) if (g.words !== undefined) lines.push(`  ${g.words}`);
   if (view.latencyThresholdsMs) {
     const t = view.latencyThresholdsMs;
     lines.push(`  latency thresholds: p95 ${msWords(t.p95, false)}, p99 ${msWords(t.p99, false)} (frozen from the ${t.from === 'baseline' ? 'control before the start' : 'control arm'})`);
@@ -690,7 +697,7 @@ export function registerPlan(program: Command, deps: CliDependencies): void {
     .option('--stages <list>', `<percent>:<min duration>,… (s, m, h), e.g. ${STAGES_EXAMPLE}`, usage(parseStages))
     .option('--min-requests <n>', 'least requests per arm before a stage advances (every stage; default 100)', usage((t: string) => parseWhole('--min-requests', t)))
     .option('--min-units <n>', 'least distinct units per arm before a stage advances (every stage; default 10)', usage((t: string) => parseWhole('--min-units', t)))
-    .option('--guards <list>', 'health checks: errors, p95, p99, event:<name> (default errors,p99)', usage(parseGuards))
+    .option('--guards <list>', 'health checks: errors, p95, p99, event:<name>, clientErrors, feedback, value:<name>[:lower|:higher[:<margin>]] (default errors,p99; a plan file sets the rest)', usage(parseGuards))
     .option('--alpha <x>', 'chance of rolling back a healthy treatment over the whole plan, split across guards (default 0.05)', usage(parseAlpha))
     .option('--approval <stages>', 'stage numbers (from 1) that need `plan approve` before they advance, e.g. 2,3', usage(parseStageNumbers))
     .option('--max-error-rate <rate>', 'absolute limit for the 0% and 100% stages (no randomized control there): 0.05 or 5%', usage((t: string) => parseRate('--max-error-rate', t)))
