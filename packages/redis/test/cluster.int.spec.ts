@@ -12,7 +12,7 @@ import {
   type RedisFlagStoreOptions,
 } from '@rollgate/redis';
 import { freePort } from './support/redis-server';
-import { startCluster, until, type ClusterTopology, type RedisProcess } from './support/topology';
+import { initialized, startCluster, until, type ClusterTopology, type RedisProcess } from './support/topology';
 import { actor, checkoutTheme } from './support/flags';
 
 // Redis Cluster with real processes: three masters with a replica each, joined with
@@ -69,7 +69,7 @@ async function instance(name: string, env: string, extra: Partial<RedisFlagStore
     initTimeoutMs: 10_000,
   });
   cleanups.push(() => provider.onClose());
-  await provider.initialize();
+  await initialized(provider);
   return { name, provider, warnings };
 }
 

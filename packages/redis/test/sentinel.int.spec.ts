@@ -10,7 +10,7 @@ import {
   type RedisFlagStoreOptions,
 } from '@rollgate/redis';
 import { freePort } from './support/redis-server';
-import { startSentinelTopology, until, type SentinelTopology } from './support/topology';
+import { initialized, startSentinelTopology, until, type SentinelTopology } from './support/topology';
 import { actor, checkoutTheme } from './support/flags';
 
 // Sentinel failover with real processes: one master, one replica, three Sentinels on loopback
@@ -57,7 +57,7 @@ async function instance(name: string, redis: RedisFlagStoreOptions['redis'], pol
     logger: { warn: (m: string) => warnings.push(m), error: (m: string) => warnings.push(m) },
   });
   cleanups.push(() => provider.onClose());
-  await provider.initialize();
+  await initialized(provider);
   return { name, provider, warnings };
 }
 

@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { ProviderEvents } from '@openfeature/server-sdk';
+import type { RollgateProvider } from '@rollgate/redis';
 import { freePort } from './redis-server';
 
 // Sentinel and Cluster topologies of throwaway redis-server processes for integration tests: all
@@ -351,4 +353,24 @@ export async function startCluster(options: { masters?: number; replicasPerMaste
     },
     stop,
   };
+}
+
+/**
+ * Initializes a provider as the OpenFeature SDK would see it: READY now, or READY later. A loaded
+ * machine can take longer than a command timeout to reach a Cluster or a Sentinel's master; the
+ * provider then fails its first load (the SDK reports ERROR) and keeps trying until it announces
+ * READY. Waits for that, at most `withinMs`.
+ */
+export async function initialized(provider: RollgateProvider, withinMs = 30_000): Promise<void> {
+  try {
+    await provider.initialize();
+  } catch (e) {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(e), withinMs);
+      provider.events.addHandler(ProviderEvents.Ready, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
 }
