@@ -95,7 +95,7 @@ function unheardGuards(tests: readonly GuardTest[]): string[] {
 /** A stored stratum in progress; one stored by an earlier version names its minute instead. */
 function restorePending(stored: NonNullable<GuardEvidence['pending']>): NonNullable<GuardEvidence['pending']> {
   const { minute, ...rest } = structuredClone(stored);
-  return { ...rest, stratum: typeof rest.stratum === 'number' ? rest.stratum : 2 * (minute ?? 0) };
+  return { ...rest, stratum: typeof rest.stratum === 'number' ? rest.stratum : (minute ?? 0) * STAGES_PER_MINUTE };
 }
 
 /** The (n, bad) a per-second guard compares in one arm and second; undefined when the guard cannot judge it yet. */
@@ -291,10 +291,10 @@ export class RolloutController {
       evidence.recent.push({ s: second, tr: t?.requests ?? 0, te: t?.errors ?? 0, cr: c?.requests ?? 0, ce: c?.errors ?? 0 });
       if (evidence.controlHistogram && c) for (let i = 0; i < c.histogram.length; i++) evidence.controlHistogram[i]! += c.histogram[i]!;
       if (!randomized) continue;
-      for (const guard of tests) observeSecond(guard, second, t ?? NO_COUNTS, c ?? NO_COUNTS, thresholds, stageStartSec);
+      for (const guard of tests) observeSecond(guard, stratumOf(second, stageStartSec, plan.stage), t ?? NO_COUNTS, c ?? NO_COUNTS, thresholds);
     }
     // a stratum that is over is compared now (its last second has been read)
-    for (const guard of tests) if ('test' in guard && guard.evidence.pending && guard.evidence.pending.stratum < stratumOf(to + 1, stageStartSec)) flushStratum(guard);
+    for (const guard of tests) if ('test' in guard && guard.evidence.pending && guard.evidence.pending.stratum < stratumOf(to + 1, stageStartSec, plan.stage)) flushStratum(guard);
     if (to >= from) evidence.cursor = to;
     const windowSec = plan.breaker ? plan.breaker.windowSec : 60;
     evidence.recent = evidence.recent.filter((r) => r.s > evidence.cursor - windowSec);
@@ -430,20 +430,23 @@ export class RolloutController {
   }
 }
 
+/** Room for every stage index in a minute's strata (plans have at most 20 stages). */
+const STAGES_PER_MINUTE = 1024;
+
 /**
- * The stratum of a second for the guards compared per minute and the value guards: its minute,
- * cut in two where the current stage began in it (2 × minute before the stage's first second,
- * 2 × minute + 1 from it), so that no stratum mixes two splits. Non-decreasing in `second`.
+ * The stratum of a second for the guards compared per minute and the value guards: its minute and
+ * the stage it belongs to (`stage`, the plan's current one, from `stageStartSec`; the one before
+ * it for earlier seconds), so that no stratum mixes two splits — also when several stages begin
+ * in one minute. Non-decreasing as seconds are read in order and the plan advances.
  */
-export function stratumOf(second: number, stageStartSec: number): number {
+export function stratumOf(second: number, stageStartSec: number, stage: number): number {
   const minute = Math.floor(second / 60);
-  return 2 * minute + (minute === Math.floor(stageStartSec / 60) && second >= stageStartSec && stageStartSec % 60 !== 0 ? 1 : 0);
+  return minute * STAGES_PER_MINUTE + (second >= stageStartSec ? stage : Math.max(0, stage - 1));
 }
 
 /** Feeds one second of both randomized arms to a guard's test (or to its stratum in progress). */
-function observeSecond(guard: GuardTest, second: number, t: ArmCounts, c: ArmCounts, thresholds: Plan['thresholds'], stageStartSec: number): void {
+function observeSecond(guard: GuardTest, stratum: number, t: ArmCounts, c: ArmCounts, thresholds: Plan['thresholds']): void {
   const g = guard.evidence;
-  const stratum = stratumOf(second, stageStartSec);
   if ('value' in guard) {
     const name = (g.guard as Extract<GuardSpec, { metric: 'value' }>).name;
     const tv = t.values[name];

@@ -96,8 +96,8 @@ export interface GuardEvidence {
   test: unknown;
   /**
    * For guards compared per minute: the stratum in progress, not yet fed to the test. A stratum
-   * is a minute, cut in two where a stage began in it (see `stratumOf` in the controller).
-   * Plans stored before this field existed have `minute` instead (read as stratum 2 × minute).
+   * is a minute and a stage (see `stratumOf` in the controller). Plans stored before this field
+   * existed have `minute` instead (read as that minute's first stratum).
    */
   pending?: { stratum: number; minute?: number; control: { n: number; bad: number }; treatment: { n: number; bad: number } };
   /** For a value guard: the comparison in words ("checkout 18% faster (95% interval 9–26%), 1,240 users per arm"). */

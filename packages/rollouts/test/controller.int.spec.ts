@@ -368,10 +368,33 @@ describe("users' signals: strata and minimums", () => {
     expect(tick.plans[0]).toMatchObject({ action: 'hold', reason: expect.stringMatching(/^waiting: page views \d+ and \d+ of 100 per arm$/) });
   });
 
-  it('keeps strata apart where a stage begins mid-minute, in order', () => {
-    const start = 120 + 25; // a stage entered 25 s into minute 2
-    expect([60, 119, 120, 144, 145, 179, 180].map((s) => stratumOf(s, start))).toEqual([2, 2, 4, 4, 5, 5, 6]);
-    expect([120, 179, 180].map((s) => stratumOf(s, 120))).toEqual([4, 4, 6]); // a stage entered on the minute: nothing to cut
+  it('keeps strata apart where stages begin mid-minute, in order, however many begin in one minute', () => {
+    const minute = (m: number) => m * 1024;
+    // stage 1 entered 25 s into minute 2
+    expect([60, 119, 120, 144, 145, 179, 180].map((s) => stratumOf(s, 145, 1))).toEqual([minute(1), minute(1), minute(2), minute(2), minute(2) + 1, minute(2) + 1, minute(3) + 1]);
+    // then stage 2 entered 40 s into the same minute: its seconds come after stage 1's
+    expect([150, 159, 160, 179].map((s) => stratumOf(s, 160, 2))).toEqual([minute(2) + 1, minute(2) + 1, minute(2) + 2, minute(2) + 2]);
+  });
+
+  it('goes on comparing a value guard when several stages begin in one minute', async () => {
+    const h = await harness();
+    const stage = (percent: number) => ({ percent, minDurationSec: 5, minRequests: 0, minUnits: 0 });
+    const guards: PlanSpec['guards'] = [{ metric: 'value', name: 'checkout.completed', minSamples: 0 }, { metric: 'errors' }];
+    await h.controller.rollouts.create({ ...ramp, guards, stages: [stage(20), stage(50), stage(80), { ...stage(100), absolute: { maxErrorRate: 0.05 } }] }, actor);
+    await h.controller.rollouts.start('fast-payment', actor);
+    const traffic = h.traffic({ on: { errorRate: 0 }, off: { errorRate: 0 } }, { seed: 5 });
+    const steps: TickResult['plans'] = [];
+    for (let t = 0; t < 50; t += 2) {
+      await traffic.run(1);
+      await traffic.signals(1, 4, (_variant, random) => [{ name: 'checkout.completed', value: 5000 + Math.round(1000 * random()) }]);
+      steps.push(...(await h.controller.tick()).plans);
+    }
+    // three stages of 5 s, all within the plan's first minute: each advance needs a tick that read
+    // (and compared) every second before it
+    expect(steps.filter((s) => s.action === 'advance').length).toBeGreaterThanOrEqual(3);
+    const plan = await h.controller.rollouts.get('fast-payment');
+    expect(plan.stage).toBe(3);
+    expect(plan.evidence!.guards[0]!.treatment.n).toBeGreaterThan(0);
   });
 });
 
