@@ -1,19 +1,32 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProviderEvents, type OpenFeatureEventEmitter } from '@openfeature/server-sdk';
+import type { FlagSnapshot } from '@rollgate/core';
 import { ConfigError } from '@rollgate/redis';
-import { ofrepError, writeOfrepResponse } from './ofrep';
+import { BroadcastPacer, type PacerStats, type PacingOptions } from './broadcast-pacer';
+import { takesAway, type ClientView } from './client-view';
+import { ofrepError, writeOfrepResponse, type OfrepSource } from './ofrep';
 
 // Server-Sent Events for OFREP ADR-0008: a notification-only stream telling browsers to refetch
 // their bulk evaluation. It carries no flag data; a short-lived signed ticket in the URL (EventSource
 // cannot send an Authorization header) keeps anonymous clients from holding connections.
 //
-// Positions: every event carries `id: <stream id>.<n>` — a random id of this ChangeStream (so of
-// this process) and the number of changes it has announced. A client that reconnects sends the
-// last id it saw (Last-Event-ID; EventSource does it by itself); a stream URL carries the position
-// of the bulk answer it came with (`since`) for a client that saw no event yet. When that position
-// is not the current one — an older event, another process, a restart, anything unknown — the
-// stream starts with a refetchEvaluation: a change may have been missed. The position is only ever
+// What is announced: only a change browsers can see. Followed by an OfrepEvaluator (its `stream`
+// option), the stream announces a change only when one of the flags it names (the provider's
+// `flagsChanged`: flags whose definition or `$evaluators` changed) is client-visible before or
+// after it; a change to server-only flags or their segments sends nothing.
+//
+// How: paced (see BroadcastPacer). Every message comes back as a refetch on this process's event
+// loop; they go out in slices so that the refetches take at most a share of it.
+//
+// Positions: every event carries `id: <position>`. Followed by an evaluator, the position is the
+// revision of what browsers can see (a hash of the visible flags' definitions): the same in every
+// process with the same flags, so a client that reconnects to another instance, or after a restart,
+// with nothing changed gets nothing. Otherwise it is `<random id of this stream>.<n>`. A client that
+// reconnects sends the last id it saw (Last-Event-ID; EventSource does it by itself); a stream URL
+// carries the position of the bulk answer it came with (`since`) for a client that saw no event yet.
+// When that position is not the current one — an older one, anything unknown — the stream gets a
+// refetchEvaluation (paced as well): a change may have been missed. The position is only ever
 // compared for equality with the current one; nothing else is read from it.
 
 export interface ChangeStreamOptions {
@@ -42,10 +55,33 @@ export interface ChangeStreamOptions {
   ticketSecret?: string | Buffer | readonly (string | Buffer)[];
   /** Reconnect delay suggested to EventSource (`retry:`). @default 3000 */
   retryMs?: number;
+  /**
+   * How announcements are spread so that the refetches they cause take at most a share of the
+   * event loop (see docs/operations.md, "Many browsers on one instance"); false sends every
+   * message at once. @default { share: 0.5, urgentShare: 0.75 }
+   */
+  pacing?: false | PacingOptions;
+}
+
+/** What the stream reads to tell which changes browsers can see: an OfrepEvaluator. */
+export interface ClientViewSource {
+  readonly source: OfrepSource;
+  clientView(snapshot: FlagSnapshot): ClientView;
+}
+
+/** Counts for metrics (ChangeStream.stats()). */
+export interface ChangeStreamStats extends PacerStats {
+  /** Open streams. */
+  streams: number;
+  /** Changes announced, and changes not announced because browsers cannot see them, since start. */
+  announced: number;
+  skipped: number;
 }
 
 /** Longest position (Last-Event-ID or `since`) compared; a longer one is unknown (refetch). */
 const MAX_POSITION_LENGTH = 64;
+/** Heartbeats written per turn of the event loop. */
+const PING_SLICE = 500;
 
 export class ChangeStream {
   /** Open streams, each with what drops it from the counts. */
@@ -65,7 +101,18 @@ export class ChangeStream {
   private sequence = 0;
   private readonly keyId: string;
   private closed = false;
-  private readonly onChange = () => this.broadcast();
+  private readonly pacer: BroadcastPacer<ServerResponse> | undefined;
+  private view: ClientViewSource | undefined;
+  /** The snapshot whose changes were last looked at (followed by an evaluator). */
+  private seen: FlagSnapshot | undefined;
+  private announced = 0;
+  private skipped = 0;
+  private event: { id: string; text: string } | undefined;
+  private readonly onChange = (details?: object) => {
+    const named = (details as { flagsChanged?: unknown } | undefined)?.flagsChanged;
+    this.changed(Array.isArray(named) && named.every((k) => typeof k === 'string') ? (named as string[]) : undefined);
+  };
+  private readonly onReady = () => this.changed(undefined);
 
   constructor(options: ChangeStreamOptions) {
     if (!options?.events) throw new ConfigError('changeStream: options.events is required (e.g. provider.events)');
@@ -79,10 +126,31 @@ export class ChangeStream {
     this.retryMs = options.retryMs ?? 3000;
     this.secrets = secretsOf(options.ticketSecret);
     this.keyId = this.sign('key-id').slice(0, 12);
+    this.pacer = options.pacing === false ? undefined : new BroadcastPacer<ServerResponse>((res) => this.sendRefetch(res), options.pacing ?? {});
     this.events.addHandler(ProviderEvents.ConfigurationChanged, this.onChange);
-    this.events.addHandler(ProviderEvents.Ready, this.onChange); // back from an outage: flags may differ
-    this.heartbeat = setInterval(() => this.write(': ping\n\n'), options.heartbeatMs ?? 25_000);
+    this.events.addHandler(ProviderEvents.Ready, this.onReady); // back from an outage: flags may differ
+    this.heartbeat = setInterval(() => this.ping(), options.heartbeatMs ?? 25_000);
     this.heartbeat.unref();
+  }
+
+  /**
+   * Announce only the changes browsers can see, as `view` (an OfrepEvaluator) tells them, and take
+   * positions from its revisions. Called by the evaluator given this stream (OfrepOptions.stream).
+   */
+  follow(view: ClientViewSource): void {
+    if (this.view !== undefined && this.view !== view) throw new ConfigError('changeStream: already followed by another OfrepEvaluator; give each evaluator its own stream');
+    this.view = view;
+    this.seen = view.source.snapshot;
+  }
+
+  /** A bulk evaluation was served in `ms` (the evaluator reports it): the pacer measures refetches with it. */
+  noteBulk(ms: number): void {
+    this.pacer?.noteBulk(ms);
+  }
+
+  /** Open streams, messages waiting to go out, the measured cost of a refetch, changes announced and skipped. */
+  stats(): ChangeStreamStats {
+    return { streams: this.streams.size, ...(this.pacer?.stats() ?? { pending: 0, refetchCostMs: 0, share: 0 }), announced: this.announced, skipped: this.skipped };
   }
 
   /** Open streams (for metrics and tests). */
@@ -102,11 +170,13 @@ export class ChangeStream {
   }
 
   /**
-   * The position of the latest change this stream announced (the `id:` of its events). Changes
-   * with every announcement; only ever compared for equality.
+   * Where the stream stands (the `id:` of its events): followed by an evaluator, the revision of
+   * what browsers can see now (equal on every instance with the same flags); otherwise this
+   * stream's id and the number of changes it announced. Only ever compared for equality.
    */
   get position(): string {
-    return `${this.streamId}.${this.sequence}`;
+    const view = this.view;
+    return view ? view.clientView(view.source.snapshot).revision : `${this.streamId}.${this.sequence}`;
   }
 
   /**
@@ -174,14 +244,15 @@ export class ChangeStream {
     const from = typeof lastEventId === 'string' ? lastEventId : since;
     const current = this.position;
     // No position at all (a client of another kind): nothing to compare, nothing sent. Any other
-    // position than the current one (older, another process's, malformed): refetch now.
+    // position than the current one (older, another process's, malformed): a refetch, paced.
     const missed = from !== undefined && !(typeof from === 'string' && from.length <= MAX_POSITION_LENGTH && from === current);
     // `id:` without data still sets the browser's last event id, so a reconnect tells its position
-    res.write(`retry: ${this.retryMs}\nid: ${current}\n: connected\n\n${missed ? this.refetchEvent() : ''}`);
+    res.write(`retry: ${this.retryMs}\nid: ${current}\n: connected\n\n${missed && !this.pacer ? this.refetchEvent() : ''}`);
     mine.add(res);
     this.perCaller.set(caller, mine);
     const drop = () => {
       if (!this.streams.delete(res)) return; // close after error, or evicted: counted once
+      this.pacer?.remove(res);
       mine.delete(res);
       if (mine.size === 0 && this.perCaller.get(caller) === mine) this.perCaller.delete(caller);
     };
@@ -190,12 +261,20 @@ export class ChangeStream {
     // read its (empty) body, with the client still listening
     res.on('close', drop);
     res.on('error', drop);
+    // many clients reconnecting at once (after a restart) with a change missed: their refetches are paced too
+    if (missed && this.pacer) this.pacer.enqueue(res);
   }
 
-  /** Tells every open stream to refetch. */
-  broadcast(): void {
+  /**
+   * Tells every open stream to refetch (paced). `urgent`: something was taken away from browsers
+   * (a kill switch, a rollback): the urgent share applies.
+   */
+  broadcast(urgent = false): void {
+    if (this.closed) return;
     this.sequence++;
-    this.write(this.refetchEvent());
+    this.announced++;
+    if (this.pacer) this.pacer.announce(this.streams.keys(), urgent);
+    else this.write(this.refetchEvent());
   }
 
   /** Ends every stream and stops listening; nothing is left running. */
@@ -203,17 +282,63 @@ export class ChangeStream {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
+    this.pacer?.close();
     this.events.removeHandler(ProviderEvents.ConfigurationChanged, this.onChange);
-    this.events.removeHandler(ProviderEvents.Ready, this.onChange);
+    this.events.removeHandler(ProviderEvents.Ready, this.onReady);
     for (const res of this.streams.keys()) res.end();
     this.streams.clear();
     this.perCaller.clear();
   }
 
+  /**
+   * A change event: announced when browsers can see it. `flagsChanged` (the provider's) names the
+   * flags whose behaviour changed, `$evaluators` included; without it (Ready after an outage, a
+   * provider that does not say), the visible revisions before and after are compared.
+   */
+  private changed(flagsChanged: readonly string[] | undefined): void {
+    const view = this.view;
+    if (view === undefined) return this.broadcast(); // not followed: every change is announced
+    const before = this.seen!;
+    const after = view.source.snapshot;
+    this.seen = after;
+    if (after === before) return; // e.g. Ready after an outage that changed nothing: nothing to say
+    const was = view.clientView(before);
+    const is = view.clientView(after);
+    const affected = flagsChanged
+      ? flagsChanged.filter((key) => was.visible.has(key) || is.visible.has(key))
+      : was.revision === is.revision
+        ? []
+        : [...new Set([...was.keys, ...is.keys])];
+    if (affected.length === 0) {
+      this.skipped++;
+      return;
+    }
+    this.broadcast(takesAway(affected, before, was, after, is));
+  }
+
+  /** The refetchEvaluation event to one stream, at the position current when it goes out. */
+  private sendRefetch(res: ServerResponse): void {
+    if (!res.destroyed && !res.writableEnded) res.write(this.refetchEvent());
+  }
+
+  /** The heartbeat, written in slices so that thousands of streams do not hold the event loop at once. */
+  private ping(): void {
+    const all = [...this.streams.keys()];
+    const next = (from: number) => {
+      if (this.closed) return;
+      const end = Math.min(all.length, from + PING_SLICE);
+      for (let i = from; i < end; i++) if (!all[i]!.writableEnded) all[i]!.write(': ping\n\n');
+      if (end < all.length) setImmediate(next, end);
+    };
+    next(0);
+  }
+
   /** The refetchEvaluation event at the current position. */
   private refetchEvent(): string {
     const id = this.position;
-    return `id: ${id}\nevent: message\ndata: ${JSON.stringify({ type: 'refetchEvaluation', etag: id })}\n\n`;
+    // built once per position: an announcement writes it to every stream
+    if (this.event?.id !== id) this.event = { id, text: `id: ${id}\nevent: message\ndata: ${JSON.stringify({ type: 'refetchEvaluation', etag: id })}\n\n` };
+    return this.event.text;
   }
 
   /** Ends a stream to make room for a newer one of its caller (EventSource reconnects to a full stream: see maxStreamsPerCaller). */

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { EvaluationContext, EvaluationResult, FlagDefinition, FlagSnapshot } from '@rollgate/core';
 import { ConfigError } from '@rollgate/redis';
+import type { ChangeStream } from './change-stream';
+import { clientViewOf, type ClientView } from './client-view';
 import type { Identity } from './identity';
 
 // OFREP (OpenFeature Remote Evaluation Protocol) evaluation, independent of any HTTP framework:
@@ -33,9 +36,16 @@ export interface OfrepOptions {
   /** Flag metadata keys returned to clients; the rest stays on the server. @default [] */
   exposedMetadata?: readonly string[];
   /**
-   * Mixed into the bulk ETag. The SSE stream's `etagSalt()` goes here, so that a restarted
-   * server (new ticket key) or an ageing ticket changes the ETag: a client revalidating gets a 200
-   * with a fresh stream URL instead of a 304 that keeps a dead one.
+   * The SSE change stream whose URL the adapters hand out with bulk answers. The evaluator tells it
+   * which flags browsers can see (a change to any other flag is not announced) and how many bulk
+   * evaluations it serves (so that it can pace its announcements), and its `etagSalt()` goes into
+   * the ETag. @default none
+   */
+  stream?: ChangeStream;
+  /**
+   * Mixed into the bulk ETag: a restarted server (new ticket key) or an ageing ticket changes the
+   * ETag, so a client revalidating gets a 200 with a fresh stream URL instead of a 304 that keeps a
+   * dead one. @default the stream's `etagSalt()` when `stream` is given
    */
   etagSalt?: () => string;
 }
@@ -71,6 +81,10 @@ function defaultVisible(_key: string, definition: Readonly<FlagDefinition>): boo
   return definition.metadata?.clientVisible === true;
 }
 
+/** An ETag's two parts: `<revalidation>.<content>` (see {@link OfrepEvaluator.bulk}). */
+const REVALIDATION_LENGTH = 16;
+const CONTENT_LENGTH = 22;
+
 export class OfrepEvaluator {
   /** Where the flags are read. */
   readonly source: OfrepSource;
@@ -78,6 +92,10 @@ export class OfrepEvaluator {
   private readonly clientAttributes: ReadonlySet<string>;
   private readonly exposedMetadata: readonly string[];
   private readonly etagSalt: () => string;
+  private readonly stream: ChangeStream | undefined;
+  /** The options that shape answers besides the flags, in every client view's revision. */
+  private readonly fingerprint: string;
+  private readonly views = new WeakMap<FlagSnapshot, ClientView>();
 
   constructor(options: OfrepOptions) {
     if (!options?.source) throw new ConfigError('ofrep: options.source is required (e.g. your RollgateProvider)');
@@ -91,23 +109,49 @@ export class OfrepEvaluator {
     }
     this.clientAttributes = new Set(options.clientAttributes ?? []);
     this.exposedMetadata = [...(options.exposedMetadata ?? [])];
-    this.etagSalt = options.etagSalt ?? (() => '');
+    this.stream = options.stream;
+    const stream = options.stream;
+    this.etagSalt = options.etagSalt ?? (stream ? () => stream.etagSalt() : () => '');
+    // a custom clientVisible cannot be fingerprinted: its source text stands for it
+    this.fingerprint = JSON.stringify(['ofrep.v1', [...this.clientAttributes], this.exposedMetadata, options.clientVisible ? String(options.clientVisible) : '']);
+    stream?.follow(this);
   }
 
-  /** `POST /ofrep/v1/evaluate/flags`: every client-visible flag, values only, with an ETag. */
+  /**
+   * `POST /ofrep/v1/evaluate/flags`: every client-visible flag, values only, with an ETag.
+   *
+   * The ETag has two parts, `"<revalidation>.<content>"`. The first hashes the client view's
+   * revision with this caller's evaluation context: while neither changed, the answer cannot have
+   * changed, and a revalidation with that ETag gets its 304 without evaluating anything (not when a
+   * visible flag reads the clock). The second hashes the answer itself: a caller whose values did
+   * not change across a change of flags gets a 304 too, after the evaluation. Both include the
+   * `etagSalt`, so an ageing or foreign stream ticket is never kept by a 304.
+   */
   bulk(caller: Caller, body: unknown, ifNoneMatch: string | undefined): OfrepResponse {
     if (!this.loaded()) return NOT_LOADED;
+    const started = performance.now();
     const ctx = this.contextFor(caller, body);
     if ('error' in ctx) return { status: 400, headers: JSON_HEADERS, body: { errorCode: 'INVALID_CONTEXT', errorDetails: ctx.error } };
     const snapshot = this.source.snapshot;
-    const keys = this.visibleKeys(snapshot);
-    const flags = snapshot.evaluateAll(ctx.context, { keys }).map((r) => this.toOfrep(r));
-    const etag = `"${createHash('sha256').update(this.etagSalt()).update(JSON.stringify(flags)).digest('base64url').slice(0, 32)}"`;
-    const headers = { ...JSON_HEADERS, ETag: etag };
-    if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) {
-      return { status: 304, headers };
+    const view = this.clientView(snapshot);
+    const salt = this.etagSalt();
+    const tags = ifNoneMatch === undefined ? undefined : entityTags(ifNoneMatch);
+    const revalidation = view.readsClock ? '-' : digest(salt, view.revision, JSON.stringify(ctx.context)).slice(0, REVALIDATION_LENGTH);
+    let out: OfrepResponse | undefined;
+    if (tags !== undefined && !view.readsClock) {
+      const current = tags.find((t) => t.length === REVALIDATION_LENGTH + 1 + CONTENT_LENGTH && t.startsWith(revalidation) && t[REVALIDATION_LENGTH] === '.');
+      if (current !== undefined) out = { status: 304, headers: { ...JSON_HEADERS, ETag: `"${current}"` } };
     }
-    return { status: 200, headers, body: { flags } };
+    if (out === undefined) {
+      const flags = Object.freeze(snapshot.evaluateAll(ctx.context, { keys: view.keys }).map((r) => Object.freeze(this.toOfrep(r))));
+      const json = JSON.stringify(flags);
+      SERIALIZED.set(flags, json); // frozen: the text stays true, and writeOfrepResponse need not serialize them again
+      const content = digest(salt, json).slice(0, CONTENT_LENGTH);
+      const headers = { ...JSON_HEADERS, ETag: `"${revalidation}.${content}"` };
+      out = tags?.some((t) => t.slice(-CONTENT_LENGTH - 1) === `.${content}`) ? { status: 304, headers } : { status: 200, headers, body: { flags } };
+    }
+    this.stream?.noteBulk(performance.now() - started);
+    return out;
   }
 
   /** `POST /ofrep/v1/evaluate/flags/{key}`: one client-visible flag. */
@@ -131,7 +175,17 @@ export class OfrepEvaluator {
 
   /** The keys of the flags browsers may see in this snapshot. */
   visibleKeys(snapshot: FlagSnapshot): string[] {
-    return snapshot.keys().filter((k) => this.visible(k, snapshot.definition(k)!));
+    return [...this.clientView(snapshot).keys];
+  }
+
+  /** What browsers can see of a snapshot (worked out once per snapshot). */
+  clientView(snapshot: FlagSnapshot = this.source.snapshot): ClientView {
+    let view = this.views.get(snapshot);
+    if (view === undefined) {
+      view = clientViewOf(snapshot, this.visible, this.fingerprint);
+      this.views.set(snapshot, view);
+    }
+    return view;
   }
 
   /**
@@ -180,6 +234,21 @@ export class OfrepEvaluator {
     }
     return flag;
   }
+}
+
+/** The JSON text of the flag lists bulk answers carry (frozen lists), serialized once. */
+const SERIALIZED = new WeakMap<object, string>();
+
+/** base64url SHA-256 of the parts, each ended by a NUL (which JSON text and the salts never hold). */
+function digest(...parts: string[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part).update('\0');
+  return hash.digest('base64url');
+}
+
+/** The entity tags of an If-None-Match header, without quotes or the weak prefix. */
+function entityTags(header: string): string[] {
+  return header.split(',').map((t) => t.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'));
 }
 
 /**
@@ -289,5 +358,17 @@ export function writeOfrepResponse(res: ServerResponse, out: OfrepResponse): voi
     res.setHeader('Vary', merged.join(', '));
   }
   if (out.body === undefined) res.end();
-  else res.end(JSON.stringify(out.body));
+  else res.end(serialize(out.body));
+}
+
+/** JSON.stringify, with a bulk answer's flags taken as serialized already (the same text). */
+function serialize(body: unknown): string {
+  const flags = (body as { flags?: unknown }).flags;
+  const known = typeof flags === 'object' && flags !== null ? SERIALIZED.get(flags) : undefined;
+  if (known === undefined) return JSON.stringify(body);
+  const keys = Object.keys(body as object);
+  if (keys[0] !== 'flags' || keys.length > 2 || (keys.length === 2 && keys[1] !== 'eventStreams')) return JSON.stringify(body);
+  const streams = (body as { eventStreams?: unknown }).eventStreams;
+  const text = streams === undefined ? undefined : JSON.stringify(streams);
+  return text === undefined ? `{"flags":${known}}` : `{"flags":${known},"eventStreams":${text}}`;
 }
