@@ -33,6 +33,7 @@ import {
   type Cost,
   type Lin,
 } from './cost';
+import type { Decision, Read, SplitPlan, Test } from './codegen';
 import { bucketOf, hashPrefix, murmur3, murmur3After } from './murmur3';
 import { compareVersions, isSemVerOperator, parseVersion } from './semver-op';
 import type { EvaluationContext, ExplainStep, JsonValue } from './types';
@@ -126,7 +127,11 @@ interface Node {
   /** Fast path, for a constant in tail position that names a variant: its result, built at compile time. */
   ready?: unknown;
   /** Set for `{"var": "name"}` (one path segment, a constant fallback): read inline by the operators that fuse it. */
-  read?: { key: string; fallback: unknown };
+  read?: Read;
+  /** For generated code (codegen.ts): the node as a condition, when its operator has a template there. Root scope only. */
+  test?: Test;
+  /** For generated code: the node in tail position, as the flag's result. Root scope only. */
+  decision?: Decision;
 }
 
 /** A tail node whose result is known only at run time. */
@@ -178,6 +183,8 @@ export function compileRule(rule: JsonValue, flagKey: string, budget: Evaluation
 export interface CompiledDecision extends CompiledRule {
   /** (context, env) → what `outcome` returned for the value the targeting picked. */
   decide: Evaluator;
+  /** The same decision for codegen.ts, when every node of the rule has a template there. */
+  decision: Decision | undefined;
 }
 
 /**
@@ -193,6 +200,7 @@ export function compileDecision(rule: JsonValue, flagKey: string, outcome: Outco
   return {
     fn: node.fn,
     decide: node.tail!,
+    decision: decisionOf(node, outcome),
     maxSteps: node.cost.weight + charged,
     maxChargedSteps: charged,
     maxBytes: valueAt(node.cost.alloc, CONTEXT_SIZE, 0),
@@ -355,8 +363,30 @@ function compile(rule: JsonValue, path: string, scope: Scope): Node {
   if (outcome !== undefined && scope.tail && node.tail === undefined) {
     node.tail = tailOf(node, outcome);
     if (node.constant) node.ready = readyOf(node, outcome);
+    if (node.read !== undefined) node.decision = { kind: 'pick', read: node.read, outcome };
+  }
+  if (scope.inIterator) {
+    // generated code reads the context: forms of nodes that read a list element are no use
+    node.test = undefined;
+    node.decision = undefined;
   }
   return node;
+}
+
+/** A node as a condition in generated code: its template, or a constant's truth. */
+function testOf(node: Node): Test | undefined {
+  if (node.constant) return { kind: 'const', truthy: truthy(node.constant.value) };
+  return node.test;
+}
+
+/** A tail node as the flag's result in generated code (constants: their result, or the error they raise). */
+function decisionOf(node: Node, outcome: Outcome): Decision | undefined {
+  if (node.decision !== undefined) return node.decision;
+  if (!node.constant) return undefined;
+  const ready = node.ready !== undefined ? node.ready : readyOf(node, outcome);
+  if (ready !== NOT_READY) return { kind: 'result', result: ready };
+  const tail = node.tail ?? tailOf(node, outcome);
+  return { kind: 'thunk', get: () => tail(undefined, FOLD_ENV) };
 }
 
 /** A node's value turned into the flag's result: once, at compile time, for a constant. */
@@ -379,6 +409,9 @@ function tailOf(node: Node, outcome: Outcome): Evaluator {
 function build(rule: JsonValue, path: string, scope: Scope): Node {
   if (rule === null || typeof rule !== 'object') return constant(rule);
   if (Array.isArray(rule)) {
+    // a list of plain values (a segment's 100,000 ids): one constant, measured in one pass — the
+    // same size and text its items' constants add up to, without compiling each item
+    if (rule.every((item) => item === null || typeof item !== 'object')) return constant(rule.slice(), measure(rule));
     const items = rule.map((item, i) => compile(item, `${path}[${i}]`, { ...scope, tail: false }));
     const commas = Math.max(0, items.length - 1);
     if (items.every((n) => n.constant)) {
@@ -624,7 +657,10 @@ const compileVar: Builder = (raw, path, scope) => {
     const str = p === null || p === undefined ? '' : String(p);
     const node: Node = { fn: compileVarPath(str, fallback, scope, path), cost: costOf([], varCost(str, fallbackNode, scope)) };
     // one segment, not $flagd at the root: what compileVarPath read with its single-key closure
-    if (str !== '' && !str.includes('.') && (scope.inIterator || str !== '$flagd')) node.read = { key: str, fallback };
+    if (str !== '' && !str.includes('.') && (scope.inIterator || str !== '$flagd')) {
+      node.read = { key: str, fallback };
+      node.test = { kind: 'truthy', read: node.read };
+    }
     return node;
   }
   // dynamic path: resolved (and checked) on every evaluation
@@ -734,6 +770,7 @@ const compileIf: Builder = (raw, path, scope) => {
   if (args.length === 1) return compile(args[0]!, `${path}[0]`, scope);
   const cond = { ...scope, tail: false };
   const conditions: Evaluator[] = [];
+  const conditionNodes: Node[] = [];
   const conditionRules: JsonValue[] = [];
   const branches: Evaluator[] = [];
   const children: Node[] = [];
@@ -743,6 +780,7 @@ const compileIf: Builder = (raw, path, scope) => {
     const condition = compile(args[i]!, `${path}[${i}]`, cond);
     const branch = compile(args[i + 1]!, `${path}[${i + 1}]`, scope);
     conditions.push(condition.fn);
+    conditionNodes.push(condition);
     conditionRules.push(args[i]!);
     branches.push(branch.fn);
     children.push(condition, branch);
@@ -781,7 +819,14 @@ const compileIf: Builder = (raw, path, scope) => {
         return r !== NOT_READY ? r : tails[n]!(d, env);
       };
     }
-    return { fn: UNUSED, tail, cost };
+    // generated code, when every condition and branch has a template there
+    const tests = conditionNodes.map(testOf);
+    const decisions = results.map((r) => decisionOf(r, outcome));
+    let decision: Decision | undefined;
+    if (tests.every((t) => t !== undefined) && decisions.every((d) => d !== undefined)) {
+      decision = { kind: 'if', branches: tests.map((test, c) => ({ test: test!, then: decisions[c]! })), otherwise: decisions[n]! };
+    }
+    return { fn: UNUSED, tail, cost, decision };
   }
   const otherwise = otherwiseNode.fn;
   return {
@@ -818,7 +863,9 @@ function compileAndOr(isAnd: boolean): Builder {
     const nodes = compileArgs(raw, path, scope);
     const args = nodes.map((a) => a.fn);
     if (args.length === 0) return constant(null);
+    const tests = nodes.map(testOf);
     return {
+      test: tests.every((t) => t !== undefined) ? { kind: isAnd ? 'all' : 'any', tests: tests as Test[] } : undefined,
       fn: (d, env) => {
         let item: unknown;
         for (let i = 0; i < args.length; i++) {
@@ -839,14 +886,21 @@ function booleanOf(args: Node[], extra?: { steps: Lin; alloc: Lin }): Cost {
 const compileNot: Builder = (raw, path, scope) => {
   const [a] = compileArgs(raw, path, scope);
   const args = [a ?? constant(undefined)];
-  return pure(args, booleanOf(args), ([v]) => !truthy(v), path, scope, { one: (v) => !truthy(v) });
+  return negation(pure(args, booleanOf(args), ([v]) => !truthy(v), path, scope, { one: (v) => !truthy(v) }), args[0]!, true);
 };
 
 const compileNotNot: Builder = (raw, path, scope) => {
   const [a] = compileArgs(raw, path, scope);
   const args = [a ?? constant(undefined)];
-  return pure(args, booleanOf(args), ([v]) => truthy(v), path, scope, { one: (v) => truthy(v) });
+  return negation(pure(args, booleanOf(args), ([v]) => truthy(v), path, scope, { one: (v) => truthy(v) }), args[0]!, false);
 };
+
+/** `!` / `!!` in generated code: the test of its argument, negated or not. */
+function negation(node: Node, arg: Node, negate: boolean): Node {
+  const test = testOf(arg);
+  if (!node.constant && test !== undefined) node.test = { kind: 'not', test, negate };
+  return node;
+}
 
 // ---- comparison --------------------------------------------------------------------------------
 
@@ -936,12 +990,14 @@ function fuseVarConstant(
   const varLeft = left.read !== undefined && short(right);
   if (!varLeft && !(right.read !== undefined && short(left))) return undefined;
   const v = varLeft ? left : right;
-  const { key, fallback } = v.read!;
+  const read = v.read!;
+  const { key, fallback } = read;
   const slow = v.fn;
   const c = (varLeft ? right : left).constant!.value;
   if (equality !== undefined && typeof c === 'string') {
     const eq = equality;
     return {
+      test: { kind: 'equals', read, value: c, equal: eq, cmp, varLeft },
       fn: (d, env) => {
         let a: unknown;
         if (d !== null && typeof d === 'object') {
@@ -960,6 +1016,7 @@ function fuseVarConstant(
   }
   if (varLeft) {
     return {
+      test: { kind: 'compare', read, value: c, cmp, varLeft },
       fn: (d, env) => {
         let a: unknown;
         if (d !== null && typeof d === 'object') {
@@ -973,6 +1030,7 @@ function fuseVarConstant(
     };
   }
   return {
+    test: { kind: 'compare', read, value: c, cmp, varLeft },
     fn: (d, env) => {
       let a: unknown;
       if (d !== null && typeof d === 'object') {
@@ -1127,6 +1185,7 @@ const compileIn: Builder = (raw, path, scope) => {
       const { key, fallback } = needle.read;
       const slow = needle.fn;
       return {
+        test: { kind: 'member', read: needle.read, members },
         fn: (d, env) => {
           let item: unknown;
           if (d !== null && typeof d === 'object') {
@@ -1171,10 +1230,27 @@ const compileIn: Builder = (raw, path, scope) => {
       chargeSteps(env, container.length + 1);
       return container.includes(item);
     }
-    throw new EvaluationFailure('"in" needs an array or a string to search');
+    return notSearchable();
   };
-  return pure(args, cost, ([item, container], env) => two(item, container, env), path, scope, { two });
+  const node = pure(args, cost, ([item, container], env) => two(item, container, env), path, scope, { two });
+  if (!node.constant) node.test = scanTest(needle, haystack);
+  return node;
 };
+
+function notSearchable(): never {
+  throw new EvaluationFailure('"in" needs an array or a string to search');
+}
+
+/** A scanning `in` in generated code: a var in a short constant list, or a constant (not an object) in a list or string from the context. */
+function scanTest(needle: Node, haystack: Node): Test | undefined {
+  const list = haystack.constant?.value;
+  if (needle.read !== undefined && Array.isArray(list)) return { kind: 'listed', read: needle.read, list };
+  if (needle.constant && haystack.read !== undefined) {
+    const item = needle.constant.value;
+    if (item === null || typeof item !== 'object') return { kind: 'contains', item, read: haystack.read, fail: notSearchable };
+  }
+  return undefined;
+}
 
 const compileCat: Builder = (raw, path, scope) => {
   const args = compileArgs(raw, path, scope);
@@ -1275,7 +1351,7 @@ function compileAffix(isStart: boolean): Builder {
   // flagd: null (not false) for a wrong argument count or non-string input
   return (raw, path, scope) => {
     const args = compileArgs(raw, path, scope);
-    return pure(
+    const node = pure(
       args,
       costOf(args, { ...reads(args), size: BOOLEAN_SIZE, types: T_BOOL | T_NULL }),
       (values, env) => {
@@ -1289,6 +1365,11 @@ function compileAffix(isStart: boolean): Builder {
       path,
       scope,
     );
+    // generated code: a var and a string constant
+    const [s, affix] = args;
+    const text = affix?.constant?.value;
+    if (!node.constant && args.length === 2 && s!.read !== undefined && typeof text === 'string') node.test = { kind: 'affix', read: s!.read, affix: text, start: isStart };
+    return node;
   };
 }
 
@@ -1633,7 +1714,10 @@ const compileFractional: Builder = (raw, path, scope) => {
     types: T_STR | T_NUM | T_BOOL | T_NULL,
   });
   const outcome = scope.outcome;
-  if (outcome !== undefined && tail && fixed) return { fn: UNUSED, tail: fixedSplit(prefix, fixed, outcome), cost };
+  if (outcome !== undefined && tail && fixed) {
+    const plan = splitPlan(prefix, fixed, outcome);
+    return { fn: UNUSED, tail: fixedSplit(plan), cost, decision: { kind: 'split', split: plan } };
+  }
   const node: Node = {
     fn: (d, env) => {
       let key: string;
@@ -1682,33 +1766,40 @@ const compileFractional: Builder = (raw, path, scope) => {
 };
 
 /**
- * The fast path of a tail `fractional` with constant buckets and the implicit bucketing key: the
- * hash state after the flag key is computed once, each evaluation hashes only the targetingKey
- * (no joined string), and each bucket's result is built at compile time. Reads, charges and
- * results are those of the general closure.
+ * A tail `fractional` with constant buckets and the implicit bucketing key, prepared once for its
+ * closure (fixedSplit) and for generated code: the hash state after the flag key, the bucket
+ * bounds, each bucket's result built.
  */
-function fixedSplit(prefix: string, split: { buckets: Bucket[]; total: number }, outcome: Outcome): Evaluator {
-  const state = hashPrefix(prefix);
-  const prefixLength = prefix.length;
-  const total = split.total;
-  const n = split.buckets.length;
+function splitPlan(prefix: string, split: { buckets: Bucket[]; total: number }, outcome: Outcome): SplitPlan {
   // bucket i is picked for hash buckets below bounds[i] (and at or above the previous bound)
   const bounds: number[] = [];
   let sum = 0;
   for (const b of split.buckets) bounds.push((sum += b.weight));
-  const BAD = {};
   const results = split.buckets.map((b) => {
     try {
-      return outcome(b.variant, true);
+      return { result: outcome(b.variant, true) };
     } catch {
-      return BAD; // not a variant: the error is raised when it is picked, as it always was
+      // not a variant: the error is raised when it is picked, as it always was
+      return { fail: () => outcome(b.variant, true) };
     }
   });
-  const none = outcome(null, false);
+  return { prefix, state: hashPrefix(prefix), total: split.total, bounds, results, none: outcome(null, false) };
+}
+
+/**
+ * The fast path of a tail `fractional` with constant buckets and the implicit bucketing key: each
+ * evaluation hashes only the targetingKey (no joined string) from the state after the flag key.
+ * Reads, charges and results are those of the general closure.
+ */
+function fixedSplit(plan: SplitPlan): Evaluator {
+  const { prefix, state, total, bounds, none } = plan;
+  const prefixLength = prefix.length;
+  const n = bounds.length;
+  const BAD = {};
+  const results = plan.results.map((r) => ('result' in r ? r.result : BAD));
   const resultOf = (i: number): unknown => {
-    if (i < 0) return none;
     const r = results[i];
-    return r !== BAD ? r : outcome(split.buckets[i]!.variant, true);
+    return r !== BAD ? r : (plan.results[i] as { fail: () => unknown }).fail();
   };
   return (_d, env) => {
     const tk = env.ctx.targetingKey as unknown;

@@ -272,18 +272,29 @@ const MAX_REF_DEPTH = 16;
  * a tiny input could otherwise expand exponentially ("billion laughs").
  */
 const MAX_EXPANDED_NODES = 100_000;
+/**
+ * Most plain values (strings, numbers, booleans, null) in lists of plain values a flag's targeting
+ * may hold once every `$ref` is substituted. A list of values counts as one node above and its
+ * values here: segment lists of 100,000 ids (cohorts from a batch job) fit, matched through a Set.
+ */
+const MAX_EXPANDED_VALUES = 1_000_000;
 
 /**
  * Replaces `{"$ref": "name"}` with the evaluator's rule, recursively (evaluators may use others).
  * What contains no `$ref` is returned as it is (not copied), so a rule without `$ref`s is the
  * definition's own.
  */
-export function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>, depth = 0, budget = { nodes: 0 }): JsonValue {
+export function resolveRefs(rule: JsonValue, evaluators: Readonly<Record<string, JsonValue>>, depth = 0, budget = { nodes: 0, values: 0 }): JsonValue {
   if (++budget.nodes > MAX_EXPANDED_NODES) {
     throw new Rejection('', `targeting expands to more than ${MAX_EXPANDED_NODES} nodes once $refs are substituted`);
   }
   if (rule === null || typeof rule !== 'object') return rule;
   if (Array.isArray(rule)) {
+    if (rule.every((item) => item === null || typeof item !== 'object')) {
+      budget.values += rule.length;
+      if (budget.values > MAX_EXPANDED_VALUES) throw new Rejection('', `targeting holds more than ${MAX_EXPANDED_VALUES} list values once $refs are substituted`);
+      return rule;
+    }
     let out: JsonValue[] | undefined;
     for (let i = 0; i < rule.length; i++) {
       const r = resolveRefs(rule[i]!, evaluators, depth, budget);

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { OpenFeature, type Client } from '@openfeature/server-sdk';
-import { decideFeature, featureRequirement, type FeatureDecision, type FeatureRequirementOptions } from '@rollgate/server';
+import { decideFeature, decideFeatureNow, featureRequirement, type FeatureDecision, type FeatureRequirementOptions } from '@rollgate/server';
 import { getRequestIdentity } from './request-identity';
 import { sendUnauthorized } from './identity.middleware';
 
@@ -32,6 +32,25 @@ export function requireFeature(flagKeys: string | readonly string[], options: Re
   const client = options.client ?? (options.domain === undefined ? OpenFeature.getClient() : OpenFeature.getClient(options.domain));
   const retryAfter = String(options.retryAfterSec ?? 5);
   const whenUnavailable = options.whenUnavailable ?? 'unavailable';
+  const answer = (req: Request, res: Response, next: NextFunction, subject: string, decision: FeatureDecision): void => {
+    if (decision.outcome === 'allow') {
+      next();
+      return;
+    }
+    options.logger?.debug(`rollgate: ${decision.outcome} ${req.method} ${req.path} for ${subject}: ${decision.flagKey}: ${decision.reason}`);
+    if (options.onDeny) {
+      options.onDeny(req, res, decision);
+      return;
+    }
+    res.set('Cache-Control', 'no-store');
+    if (decision.outcome === 'unavailable' && whenUnavailable === 'unavailable') {
+      res.status(503).set('Retry-After', retryAfter).json({ error: 'feature_decision_unavailable' });
+    } else if (options.hide) {
+      res.status(404).json({ error: 'not_found' });
+    } else {
+      res.status(403).json({ error: 'feature_not_enabled' });
+    }
+  };
   return (req: Request, res: Response, next: NextFunction) => {
     const who = getRequestIdentity(req);
     if (!who) {
@@ -39,24 +58,13 @@ export function requireFeature(flagKeys: string | readonly string[], options: Re
       sendUnauthorized(res);
       return;
     }
-    decideFeature(client, requirement, who.context).then((decision) => {
-      if (decision.outcome === 'allow') {
-        next();
-        return;
-      }
-      options.logger?.debug(`rollgate: ${decision.outcome} ${req.method} ${req.path} for ${who.subject}: ${decision.flagKey}: ${decision.reason}`);
-      if (options.onDeny) {
-        options.onDeny(req, res, decision);
-        return;
-      }
-      res.set('Cache-Control', 'no-store');
-      if (decision.outcome === 'unavailable' && whenUnavailable === 'unavailable') {
-        res.status(503).set('Retry-After', retryAfter).json({ error: 'feature_decision_unavailable' });
-      } else if (options.hide) {
-        res.status(404).json({ error: 'not_found' });
-      } else {
-        res.status(403).json({ error: 'feature_not_enabled' });
-      }
-    }).catch(next); // a throwing onDeny (or anything after the decision) goes to the app's error handler, never an allow
+    // On the direct path the decision is made here, without a promise: a throwing onDeny then
+    // reaches the app's error handler through Express, as below through .catch(next).
+    const now = decideFeatureNow(client, requirement, who.context);
+    if (now) {
+      answer(req, res, next, who.subject, now);
+      return;
+    }
+    decideFeature(client, requirement, who.context).then((decision) => answer(req, res, next, who.subject, decision)).catch(next); // never an allow on error
   };
 }

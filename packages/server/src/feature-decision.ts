@@ -81,10 +81,15 @@ export function featureRequirement(flagKeys: string | readonly string[], options
 
 type FlagOutcome = { pass: true; details: Details } | { pass: false; unavailable: boolean; reason: string };
 
+// The SDK's CommonJS build exposes its exports through getters: read the ones used on every decision once.
+const api = OpenFeature;
+const { NOT_READY, ERROR, FATAL, STALE } = ProviderStatus;
+const ownEnumerable = Object.prototype.propertyIsEnumerable;
+
 /** The provider the client evaluates with (the client does not expose it; the API does, by domain). */
 function providerOf(client: Client): Provider {
   const domain = client.metadata.domain;
-  return domain === undefined ? OpenFeature.getProvider() : OpenFeature.getProvider(domain);
+  return domain === undefined ? api.getProvider() : api.getProvider(domain);
 }
 
 function healthOf(client: Client): ProviderHealth | undefined {
@@ -95,7 +100,7 @@ function healthOf(client: Client): ProviderHealth | undefined {
 let sdkClientProto: object | undefined;
 /** The SDK does not export its client class; a client of our own is how to recognise one (not a wrapper). */
 function sdkClientPrototype(): object {
-  return (sdkClientProto ??= Object.getPrototypeOf(OpenFeature.getClient()) as object);
+  return (sdkClientProto ??= Object.getPrototypeOf(api.getClient()) as object);
 }
 
 /**
@@ -106,7 +111,7 @@ function sdkClientPrototype(): object {
  */
 function directProvider(client: Client, requirement: FeatureRequirement): RollgateProvider | undefined {
   if (requirement.evaluation === 'client' || Object.getPrototypeOf(client) !== sdkClientPrototype()) return undefined;
-  if (OpenFeature.getHooks().length > 0 || client.getHooks().length > 0) return undefined;
+  if (api.getHooks().length > 0 || client.getHooks().length > 0) return undefined;
   const provider = providerOf(client);
   if (Object.getPrototypeOf(provider) !== RollgateProvider.prototype || (provider.hooks?.length ?? 0) > 0) return undefined;
   return provider as RollgateProvider;
@@ -125,22 +130,46 @@ function codeDefault(expected: boolean | string | number): boolean | string | nu
 /** What a decision reads of an evaluation, from either path. */
 type Details = { value: unknown; variant?: string | undefined; reason?: string; errorCode?: string; errorMessage?: string };
 
-async function evaluate(client: Client, flagKey: string, requirement: FeatureRequirement, context: EvaluationContext): Promise<FlagOutcome> {
+/** Every attribute of `layer` is one the caller's context spreads too, so merging `layer` under it adds nothing. */
+function coveredBy(layer: EvaluationContext, context: EvaluationContext): boolean {
+  for (const name in layer) if (!ownEnumerable.call(context, name)) return false;
+  return true;
+}
+
+/**
+ * The context the client would pass to the provider. Its merge order: API context, transaction
+ * context, client context, invocation; none is raw request input (the app sets the first and third,
+ * identity()'s allow-list the others). identity() makes the transaction context a copy of the
+ * caller's context, so usually every layer is covered by the caller's and the merge is the caller's
+ * context itself: no copy is made then.
+ */
+function mergedContext(client: Client, context: EvaluationContext): EvaluationContext {
+  const global = api.getContext();
+  const transaction = api.getTransactionContext();
+  const own = client.getContext();
+  if (coveredBy(transaction, context) && coveredBy(own, context) && coveredBy(global, context)) return context;
+  return { ...global, ...transaction, ...own, ...context } as EvaluationContext;
+}
+
+/** The direct path: the snapshot's answer, as the client would give it. */
+function evaluateDirect(provider: RollgateProvider, flagKey: string, requirement: FeatureRequirement, context: EvaluationContext): FlagOutcome {
   const type = typeof requirement.expected as 'boolean' | 'string' | 'number';
+  return judge(provider.snapshot.evaluate(flagKey, context, { defaultValue: codeDefault(requirement.expected), type }), requirement);
+}
+
+async function evaluateViaClient(client: Client, flagKey: string, requirement: FeatureRequirement, context: EvaluationContext): Promise<FlagOutcome> {
+  const type = typeof requirement.expected;
   const defaultValue = codeDefault(requirement.expected);
-  const direct = directProvider(client, requirement);
+  const ctx = context as Parameters<Client['getBooleanDetails']>[2];
   let details: Details;
-  if (direct) {
-    // The client's merge order: API context, transaction context, client context, invocation. None
-    // is raw request input: the app sets the first and third, identity()'s allow-list the others.
-    const merged = { ...OpenFeature.getContext(), ...OpenFeature.getTransactionContext(), ...client.getContext(), ...context } as EvaluationContext;
-    details = direct.snapshot.evaluate(flagKey, merged, { defaultValue, type });
-  } else {
-    const ctx = context as Parameters<Client['getBooleanDetails']>[2];
-    if (type === 'boolean') details = await client.getBooleanDetails(flagKey, defaultValue as boolean, ctx);
-    else if (type === 'string') details = await client.getStringDetails(flagKey, defaultValue as string, ctx);
-    else details = await client.getNumberDetails(flagKey, defaultValue as number, ctx);
-  }
+  if (type === 'boolean') details = await client.getBooleanDetails(flagKey, defaultValue as boolean, ctx);
+  else if (type === 'string') details = await client.getStringDetails(flagKey, defaultValue as string, ctx);
+  else details = await client.getNumberDetails(flagKey, defaultValue as number, ctx);
+  return judge(details, requirement);
+}
+
+/** Whether one evaluation passes the requirement, and why not. */
+function judge(details: Details, requirement: FeatureRequirement): FlagOutcome {
   if (details.errorCode === 'PROVIDER_NOT_READY' || details.errorCode === 'PROVIDER_FATAL') {
     return { pass: false, unavailable: true, reason: details.errorCode };
   }
@@ -153,51 +182,109 @@ async function evaluate(client: Client, flagKey: string, requirement: FeatureReq
   return { pass: true, details };
 }
 
+/** The provider's status and staleness: a decision of 'unavailable' before any flag is evaluated, or undefined. */
+function precheck(client: Client, requirement: FeatureRequirement): FeatureDecision | undefined {
+  const status = client.providerStatus;
+  if (status === NOT_READY || status === ERROR || status === FATAL) {
+    return { outcome: 'unavailable', flagKey: requirement.flags[0]!, reason: `provider is ${status}` };
+  }
+  if (requirement.maxStalenessMs !== undefined) {
+    // Checked while READY too: a hung Redis is reported STALE only once a heartbeat times out,
+    // but `syncedAt` stopped moving when the hang began, so the limit holds from the hang on.
+    // A provider that reports no health is judged by its status alone.
+    const health = healthOf(client);
+    const age = health ? (health.syncedAt === undefined ? Infinity : Date.now() - health.syncedAt) : status === STALE ? Infinity : 0;
+    if (age > requirement.maxStalenessMs) {
+      return { outcome: 'unavailable', flagKey: requirement.flags[0]!, reason: `flags are stale for ${Number.isFinite(age) ? `${age} ms` : 'an unknown time'} (limit ${requirement.maxStalenessMs} ms)` };
+    }
+  }
+  return undefined;
+}
+
+/** Folds the flags' outcomes, in order, into a decision ('all': every flag passes; 'any': one does). */
+class Tally {
+  private unavailable: { flagKey: string; reason: string } | undefined;
+  private denied: { flagKey: string; reason: string } | undefined;
+  private readonly passed: [string, Details][] = [];
+
+  constructor(
+    private readonly requirement: FeatureRequirement,
+    private readonly context: EvaluationContext,
+  ) {}
+
+  /** Takes one flag's outcome; returns the decision when it is settled before the last flag. */
+  add(flagKey: string, outcome: FlagOutcome): FeatureDecision | undefined {
+    if (outcome.pass) {
+      this.passed.push([flagKey, outcome.details]);
+      return this.requirement.mode === 'any' ? this.allow() : undefined;
+    }
+    if (outcome.unavailable) this.unavailable ??= { flagKey, reason: outcome.reason };
+    else this.denied ??= { flagKey, reason: outcome.reason };
+    return this.requirement.mode === 'all' ? this.result() : undefined;
+  }
+
+  /** The decision once every flag (or the first failing one, in 'all' mode) was added. */
+  result(): FeatureDecision {
+    if (this.unavailable) return { outcome: 'unavailable', ...this.unavailable };
+    if (this.denied) return { outcome: 'deny', ...this.denied };
+    return this.requirement.mode === 'all' ? this.allow() : { outcome: 'deny', flagKey: this.requirement.flags[0]!, reason: 'no flag passed' };
+  }
+
+  // an allowed request runs the handler: it counts in the arms of the variants that let it in
+  private allow(): FeatureDecision {
+    for (const [flagKey, details] of this.passed) recordExposure(flagKey, details, this.context);
+    return { outcome: 'allow' };
+  }
+}
+
+const failed = (requirement: FeatureRequirement, e: unknown): FeatureDecision => ({
+  outcome: 'unavailable',
+  flagKey: requirement.flags[0]!,
+  reason: `evaluation failed: ${(e as Error)?.message ?? String(e)}`,
+});
+
+/**
+ * The decision, when it can be made without the OpenFeature client's evaluation pipeline (the
+ * direct path: no hook registered, the SDK's own client, a `RollgateProvider`; see
+ * `FeatureRequirementOptions.evaluation`); undefined when the client must evaluate: then call
+ * `decideFeature`. The same decision `decideFeature` returns, without a promise, for adapters that
+ * can answer synchronously. Never throws.
+ */
+export function decideFeatureNow(client: Client, requirement: FeatureRequirement, context: EvaluationContext): FeatureDecision | undefined {
+  try {
+    const early = precheck(client, requirement);
+    if (early) return early;
+    const direct = directProvider(client, requirement);
+    if (!direct) return undefined;
+    const merged = mergedContext(client, context);
+    const tally = new Tally(requirement, context);
+    for (const flagKey of requirement.flags) {
+      const settled = tally.add(flagKey, evaluateDirect(direct, flagKey, requirement, merged));
+      if (settled) return settled;
+    }
+    return tally.result();
+  } catch (e) {
+    // fail closed: a bug must not become an allow
+    return failed(requirement, e);
+  }
+}
+
 /**
  * Decides whether a request may pass. Never throws and never allows on doubt: an error, a
  * missing flag, a type mismatch or a provider that is not ready denies.
  */
 export async function decideFeature(client: Client, requirement: FeatureRequirement, context: EvaluationContext): Promise<FeatureDecision> {
-  const first = requirement.flags[0]!;
+  const now = decideFeatureNow(client, requirement, context);
+  if (now) return now;
   try {
-    const status = client.providerStatus;
-    if (status === ProviderStatus.NOT_READY || status === ProviderStatus.ERROR || status === ProviderStatus.FATAL) {
-      return { outcome: 'unavailable', flagKey: first, reason: `provider is ${status}` };
-    }
-    if (requirement.maxStalenessMs !== undefined) {
-      // Checked while READY too: a hung Redis is reported STALE only once a heartbeat times out,
-      // but `syncedAt` stopped moving when the hang began, so the limit holds from the hang on.
-      // A provider that reports no health is judged by its status alone.
-      const health = healthOf(client);
-      const age = health ? (health.syncedAt === undefined ? Infinity : Date.now() - health.syncedAt) : status === ProviderStatus.STALE ? Infinity : 0;
-      if (age > requirement.maxStalenessMs) {
-        return { outcome: 'unavailable', flagKey: first, reason: `flags are stale for ${Number.isFinite(age) ? `${age} ms` : 'an unknown time'} (limit ${requirement.maxStalenessMs} ms)` };
-      }
-    }
-    let unavailable: { flagKey: string; reason: string } | undefined;
-    let denied: { flagKey: string; reason: string } | undefined;
-    const passed: [string, Details][] = [];
-    // an allowed request runs the handler: it counts in the arms of the variants that let it in
-    const allow = (): FeatureDecision => {
-      for (const [flagKey, details] of passed) recordExposure(flagKey, details, context);
-      return { outcome: 'allow' };
-    };
+    const tally = new Tally(requirement, context);
     for (const flagKey of requirement.flags) {
-      const outcome = await evaluate(client, flagKey, requirement, context);
-      if (outcome.pass) {
-        passed.push([flagKey, outcome.details]);
-        if (requirement.mode === 'any') return allow();
-        continue;
-      }
-      if (outcome.unavailable) unavailable ??= { flagKey, reason: outcome.reason };
-      else denied ??= { flagKey, reason: outcome.reason };
-      if (requirement.mode === 'all') break;
+      const settled = tally.add(flagKey, await evaluateViaClient(client, flagKey, requirement, context));
+      if (settled) return settled;
     }
-    if (unavailable) return { outcome: 'unavailable', ...unavailable };
-    if (denied) return { outcome: 'deny', ...denied };
-    return requirement.mode === 'all' ? allow() : { outcome: 'deny', flagKey: first, reason: 'no flag passed' };
+    return tally.result();
   } catch (e) {
     // fail closed: a bug or a throwing hook must not become an allow
-    return { outcome: 'unavailable', flagKey: first, reason: `evaluation failed: ${(e as Error)?.message ?? String(e)}` };
+    return failed(requirement, e);
   }
 }

@@ -1,6 +1,6 @@
 import { AsyncLocalStorageTransactionContextPropagator, OpenFeature, ProviderEvents, type Client, type EvaluationContext, type Hook } from '@openfeature/server-sdk';
 import { ConfigError, MemoryFlagStore, RollgateProvider } from '@rollgate/redis';
-import { decideFeature, featureRequirement, type FeatureDecision, type FeatureRequirementOptions } from '@rollgate/server';
+import { decideFeature, decideFeatureNow, featureRequirement, type FeatureDecision, type FeatureRequirementOptions } from '@rollgate/server';
 
 // decideFeature reads a RollgateProvider's snapshot directly when the OpenFeature client would run
 // no hook. These tests hold that shortcut to the client's answer, decision for decision, and check
@@ -112,6 +112,8 @@ describe('decideFeature without hooks', () => {
       { api: { tenant: 'atlas' }, transaction: { tenant: 'smallco' }, client: {}, request: { targetingKey: 'u4' }, allowed: false },
       { api: {}, transaction: { tenant: 'smallco' }, client: { tenant: 'nordic' }, request: { targetingKey: 'u4' }, allowed: true },
       { api: {}, transaction: {}, client: { tenant: 'nordic' }, request: { targetingKey: 'u4', tenant: 'smallco' }, allowed: false },
+      // identity() makes the transaction context a copy of the request's: an API-level attribute still counts
+      { api: { tenant: 'atlas' }, transaction: { targetingKey: 'u4' }, client: {}, request: { targetingKey: 'u4' }, allowed: true },
       // the identity can come from the transaction context alone
       { api: {}, transaction: { targetingKey: 'ada', roles: ['admin'] }, client: {}, request: {}, allowed: true },
     ];
@@ -125,6 +127,20 @@ describe('decideFeature without hooks', () => {
       expect({ case: c, outcome: auto.outcome }).toEqual({ case: c, outcome: c.allowed ? 'allow' : 'deny' });
     }
     expect(resolverCalls).toHaveBeenCalledTimes(cases.length); // once per case: the 'client' run
+  });
+
+  it('gives the same decision synchronously with decideFeatureNow, and undefined whenever the client must evaluate', async () => {
+    const client = await clientFor(provider);
+    for (const [keys, options] of requirements) {
+      for (const context of contexts) {
+        const viaClient = await decideFeature(client, featureRequirement(keys, { ...options, evaluation: 'client' }), context);
+        expect({ keys, context, decision: decideFeatureNow(client, featureRequirement(keys, options), context) }).toEqual({ keys, context, decision: viaClient });
+        expect(decideFeatureNow(client, featureRequirement(keys, { ...options, evaluation: 'client' }), context)).toBeUndefined();
+      }
+    }
+    client.addHooks({ finally: () => undefined });
+    expect(decideFeatureNow(client, featureRequirement('pilot'), contexts[0]!)).toBeUndefined();
+    expect(await decideFeature(client, featureRequirement('pilot'), contexts[0]!)).toEqual({ outcome: 'allow' });
   });
 
   it('answers a flag changed in the store by its new value on the next decision', async () => {
