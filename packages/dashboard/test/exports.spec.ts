@@ -10,9 +10,9 @@ it('exports exactly these names', () => {
   expect(new dashboard.DashboardError('x').code).toBe('ERR_ROLLGATE_DASHBOARD');
 });
 
-it('the package ships the built app and the entry only (no sources, no React at run time)', () => {
+it('the package ships the built app and the entry (with the entry's sources, for its source maps), no React at run time', () => {
   const pkg = require('../package.json') as { files: string[]; dependencies: Record<string, string>; main: string }; // eslint-disable-line @typescript-eslint/no-require-imports
-  expect(pkg.files).toEqual(['dist', 'README.md']);
+  expect(pkg.files).toEqual(['dist', 'src/*.ts', 'README.md']); // src/*.ts: the Node entry only, not the app's sources
   expect(Object.keys(pkg.dependencies)).toEqual(['@rollgate/core']);
   expect(pkg.main).toBe('dist/index.js');
   expect(existsSync(path.resolve(__dirname, '../scripts/build-app.mjs'))).toBe(true);
