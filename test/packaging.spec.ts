@@ -1,19 +1,23 @@
 import 'reflect-metadata';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { packPackages, requireRegistry, run, tarballDependencies } from './support/packaging';
+import { dirname, join, normalize } from 'node:path';
+import { satisfies } from 'semver';
+import { packPackages, requireRegistry, ROOT, run, type PackedPackage } from './support/packaging';
 
-// The packaging check: `npm pack` EVERY package, install the tarballs with their peers from the
-// registry into an empty project (as a user would), then check that `require()` and `import()`
-// of each public entry point work and expose the same runtime names as the sources (which each
-// package's exports.spec.ts pins), including the names the README and docs use; and that the
-// `rollgate` bin runs. Without the registry it FAILS; it never skips.
-// (Nest 12 with an ESM app: packages/nest/test/nest12-esm.pack.spec.ts.)
+// The packaging check: `npm run pack`'s script packs EVERY package (each `prepack` builds it);
+// publint and Are The Types Wrong find nothing wrong with any tarball; every source map in them
+// resolves; the tarballs install together in one `npm i` (as the README says) with their peers
+// from the registry into an empty project, each @rollgate dependency resolved to a tarball; then
+// `require()` and `import()` of each public entry point work and expose the same runtime names as
+// the sources (which each package's exports.spec.ts pins), including the names the README and
+// docs use; and the `rollgate` bin runs. Without the registry it FAILS; it never skips.
+// (Nest 12 with an ESM app: packages/nest/test/nest12-esm.pack.spec.ts; the README's quick
+// starts against these tarballs: test/quickstarts.spec.ts.)
 
-jest.setTimeout(180_000);
+jest.setTimeout(240_000);
 
-const PACKAGES = ['core', 'redis', 'rollouts', 'server', 'express', 'nest', 'web', 'cli'] as const;
+const PACKAGES = ['core', 'redis', 'rollouts', 'server', 'express', 'nest', 'web', 'cli', 'dashboard'] as const;
 
 /** Names the README, docs and examples import from each package: they must be there. */
 const DOCUMENTED: Record<(typeof PACKAGES)[number], string[]> = {
@@ -25,7 +29,16 @@ const DOCUMENTED: Record<(typeof PACKAGES)[number], string[]> = {
   nest: ['RollgateModule', 'RequireFeature', 'RequireFeatureGuard', 'FeatureValue', 'InjectFeatureClient', 'getRequestIdentity', 'FEATURE_CLIENT'],
   web: ['RollgateWebProvider', 'WebConfigError'],
   cli: ['runCli', 'createProgram', 'EXIT'],
+  dashboard: ['dashboardDir', 'openDashboard', 'DashboardError'],
 };
+
+/**
+ * What publint and attw may say. @rollgate/web sets no "type": its dist/esm build (the "module"
+ * condition, for bundlers only) is ES modules in .js files, and webpack reads .js under
+ * "type": "commonjs" as CommonJS only (javascript/dynamic), so publint's "add type: commonjs"
+ * would break webpack users; without it their bundlers detect the format.
+ */
+const ACCEPTED_LINT: Record<string, RegExp[]> = { web: [/^suggestion: USE_TYPE: /] };
 
 /** The runtime names of each package as its sources export them (jest maps @rollgate/* to src). */
 function sourceNames(): Record<string, string[]> {
@@ -39,6 +52,7 @@ function sourceNames(): Record<string, string[]> {
     nest: require('@rollgate/nest'),
     web: require('@rollgate/web'),
     cli: require('@rollgate/cli'),
+    dashboard: require('@rollgate/dashboard'),
   };
   /* eslint-enable @typescript-eslint/no-require-imports */
   return Object.fromEntries(Object.entries(modules).map(([k, m]) => [`@rollgate/${k}`, Object.keys(m).filter((n) => n !== '__esModule').sort()]));
@@ -69,29 +83,56 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-it('packs every package, installs the tarballs with their peers, and require() / import() expose the documented names; the rollgate bin runs', async () => {
+/** Source maps and `sourceMappingURL`s in an installed package whose target is not in it. */
+async function unresolvedMaps(pkgDir: string, files: string[]): Promise<string[]> {
+  const present = new Set(files.map((f) => normalize(f)));
+  const missing: string[] = [];
+  for (const file of files.filter((f) => /\.(js|d\.ts)$/.test(f))) {
+    const url = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(await readFile(join(pkgDir, file), 'utf8'))?.[1];
+    if (url && !url.startsWith('data:') && !present.has(normalize(join(dirname(file), url)))) missing.push(`${file} → ${url}`);
+  }
+  for (const map of files.filter((f) => f.endsWith('.map'))) {
+    const { sources, sourceRoot } = JSON.parse(await readFile(join(pkgDir, map), 'utf8')) as { sources: string[]; sourceRoot?: string };
+    for (const source of sources) if (!present.has(normalize(join(dirname(map), sourceRoot ?? '', source)))) missing.push(`${map} → ${source}`);
+  }
+  return missing;
+}
+
+it('packs every package (each built by its prepack), lint-free; installs the tarballs together with their peers; require() / import() expose the documented names; source maps resolve; the rollgate bin runs', async () => {
   dir = await mkdtemp(join(tmpdir(), 'rollgate-packaging-'));
   await requireRegistry(dir, 'the packaging check installs the peer dependencies from it');
   const started = Date.now();
-  const packed = await packPackages([...PACKAGES], join(dir, 'tarballs'));
+  const packed: PackedPackage[] = await packPackages([], join(dir, 'tarballs')); // all of them, as `npm run pack`
   const packedAt = Date.now();
 
   const names = PACKAGES.map((p) => `@rollgate/${p}`);
   expect(packed.map((p) => p.name).sort()).toEqual([...names].sort());
   for (const p of packed) {
-    expect(p.files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts']));
-    expect(p.files.filter((f) => /(^|\/)(src|test)\/|\.tsbuildinfo$|\.spec\./.test(f))).toEqual([]); // only what users need
+    expect(p.files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'src/index.ts']));
+    expect(p.files.filter((f) => /(^|\/)test\/|\.tsbuildinfo$|\.spec\.|^src\/app\//.test(f))).toEqual([]); // only what users need (src: for the source maps)
+    // what `npm run pack` tells users to install with it: its @rollgate dependencies, transitively
+    const manifest = JSON.parse(await readFile(join(ROOT, 'packages', p.name.slice('@rollgate/'.length), 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    for (const dep of Object.keys(manifest.dependencies ?? {}).filter((d) => d.startsWith('@rollgate/'))) expect({ name: p.name, needs: p.needs }).toEqual({ name: p.name, needs: expect.arrayContaining([dep.slice('@rollgate/'.length)]) });
   }
   expect(packed.find((p) => p.name === '@rollgate/web')!.files).toContain('dist/esm/index.js'); // the bundlers' build
   expect(packed.find((p) => p.name === '@rollgate/cli')!.files).toEqual(expect.arrayContaining(['bin/rollgate.js', 'dist/bin.js']));
+  expect(packed.find((p) => p.name === '@rollgate/dashboard')!.files).toContain('dist/app/index.html'); // the built app
 
-  const local = tarballDependencies(packed, dir);
+  // publint and Are The Types Wrong on every tarball (types conditions, ESM/CJS entries, files)
+  const lint = JSON.parse(await run(process.execPath, [join(__dirname, 'support/lint-tarballs.mjs'), ...packed.map((p) => p.tarball)], ROOT, 120_000)) as Record<string, { publint: string[]; attw: string[] }>;
+  for (const p of packed) {
+    const short = p.name.slice('@rollgate/'.length);
+    const { publint, attw } = lint[p.tarball.replace(/^.*[\\/]/, '')]!;
+    expect({ name: p.name, publint: publint.filter((m) => !(ACCEPTED_LINT[short] ?? []).some((ok) => ok.test(m))), attw }).toEqual({ name: p.name, publint: [], attw: [] });
+  }
+  const lintedAt = Date.now();
+
+  // one `npm i` of every tarball, as the README tells users (no overrides: npm resolves the
+  // packages' dependencies on each other to the tarballs given with them), peers as a user adds them
   const manifest = {
     name: 'rollgate-packaging-check',
     private: true,
     dependencies: {
-      ...local.dependencies,
-      // the peers, as a user installs them
       '@openfeature/server-sdk': '^1.23.0',
       '@openfeature/web-sdk': '^1.10.0',
       '@openfeature/core': '^1.12.0',
@@ -102,17 +143,35 @@ it('packs every package, installs the tarballs with their peers, and require() /
       'reflect-metadata': '^0.2.2',
       rxjs: '^7.8.0',
     },
-    overrides: local.overrides,
   };
   await writeFile(join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
   await writeFile(join(dir, 'check.cjs'), CHECK_CJS);
   await writeFile(join(dir, 'check.mjs'), CHECK_ESM);
-  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], dir, 150_000);
+  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...packed.map((p) => p.tarball)], dir, 150_000);
   const installedAt = Date.now();
 
   // npm resolved every @rollgate/* dependency to a tarball (no registry copy), without peer problems
-  const tree = JSON.parse(await run('npm', ['ls', '--all', '--json'], dir, 60_000)) as { problems?: string[] };
+  type Tree = { problems?: string[]; dependencies?: Record<string, Tree & { resolved?: string; version?: string }> };
+  const tree = JSON.parse(await run('npm', ['ls', '--all', '--json', '--long'], dir, 60_000)) as Tree;
   expect(tree.problems ?? []).toEqual([]);
+  const fromRegistry: string[] = [];
+  const walk = (t: Tree) => {
+    for (const [name, child] of Object.entries(t.dependencies ?? {})) {
+      if (name.startsWith('@rollgate/') && child.resolved && !child.resolved.startsWith('file:')) fromRegistry.push(`${name} ${child.resolved}`);
+      walk(child);
+    }
+  };
+  walk(tree);
+  expect(fromRegistry).toEqual([]);
+
+  // the tarballs carry src/, so every map (and its sourceMappingURL) resolves inside the package
+  for (const p of packed) expect({ name: p.name, unresolved: await unresolvedMaps(join(dir, 'node_modules', p.name), p.files) }).toEqual({ name: p.name, unresolved: [] });
+
+  // one supported Node range, everywhere, and the Node running this test is in it
+  const engines = new Set<string>();
+  for (const m of [ROOT, ...PACKAGES.map((p) => join(ROOT, 'packages', p))]) engines.add((JSON.parse(await readFile(join(m, 'package.json'), 'utf8')) as { engines?: { node?: string } }).engines?.node ?? 'none');
+  expect([...engines]).toEqual(['>=20.19']);
+  expect(satisfies(process.version, [...engines][0]!)).toBe(true);
 
   const expected = sourceNames();
   const cjs = JSON.parse((await run(process.execPath, ['check.cjs', JSON.stringify(names)], dir, 60_000)).trim()) as Record<string, string[]>;
@@ -131,5 +190,5 @@ it('packs every package, installs the tarballs with their peers, and require() /
   const version = await run(join(dir, 'node_modules/.bin/rollgate'), ['--version'], dir, 30_000);
   expect(version.trim()).toBe(require('../packages/cli/package.json').version); // eslint-disable-line @typescript-eslint/no-require-imports
 
-  console.log(`packaging: built + packed in ${packedAt - started} ms, installed in ${installedAt - packedAt} ms, checked in ${Date.now() - installedAt} ms`);
+  console.log(`packaging: built + packed in ${packedAt - started} ms, linted in ${lintedAt - packedAt} ms, installed in ${installedAt - lintedAt} ms, checked in ${Date.now() - installedAt} ms`);
 });

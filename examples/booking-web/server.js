@@ -13,7 +13,7 @@ const express = require('express');
 const jwt = require('jsonwebtoken');
 const { OpenFeature } = require('@openfeature/server-sdk');
 const { MemoryFlagStore, RedisFlagStore, RollgateProvider, VersionConflictError } = require('@rollgate/redis');
-const { adminRouter, identity, ofrep, requireFeature } = require('@rollgate/express');
+const { defineIdentity, adminRouter, identity, ofrep, requireFeature } = require('@rollgate/express');
 const flagSet = require('../booking-api/flags.json');
 
 // DEMO ONLY: a hard-coded HMAC key, public in this repository. Real apps verify tokens from their identity provider (RS256).
@@ -64,11 +64,13 @@ async function startServer(options = {}) {
     res.type('text/plain').send(jwt.sign({ sub: req.params.user, ...user }, DEMO_SECRET, { algorithm: 'HS256', issuer: JWT.issuer, audience: JWT.audience, expiresIn: '1h' }));
   });
   // A shared ticket secret lets SSE streams survive a restart (and work across instances).
-  const router = ofrep({ provider, identity: { jwt: JWT }, stream: options.ticketSecret ? { ticketSecret: options.ticketSecret } : {} });
+  // Who is calling, defined once and handed to every router and guard: they cannot disagree.
+  const callers = defineIdentity({ jwt: JWT });
+  const router = ofrep({ provider, identity: callers, stream: options.ticketSecret ? { ticketSecret: options.ticketSecret } : {} });
   app.use(router);
-  app.use(adminRouter({ store, identity: { jwt: JWT }, authorize: (who) => who.context.roles.includes('admin') }));
-  app.post('/payments/fast', identity({ jwt: JWT }), requireFeature('fast-payment'), (req, res) => res.json({ paid: true, flow: 'fast' }));
-  app.post('/payments', identity({ jwt: JWT }), (req, res) => res.json({ paid: true, flow: 'classic' }));
+  app.use(adminRouter({ store, identity: callers, authorize: (who) => who.context.roles.includes('admin') }));
+  app.post('/payments/fast', identity(callers), requireFeature('fast-payment'), (req, res) => res.json({ paid: true, flow: 'fast' }));
+  app.post('/payments', identity(callers), (req, res) => res.json({ paid: true, flow: 'classic' }));
 
   const staticDir = options.staticDir ?? path.join(__dirname, 'dist');
   if (fs.existsSync(path.join(staticDir, 'index.html'))) {

@@ -7,7 +7,7 @@ const express = require('express');
 const jwt = require('jsonwebtoken');
 const { OpenFeature } = require('@openfeature/server-sdk');
 const { MemoryFlagStore, RollgateProvider } = require('@rollgate/redis');
-const { identity, ofrep, requireFeature } = require('@rollgate/express');
+const { defineIdentity, identity, ofrep, requireFeature } = require('@rollgate/express');
 const flagSet = require('../booking-api/flags.json');
 
 // DEMO ONLY: a hard-coded HMAC key. Real apps verify tokens from their identity provider (RS256).
@@ -31,9 +31,11 @@ async function createApp() {
     if (!user) return res.status(404).json({ error: 'unknown demo user' });
     res.type('text/plain').send(jwt.sign({ sub: req.params.user, ...user }, DEMO_SECRET, { algorithm: 'HS256', issuer: 'rollgate-demo', audience: 'booking-api', expiresIn: '1h' }));
   });
-  const router = ofrep({ provider, identity: { jwt: jwtOptions } });
+  // who is calling, defined once: OFREP and requireFeature decide for the same caller
+  const callers = defineIdentity({ jwt: jwtOptions });
+  const router = ofrep({ provider, identity: callers }); // before identity(): CORS preflights and SSE carry no token
   app.use(router);
-  app.use(identity({ jwt: jwtOptions }));
+  app.use(identity(callers));
   app.post('/payments/fast', requireFeature('fast-payment'), (req, res) => res.json({ paid: true, flow: 'fast' }));
   app.post('/payments', (req, res) => res.json({ paid: true, flow: 'classic' }));
   return { app, store, close: async () => (router.close(), await OpenFeature.close()) };

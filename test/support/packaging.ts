@@ -87,23 +87,24 @@ export function buildProjects(projects: string[]): Promise<void> {
 export interface PackedPackage {
   /** e.g. '@rollgate/core' */
   name: string;
+  version: string;
   /** Absolute path of the tarball. */
   tarball: string;
   files: string[];
+  /** The @rollgate packages (short names) to install together with it, itself last. */
+  needs: string[];
 }
 
 /**
- * Builds and `npm pack`s these workspace packages (`core`, `redis`, …) into `destination`,
- * under the build lock. Their tsconfig projects are built first (web: CommonJS and ESM).
+ * Packs these workspace packages (`core`, `redis`, …; all of them when empty) into
+ * `destination` with `npm run pack`'s script (scripts/pack.mjs: `npm pack`, whose `prepack`
+ * builds each package), under the build lock.
  */
 export async function packPackages(names: string[], destination: string): Promise<PackedPackage[]> {
-  const projects = names.flatMap((n) => (n === 'web' ? ['packages/web', 'packages/web/tsconfig.esm.json'] : [`packages/${n}`]));
   await mkdir(destination, { recursive: true });
   return withBuildLock(async () => {
-    await run(process.execPath, [TSC, '-b', ...projects], ROOT, 180_000);
-    const out = await run('npm', ['pack', '--json', '--pack-destination', destination, ...names.flatMap((n) => ['-w', `@rollgate/${n}`])], ROOT, 60_000);
-    const packed = JSON.parse(out) as { name: string; filename: string; files: { path: string }[] }[];
-    return packed.map((p) => ({ name: p.name, tarball: join(destination, p.filename.replace(/^.*[\\/]/, '')), files: p.files.map((f) => f.path) }));
+    const out = await run(process.execPath, [join(ROOT, 'scripts/pack.mjs'), '--json', '--out', destination, ...names], ROOT, 240_000);
+    return JSON.parse(out) as PackedPackage[];
   });
 }
 

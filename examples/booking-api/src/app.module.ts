@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { FlagStore } from '@rollgate/redis';
 import { RollgateModule } from '@rollgate/nest';
+import { BOOKINGS_ENRICHMENT } from './bookings';
 import { DemoAdminController } from './demo-admin.controller';
 import { DemoLoginController } from './demo-login.controller';
 import { DemoRuntime } from './demo-runtime';
@@ -27,6 +28,9 @@ export class AppModule {
           store, // ours: demo.ts closes it after the app
           ...options, // readyTimeoutMs: how long start-up waits for the flags (5 s by default)
           jwt: DEMO_JWT, // identity: sub → targetingKey, roles, tenant (the defaults)
+          // behaviour, from the app's data (never the token or the browser): bookingsThisMonth,
+          // which the `busy-agents` segment reads — for @RequireFeature and OFREP alike
+          enrich: BOOKINGS_ENRICHMENT,
           // POST /ofrep/v1/evaluate/flags + the SSE change stream, for the React UI; with Redis also
           // POST /rollgate/v1/events: what users live through (page views, uncaught errors, feedback
           // about a flag, time to complete a checkout), counted in the arm the server serves them.

@@ -8,7 +8,7 @@ import { RedisFlagStore, StoreUnavailableError, type BaseFlagStore } from '@roll
 import { AppModule } from './app.module';
 import { DemoRuntime } from './demo-runtime';
 import { DEMO_USERS } from './demo-users';
-import { DEMO_ENV, FLAGS_FILE, LOCAL_REDIS_URL, openDemoStore, redactUrl, seedIfEmpty, type StoreChoice } from './flag-store';
+import { FLAGS_FILE, LOCAL_REDIS_URL, openDemoStore, redactUrl, rollgateCommand, seedIfEmpty, type StoreChoice } from './flag-store';
 import { CONTROLLER, demoPlanSpec, GuardedRollout } from './guarded-rollout';
 
 export interface DemoOptions {
@@ -48,12 +48,12 @@ function redactedUrl(choice: StoreChoice): string {
 const FILE = () => path.relative(process.cwd(), FLAGS_FILE) || FLAGS_FILE;
 
 /** Seeds the empty namespace (see seedIfEmpty) and says what it did. */
-async function seedAndSay(store: BaseFlagStore, print: (line: string) => void): Promise<void> {
+async function seedAndSay(store: BaseFlagStore, print: (line: string) => void, rollgate: string): Promise<void> {
   const seed = await seedIfEmpty(store);
   if (seed.seeded) print(`flags: seeded from ${FILE()} (version ${seed.version})`);
   else {
     print(`flags: kept the namespace's flags as they are (version ${seed.version}); it is only seeded when empty`);
-    if (!seed.hasFastPayment) print(`warning: there is no fast-payment flag; reset with: npx rollgate --env ${DEMO_ENV} flags push ${FILE()} --prune`);
+    if (!seed.hasFastPayment) print(`warning: there is no fast-payment flag; reset with: ${rollgate} flags push ${FILE()} --prune`);
   }
 }
 
@@ -61,13 +61,13 @@ async function seedAndSay(store: BaseFlagStore, print: (line: string) => void): 
  * A Redis that did not answer at start-up: seeds the namespace once it answers (if it is empty
  * then), and says when the flags are served from it. Returns what stops both.
  */
-function whenRedisAnswers(store: BaseFlagStore, shown: string, print: (line: string) => void): () => void {
+function whenRedisAnswers(store: BaseFlagStore, shown: string, print: (line: string) => void, rollgate: string): () => void {
   let settled = false;
   let trying = false;
   const attempt = () => {
     if (settled || trying) return;
     trying = true;
-    seedAndSay(store, print).then(
+    seedAndSay(store, print, rollgate).then(
       () => ((settled = true), unwatch()),
       (e: unknown) => {
         if (e instanceof StoreUnavailableError) return; // still down: the next notice tries again
@@ -97,6 +97,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const choice: StoreChoice = options.redisUrl !== undefined ? { redisUrl: options.redisUrl } : options.memory === true ? { memory: true } : { local: options.localRedisUrl ?? LOCAL_REDIS_URL };
   const { store, kind, answering, description } = await openDemoStore(choice);
   print(description);
+  const cli = rollgateCommand(choice);
   // Guarded rollouts: outcomes, plans and the controller's lease live in Redis.
   const guarded = store instanceof RedisFlagStore ? new GuardedRollout(store, print) : undefined;
   const demo = new DemoRuntime(kind, guarded, guarded ? demoPlanSpec(options.planStageSec) : undefined);
@@ -109,10 +110,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   let app: NestExpressApplication | undefined;
   let stopWaiting = () => {};
   try {
-    if (answering) await seedAndSay(store, print);
+    if (answering) await seedAndSay(store, print, cli.command);
     else {
       print(`flags: not loaded yet; once Redis answers they are served from it as they are there (seeded from ${FILE()} only if the namespace is empty)`);
-      stopWaiting = whenRedisAnswers(store, redactedUrl(choice), print);
+      stopWaiting = whenRedisAnswers(store, redactedUrl(choice), print, cli.command);
     }
 
     // not answering: the module does not wait the full 5 s for a provider that cannot be ready
@@ -144,13 +145,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   print('sign in as:');
   for (const [name, user] of Object.entries(DEMO_USERS)) print(`  ${name.padEnd(6)} ${user.story}`);
   if (guarded) {
-    print(`guarded rollout: the admin panel (as ada): Simulate customers, Start the demo plan, then Break fast payment; watch it: npx rollgate --env ${DEMO_ENV} plan status fast-payment --watch`);
+    print(`guarded rollout: the admin panel (as ada): Simulate customers, Start the demo plan, then Break fast payment; watch it: ${cli.command} plan status fast-payment --watch`);
   }
   print(
     kind === 'redis'
-      ? `kill switch: the admin panel (as ada), or in another terminal: npx rollgate --env ${DEMO_ENV} disable fast-payment`
+      ? `kill switch: the admin panel (as ada), or in another terminal: ${cli.command} disable fast-payment`
       : 'kill switch: the admin panel (as ada); the CLI needs Redis (set REDIS_URL)',
   );
+  if (kind === 'redis' && cli.passwordLeftOut) print(`note: the commands above leave out REDIS_URL's password: in that terminal, export REDIS_URL (with it) and drop --redis`);
 
   let closing: Promise<void> | undefined;
   return {

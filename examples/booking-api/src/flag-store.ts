@@ -32,6 +32,28 @@ export function redactUrl(url: string): string {
   }
 }
 
+/**
+ * The `rollgate` command line for the demo's store, for the hints it prints: `--redis <url>`
+ * unless the URL is the CLI's own default (another terminal need not have REDIS_URL set), never
+ * with the URL's password (printed lines end up in logs and screenshots).
+ */
+export function rollgateCommand(choice: StoreChoice): { command: string; passwordLeftOut: boolean } {
+  const url = 'redisUrl' in choice ? choice.redisUrl : 'local' in choice ? choice.local : undefined;
+  // by hand, not new URL(): Sentinel and Cluster URLs list several hosts, which URL refuses;
+  // everything up to the last '@' is user info, so a password with odd characters never shows
+  const m = url === undefined ? null : /^([a-z][a-z0-9+.-]*:\/\/)(.*)$/i.exec(url);
+  let shown: string | undefined;
+  let passwordLeftOut = false;
+  if (m) {
+    const at = m[2]!.lastIndexOf('@');
+    const [user, ...password] = at < 0 ? [''] : m[2]!.slice(0, at).split(':');
+    passwordLeftOut = password.join(':') !== '';
+    shown = `${m[1]}${user ? `${user}@` : ''}${m[2]!.slice(at + 1).replace(/\/$/, '')}`;
+  }
+  const redis = shown === undefined || shown === LOCAL_REDIS_URL ? '' : ` --redis ${/^[\w@%+=:,./-]+$/.test(shown) ? shown : `'${shown.replace(/'/g, `'\\''`)}'`}`;
+  return { command: `npx rollgate${redis} --env ${DEMO_ENV}`, passwordLeftOut };
+}
+
 /** Whether a Redis answers PING at `url` within about a second (no retries, no queueing). */
 export async function redisAnswers(url: string): Promise<boolean> {
   let probe: Redis;

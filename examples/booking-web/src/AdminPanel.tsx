@@ -118,9 +118,10 @@ export function AdminPanel() {
         </p>
         <div className="row">
           <span>
-            Kill switch:{' '}
-            <strong className={enabled ? 'pill on' : 'pill off'} data-testid="admin-state">
-              {flag.definition.state}
+            Fast payment:{' '}
+            {/* the feature's state in words: "Kill switch: ENABLED" read as if the switch were engaged */}
+            <strong className={enabled ? 'pill on' : 'pill off'} data-testid="admin-state" title={`state: ${flag.definition.state}`}>
+              {enabled ? 'ON for its audience' : 'OFF for everyone (kill switch engaged)'}
             </strong>
           </span>
           <button

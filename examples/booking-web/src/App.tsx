@@ -62,6 +62,31 @@ export function App() {
 
 function SignIn({ onChoose }: { onChoose: (name: DemoUserName) => void }) {
   return (
+    <>
+      <section className="card about" data-testid="about">
+        <h2>Rolling out a risky feature, safely</h2>
+        <p>
+          <strong>Fast payment</strong> is a new way to pay, rolled out progressively with Rollgate: first to admins and
+          a VIP travel agency, then to 20% of the other customers. The page shows or hides the button from the same
+          rules the server enforces — and the <strong>server checks every call</strong>: a hidden button is a
+          convenience, not the security boundary.
+        </p>
+        <ul>
+          <li>Sign in as <strong>Carol</strong> (no fast payment) and call the API anyway: the server refuses, and says why.</li>
+          <li>
+            Open <strong>Bo</strong> or <strong>Dale</strong> in one tab and <strong>Ada</strong> in another: her kill switch and
+            rollout buttons change their page within a second, without a reload.
+          </li>
+          <li>As Ada, run the guarded rollout: simulated customers, the demo plan, then break fast payment and watch it roll back by itself.</li>
+        </ul>
+      </section>
+      <SignInUsers onChoose={onChoose} />
+    </>
+  );
+}
+
+function SignInUsers({ onChoose }: { onChoose: (name: DemoUserName) => void }) {
+  return (
     <section className="card">
       <h2>Sign in as a demo user</h2>
       <div className="users">
@@ -84,11 +109,22 @@ export const PAGE_ERROR_MESSAGE = 'fast payment: the new flow could not handle t
 
 type Flow = 'fast' | 'classic' | 'direct';
 
+/** A refused payment in words, with the server's reason from the body: the point of the demo is that the server says no. */
+function refusal(code: number, error: string | undefined): string {
+  const why = `${code}${error ? ` ${error}` : ''}`;
+  if (error === 'feature_not_enabled') return `Refused by the server (${why}): fast payment is not enabled for you. Hiding the button was only a convenience; the API checks every call.`;
+  if (code === 401) return `Refused by the server (${why}): not signed in, or the session expired. Sign in again.`;
+  return `Refused by the server (${why}).`;
+}
+
 function Checkout() {
   // Re-renders when the server says fast-payment changed for this user (SSE → ConfigurationChanged).
   const fastPayment = useFlag('fast-payment', false);
   const status = useOpenFeatureClientStatus();
   const [result, setResult] = useState<string>('');
+  // A result from before the flag changed describes a page that is gone (the button may have
+  // vanished under it): cleared when the value flips.
+  useEffect(() => setResult(''), [fastPayment.value]);
   // Paying is a timed task: from the checkout on screen to a payment that went through, tracked
   // as `checkout.completed` with the ms it took (then timed again for the next one). The server
   // counts it in the arm it serves this user: the plan's value guard compares the arms' times.
@@ -101,18 +137,20 @@ function Checkout() {
   const pay = async (path: string, flow: Flow) => {
     const { status: code, body } = await post(path);
     const reason = (body as { reason?: unknown } | null)?.reason;
+    const error = (body as { error?: unknown } | null)?.error;
     if (code === 200) {
       setResult(`Paid (${(body as { flow: string }).flow})`);
       task.current?.complete();
       task.current = startTask('checkout');
     } else if (code >= 500) {
-      setResult(`Failed: HTTP ${code}${typeof reason === 'string' ? ` (${reason})` : ''}`);
+      const detail = typeof reason === 'string' ? reason : typeof error === 'string' ? error : '';
+      setResult(`Failed on the server (${code}${detail ? ` ${detail}` : ''})`);
       // DEMO: the fault switch stands for a bad release of the new flow — on the server (502) and
       // in this page, whose handling of that failure throws. Nothing catches it: an uncaught error
       // (this click's promise rejects unhandled), which captureErrors reports and the server
       // counts in this user's arm — what the plan's clientErrors guard compares.
       if (flow === 'fast' && reason === 'demo_fault') throw new Error(PAGE_ERROR_MESSAGE);
-    } else setResult(`Refused: HTTP ${code}`);
+    } else setResult(refusal(code, typeof error === 'string' ? error : undefined));
   };
 
   return (

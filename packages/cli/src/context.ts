@@ -1,7 +1,18 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { flagStoreKeys, VersionConflictError, type BaseFlagStore, type StoredFlagSet, type WriteOptions } from '@rollgate/redis';
-import { UsageError } from './errors';
+import {
+  flagStoreKeys,
+  parseRedisUrl,
+  RedisFlagStore,
+  VersionConflictError,
+  WriteNotAppliedError,
+  WriteOutcomeUnknownError,
+  type BaseFlagStore,
+  type StoredFlagSet,
+  type WriteOptions,
+} from '@rollgate/redis';
+import { RedisUnreachableError, UsageError } from './errors';
+import { isUnreachable } from './exit-codes';
 import { Output, type CliIo } from './output';
 
 /** What the program needs from the outside world; `runCli` supplies the real ones. */
@@ -61,6 +72,11 @@ export class CommandContext {
     } catch (e) {
       throw new UsageError(`--env: ${(e as Error).message}`);
     }
+    try {
+      parseRedisUrl(options.redis); // a typo is a usage error (2), not an unreachable host (6)
+    } catch (e) {
+      throw new UsageError(`--redis: ${(e as Error).message}`);
+    }
     return new CommandContext(deps, options);
   }
 
@@ -92,6 +108,13 @@ export class CommandContext {
     });
     try {
       return await fn(store);
+    } catch (e) {
+      // say where and why ("Redis at redis://host:6379 is unreachable: connection refused"), not
+      // ioredis' retry internals; a write read back has its own, exact message
+      if (store instanceof RedisFlagStore && isUnreachable(e) && !(e instanceof WriteNotAppliedError) && !(e instanceof WriteOutcomeUnknownError)) {
+        throw new RedisUnreachableError(store.describeUnreachable(e), { cause: e });
+      }
+      throw e;
     } finally {
       await store.close();
     }

@@ -15,6 +15,11 @@ export class EditRefusedError extends RollgateError {
   readonly code = 'ERR_ROLLGATE_EDIT_REFUSED';
 }
 
+/** Redis could not be used; the message says where and why ("Redis at redis://host:6379 is unreachable: connection refused"), never a password. Exit 6. */
+export class RedisUnreachableError extends RollgateError {
+  readonly code = 'ERR_ROLLGATE_STORE_UNAVAILABLE';
+}
+
 /** A flag or evaluator a command names does not exist. Exit 5. */
 export class MissingError extends RollgateError {
   readonly code = 'ERR_ROLLGATE_NOT_FOUND';

@@ -1,7 +1,7 @@
 import { FlagValidationError, RollgateError } from '@rollgate/core';
 import { ConfigError, InvalidWriteError, NotFoundError, StoreUnavailableError, VersionConflictError, WriteNotAppliedError, WriteOutcomeUnknownError } from '@rollgate/redis';
 import { PlanConflictError, PlanStateError, PlanValidationError } from '@rollgate/rollouts';
-import { EditRefusedError, FileValidationError, MissingError, UsageError } from './errors';
+import { EditRefusedError, FileValidationError, MissingError, RedisUnreachableError, UsageError } from './errors';
 
 /** Exit codes a script can rely on. Documented in README.md, docs/cli.md and `rollgate --help`. */
 export const EXIT = Object.freeze({
@@ -68,6 +68,7 @@ export function reportOf(error: unknown): ErrorReport {
   // the store read the write back: its message says what happened, not the client's reason alone
   if (error instanceof WriteOutcomeUnknownError) return { exitCode: EXIT.outcomeUnknown, code: error.code, message: error.message };
   if (error instanceof WriteNotAppliedError) return { exitCode: EXIT.unavailable, code: error.code, message: error.message };
+  if (error instanceof RedisUnreachableError) return { exitCode: EXIT.unavailable, code: error.code, message: error.message };
   if (isUnreachable(error)) {
     // the store wraps the client's error; name the client's own reason once
     const root = error instanceof Error && error.cause instanceof Error ? error.cause : error;

@@ -101,6 +101,55 @@ export function addToSegment(name: string, rule: unknown | undefined, attribute:
   return { rule: segmentRule(next.attribute, next.values), segment: next, created, changed, unchanged };
 }
 
+/** What `segment set` does: the whole list replaced. */
+export interface SegmentReplacement {
+  rule: JsonObject;
+  segment: Segment;
+  created: boolean;
+  added: string[];
+  removed: string[];
+}
+
+/**
+ * Replaces a segment's whole list (a cohort recomputed by a batch job), creating it on
+ * `attribute` when `rule` is undefined. The order of `values` is kept (unless the members are
+ * the same as now: then nothing changes); duplicates are dropped.
+ */
+export function replaceSegment(name: string, rule: unknown | undefined, attribute: string, values: readonly string[]): SegmentReplacement {
+  checkAttribute(attribute);
+  const wanted = checkValues(values);
+  const created = rule === undefined;
+  const segment = created ? { attribute, values: [] } : existing(name, rule, attribute);
+  const before = new Set(segment.values);
+  const after = new Set(wanted);
+  const added = wanted.filter((v) => !before.has(v));
+  const removed = segment.values.filter((v) => !after.has(v));
+  // the same members in another order is the same segment: keep the stored list, so nothing is written
+  const next = { attribute: segment.attribute, values: !created && added.length === 0 && removed.length === 0 ? [...segment.values] : wanted };
+  return { rule: segmentRule(next.attribute, next.values), segment: next, created, added, removed };
+}
+
+/** Control, bidi and other invisible characters: never in an id a person must be able to read. */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+
+/**
+ * The values of a file, one per line (`ids.txt` from a batch job): surrounding white space and
+ * CR removed, blank lines and lines starting with `#` skipped. A value with control or invisible
+ * characters is a UsageError naming its line: nothing is written.
+ */
+export function parseValueFile(file: string, text: string): string[] {
+  const values: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const value = lines[i]!.trim();
+    if (value === '' || value.startsWith('#')) continue;
+    if (UNPRINTABLE.test(value)) throw new UsageError(`${file}:${i + 1}: the value holds a control or invisible character (${JSON.stringify(value).slice(0, 80)}); nothing was written`);
+    values.push(value);
+  }
+  if (values.length === 0) throw new UsageError(`${file} holds no values (one per line; blank lines and # comments are skipped)`);
+  return values;
+}
+
 /** Removes values from an existing segment (an empty list is kept: it matches nobody). */
 export function removeFromSegment(name: string, rule: unknown | undefined, attribute: string, values: readonly string[]): SegmentEdit {
   checkAttribute(attribute);

@@ -628,7 +628,7 @@ describe('Redis unreachable', () => {
       runBin(['--redis', closed, 'controller']),
     ]);
     for (const run of runs) expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 6, stdout: '' });
-    expect(runs[0]!.stderr).toContain('rollgate: Redis is unreachable');
+    expect(runs[0]!.stderr).toBe(`rollgate: Redis at ${closed} is unreachable: connection refused\n`);
     expect(JSON.parse(runs[1]!.stderr)).toMatchObject({ error: { exitCode: 6, code: 'ERR_ROLLGATE_STORE_UNAVAILABLE' } });
   });
 });

@@ -1,5 +1,5 @@
 import { EditRefusedError, MissingError, UsageError } from '../src/errors';
-import { addToSegment, readSegment, removeFromSegment, segmentRule, segmentShapeProblem } from '../src/segment';
+import { addToSegment, parseValueFile, readSegment, removeFromSegment, replaceSegment, segmentRule, segmentShapeProblem } from '../src/segment';
 
 // The pure value-list editor behind `rollgate segment`.
 
@@ -70,5 +70,38 @@ describe('removeFromSegment', () => {
 
   it('is a not-found error on a missing evaluator', () => {
     expect(() => removeFromSegment('nope', undefined, 'tenant', ['a'])).toThrow(MissingError);
+  });
+});
+
+describe('replaceSegment (segment set)', () => {
+  it('replaces the whole list, saying what was added and removed', () => {
+    const { rule, added, removed, created } = replaceSegment('vip', vip, 'tenant', ['globex', 'initech', 'globex']);
+    expect(rule).toEqual({ in: [{ var: 'tenant' }, ['globex', 'initech']] });
+    expect({ added, removed, created }).toEqual({ added: ['initech'], removed: ['acme'], created: false });
+  });
+
+  it('keeps the stored order when the members are the same (nothing to write)', () => {
+    expect(replaceSegment('vip', vip, 'tenant', ['globex', 'acme']).rule).toEqual(vip);
+  });
+
+  it('creates the segment when absent, and refuses another attribute or shape', () => {
+    expect(replaceSegment('loyal', undefined, 'targetingKey', ['u1']).created).toBe(true);
+    expect(() => replaceSegment('vip', vip, 'targetingKey', ['u1'])).toThrow(EditRefusedError);
+    expect(() => replaceSegment('vip', { '==': [1, 1] }, 'tenant', ['u1'])).toThrow(EditRefusedError);
+  });
+});
+
+describe('parseValueFile (--from-file)', () => {
+  it('reads one value per line: trimmed, CRLF too, blank lines and # comments skipped', () => {
+    expect(parseValueFile('ids.txt', '# loyal customers, 2026-06-01\r\nu-1\r\n  u-2  \n\n# end\nu-3')).toEqual(['u-1', 'u-2', 'u-3']);
+  });
+
+  it('refuses control and invisible characters, naming the line', () => {
+    expect(() => parseValueFile('ids.txt', 'u-1\nu-\u202e2\n')).toThrow(new UsageError('ids.txt:2: the value holds a control or invisible character ("u-\u202e2"); nothing was written'));
+    expect(() => parseValueFile('ids.txt', 'u-1\u0000\n')).toThrow(/^ids\.txt:1: /);
+  });
+
+  it('refuses a file without values', () => {
+    expect(() => parseValueFile('ids.txt', '\n# nothing\n')).toThrow('ids.txt holds no values');
   });
 });

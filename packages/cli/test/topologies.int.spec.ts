@@ -65,9 +65,8 @@ it('a malformed topology URL is a usage error (exit 2); nothing reachable is exi
     runBin(['--redis', `redis+sentinel://127.0.0.1:${port}/rollgate`, 'flags', 'list']),
     runBin(['--redis', `redis+cluster://127.0.0.1:${port}`, 'flags', 'list']),
   ]);
-  for (const run of runs) {
-    expect(run).toMatchObject({ code: 6, stdout: '' });
-    expect(run.ms).toBeLessThan(10_000);
-  }
+  // ended by itself with exit 6 (a hung run is killed by the harness after 20 s: code -1); no
+  // wall-clock limit, which a loaded machine stretches
+  for (const run of runs) expect(run).toMatchObject({ code: 6, stdout: '' });
   expect(await runBin(['--min-replicas', 'two', 'flags', 'list'])).toMatchObject({ code: 2 });
 });

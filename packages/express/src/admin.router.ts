@@ -1,9 +1,10 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { ConfigError } from '@rollgate/redis';
-import { AdminApi, ADMIN_BODY_METHODS, type AdminApiOptions, type AdminRequest, type AdminResponse, type IdentityOptions } from '@rollgate/server';
+import { AdminApi, ADMIN_BODY_METHODS, type AdminApiOptions, type AdminRequest, type AdminResponse, type IdentityDefinition } from '@rollgate/server';
 import type * as Dashboard from '@rollgate/dashboard';
 import { getRequestIdentity } from './request-identity';
-import { identity as identityMiddleware, sendUnauthorized } from './identity.middleware';
+import { authenticate as authenticateWith, sendUnauthorized } from './identity.middleware';
+import { routerIdentity } from './ofrep.router';
 
 /** Where the dashboard is served and from which files (see {@link AdminRouterOptions.dashboard}). */
 export interface AdminDashboardOptions {
@@ -14,8 +15,12 @@ export interface AdminDashboardOptions {
 }
 
 export interface AdminRouterOptions extends AdminApiOptions {
-  /** Verify callers here; without it, `identity()` must run before this router. */
-  identity?: IdentityOptions;
+  /**
+   * Who is calling: the identity defined once with `defineIdentity()` (the object `identity()`
+   * and `ofrep()` get). Without it, `identity()` must run before this router. Plain options are
+   * refused: a second copy of the identity config can drift from the first.
+   */
+  identity?: IdentityDefinition;
   /** Largest JSON body accepted. @default '256kb' */
   bodyLimit?: string;
   /**
@@ -78,14 +83,15 @@ function send(res: Response, out: AdminResponse): void {
  * `dashboard: true`, the admin dashboard's static files at `/rollgate/`.
  */
 export function adminRouter(options: AdminRouterOptions): AdminRouter {
+  const definition = routerIdentity('adminRouter', options?.identity);
   const api = new AdminApi(options);
   const router = Router() as AdminRouter;
   if (options.dashboard !== undefined && options.dashboard !== false) serveDashboard(router, options.dashboard);
   const streams = new Set<() => void>();
   // Without its own identity options the router relies on an identity() mounted before it; a
   // request that arrives without one is refused before its body is read.
-  const authenticate = options.identity
-    ? identityMiddleware({ ...options.identity, transactionContext: false })
+  const authenticate = definition
+    ? authenticateWith(definition, { transactionContext: false }, sendUnauthorized, 'adminRouter()')
     : (req: Request, res: Response, next: NextFunction) => (getRequestIdentity(req) ? next() : sendUnauthorized(res));
   const json = express.json({ limit: options.bodyLimit ?? '256kb', strict: false, type: () => true });
   const base = '/rollgate/admin';

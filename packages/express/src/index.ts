@@ -1,4 +1,6 @@
-export { identity, type IdentityMiddlewareOptions } from './identity.middleware';
+export { identity, type IdentityMiddlewareBehaviour, type IdentityMiddlewareOptions } from './identity.middleware';
+export { defineIdentity } from '@rollgate/server';
+export type { EnrichmentOptions, IdentityDefinition, IdentityOptions } from '@rollgate/server';
 export { requireFeature, type RequireFeatureOptions } from './require-feature.middleware';
 export { ofrep, type OfrepRouter, type OfrepRouterOptions } from './ofrep.router';
 export { getRequestIdentity } from './request-identity';

@@ -1,7 +1,7 @@
 import express, { type Express } from 'express';
 import request from 'supertest';
 import { RedisFlagStore } from '@rollgate/redis';
-import { adminRouter } from '@rollgate/express';
+import { defineIdentity, adminRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { bearer, jwtOptions, token } from '../../server/test/support/pilot-scenario';
 
@@ -27,7 +27,7 @@ afterAll(async () => {
 beforeEach(async () => {
   store = new RedisFlagStore({ redis: redis.url, env: `express-admin-hostile-${process.pid}-${++envCounter}` });
   await store.putFlag('checkout-theme', theme, { actor: 'seed' });
-  app = express().use(adminRouter({ store, identity: { jwt: jwtOptions }, authorize: (who) => who.context.roles.includes('flag-admin') }));
+  app = express().use(adminRouter({ store, identity: defineIdentity({ jwt: jwtOptions }), authorize: (who) => who.context.roles.includes('flag-admin') }));
 });
 afterEach(async () => {
   await store.close();

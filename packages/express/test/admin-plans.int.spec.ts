@@ -4,7 +4,7 @@ import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { MemoryFlagStore, RedisFlagStore } from '@rollgate/redis';
 import { OutcomeRecorder } from '@rollgate/rollouts';
-import { adminRouter, type AdminRouter } from '@rollgate/express';
+import { defineIdentity, adminRouter, type AdminRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 
 // The admin API beyond flags: rollout plans and their actions and series, explain, the event
@@ -44,7 +44,7 @@ beforeEach(async () => {
     ],
     { actor: 'seed' },
   );
-  router = adminRouter({ store, identity: { jwt: jwtOptions }, authorize: (who) => who.context.roles.includes('flag-admin') });
+  router = adminRouter({ store, identity: defineIdentity({ jwt: jwtOptions }), authorize: (who) => who.context.roles.includes('flag-admin') });
   app = express().use(router);
 });
 afterEach(async () => {
@@ -173,7 +173,7 @@ it('streams every change from anywhere — flag writes and plan writes — to an
 });
 
 it('answers 501 for plans over a store that is not Redis', async () => {
-  const memory = express().use(adminRouter({ store: new MemoryFlagStore(), identity: { jwt: jwtOptions }, authorize: () => true }));
+  const memory = express().use(adminRouter({ store: new MemoryFlagStore(), identity: defineIdentity({ jwt: jwtOptions }), authorize: () => true }));
   const res = await request(memory).get('/rollgate/admin/plans').set(ada).expect(501);
   expect(res.body.message).toBe('rollout plans live in Redis: this admin API runs over another store');
 });

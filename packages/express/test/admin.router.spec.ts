@@ -2,7 +2,7 @@ import express, { type Express } from 'express';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { MemoryFlagStore } from '@rollgate/redis';
-import { adminRouter } from '@rollgate/express';
+import { defineIdentity, adminRouter } from '@rollgate/express';
 
 // The admin API over the same write path as the CLI (the store contract suite covers Redis):
 // authorization, If-Match versions, validation errors, prototype-pollution payloads.
@@ -21,7 +21,7 @@ beforeEach(async () => {
   store = new MemoryFlagStore();
   await store.putFlag('checkout-theme', theme, { actor: 'seed' });
   app = express();
-  app.use(adminRouter({ store, identity: { jwt: jwtOptions }, authorize: (who) => who.context.roles.includes('flag-admin') }));
+  app.use(adminRouter({ store, identity: defineIdentity({ jwt: jwtOptions }), authorize: (who) => who.context.roles.includes('flag-admin') }));
 });
 
 it('refuses to be created without an authorize callback', () => {
@@ -31,7 +31,7 @@ it('refuses to be created without an authorize callback', () => {
 it('answers 401 without a token and 403 for callers authorize() rejects, changing nothing', async () => {
   await request(app).get('/rollgate/admin/flags').expect(401);
   await request(app).put('/rollgate/admin/flags/checkout-theme').set(agent).set('If-Match', '"1"').send(theme).expect(403, { error: 'forbidden' });
-  const throwing = express().use(adminRouter({ store, identity: { jwt: jwtOptions }, authorize: () => { throw new Error('db down'); } }));
+  const throwing = express().use(adminRouter({ store, identity: defineIdentity({ jwt: jwtOptions }), authorize: () => { throw new Error('db down'); } }));
   await request(throwing).delete('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '1').expect(403);
   expect((await store.load()).version).toBe(1);
 });
@@ -64,6 +64,48 @@ it('reads flags with their version as ETag, and writes with If-Match, attributed
   expect(list.body.flags['checkout-theme'].defaultVariant).toBe('bold');
 });
 
+it('audits its writes with the CLI\'s words for the same operations (disable, enable, rollout), and writes nothing when nothing changes', async () => {
+  const fast = {
+    state: 'ENABLED',
+    variants: { on: true, off: false },
+    defaultVariant: 'off',
+    targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { fractional: [['on', 5], ['off', 95]] }] },
+  };
+  await store.putFlag('fast-payment', fast, { actor: 'seed' }); // v2
+  let version = 2;
+  const write = async (method: 'patch' | 'put', body: object) => {
+    const res = await request(app)[method]('/rollgate/admin/flags/fast-payment').set(flagAdmin).set('If-Match', `"${version}"`).send(body).expect(200);
+    version = (res.body as { version: number }).version;
+    return res.body as { version: number; unchanged?: true };
+  };
+  const lastAction = async () => (await store.audit('fast-payment', { limit: 1 }))[0]!.action;
+  // what the booking demo's panel and the dashboard send
+  await write('patch', { state: 'DISABLED' });
+  expect(await lastAction()).toBe('disable');
+  await write('patch', { state: 'ENABLED' });
+  expect(await lastAction()).toBe('enable');
+  await write('patch', { targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { fractional: [['on', 20], ['off', 80]] }] } });
+  expect(await lastAction()).toBe('rollout');
+  await write('put', { ...fast, targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { fractional: [['on', 50], ['off', 50]] }] } });
+  expect(await lastAction()).toBe('rollout');
+  await write('put', { ...fast, state: 'DISABLED', targeting: { if: [{ in: ['admin', { var: 'roles' }] }, 'on', { fractional: [['on', 50], ['off', 50]] }] } });
+  expect(await lastAction()).toBe('disable');
+  // anything else keeps its own name
+  await write('patch', { state: 'ENABLED', defaultVariant: 'on' });
+  expect(await lastAction()).toBe('patch');
+  await write('patch', { targeting: { if: [{ in: ['agent', { var: 'roles' }] }, 'on', { fractional: [['on', 50], ['off', 50]] }] } });
+  expect(await lastAction()).toBe('patch'); // the rule changed, not only the split
+  await write('put', { ...fast, defaultVariant: 'on', targeting: { if: [{ in: ['agent', { var: 'roles' }] }, 'on', { fractional: [{ var: 'tenant' }, ['on', 50], ['off', 50]] }] } });
+  expect(await lastAction()).toBe('put'); // bucketing by another attribute is not a rollout %
+  const entries = (await store.audit('fast-payment')).length;
+  // nothing changed: 200 with the current version, no version, no audit entry
+  const current = (await store.load()).flags['fast-payment'] as Record<string, unknown>;
+  expect(await write('patch', { state: current.state })).toEqual({ version, unchanged: true });
+  expect(await write('put', Object.fromEntries(Object.entries(current).reverse()))).toEqual({ version, unchanged: true });
+  expect((await store.audit('fast-payment')).length).toBe(entries);
+  expect((await store.load()).version).toBe(version);
+});
+
 it('answers 409 to a stale If-Match and 428 without one, writing nothing', async () => {
   await store.patchFlag('checkout-theme', { defaultVariant: 'bold' }, { actor: 'someone-else' }); // now v2
   const stale = await request(app).put('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '"1"').send(theme).expect(409);
@@ -92,7 +134,7 @@ it('answers 400 with the path-qualified message for invalid input, writing nothi
 
 it('answers a bug in the store as a server error, not as the caller\'s bad input with its message', async () => {
   const buggy = Object.create(store, { apply: { value: () => Promise.reject(new TypeError("Cannot read properties of undefined (reading 'x')")) } }) as MemoryFlagStore;
-  const a = express().use(adminRouter({ store: buggy, identity: { jwt: jwtOptions }, authorize: () => true }));
+  const a = express().use(adminRouter({ store: buggy, identity: defineIdentity({ jwt: jwtOptions }), authorize: () => true }));
   a.use((_err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => res.status(500).json({ error: 'internal' }));
   await request(a).put('/rollgate/admin/flags/checkout-theme').set(flagAdmin).set('If-Match', '1').send(theme).expect(500, { error: 'internal' });
 });
@@ -128,7 +170,7 @@ it('answers 503 with Retry-After when the store does not answer', async () => {
   const dead = new RedisFlagStore({ redis: { port: await freePort(), host: '127.0.0.1', retryStrategy: () => null } });
   try {
     await expect(dead.load()).rejects.toBeInstanceOf(StoreUnavailableError);
-    const deadApp = express().use(adminRouter({ store: dead, identity: { jwt: jwtOptions }, authorize: () => true }));
+    const deadApp = express().use(adminRouter({ store: dead, identity: defineIdentity({ jwt: jwtOptions }), authorize: () => true }));
     const res = await request(deadApp).get('/rollgate/admin/flags').set(flagAdmin).expect(503);
     expect(res.headers['retry-after']).toBe('5');
     expect(res.body.error).toBe('store_unavailable');

@@ -2,7 +2,7 @@ import express, { type Express } from 'express';
 import request from 'supertest';
 import { RedisFlagStore, RollgateProvider } from '@rollgate/redis';
 import { OutcomeReader, OutcomeRecorder, type ArmCounts } from '@rollgate/rollouts';
-import { ofrep, type OfrepRouter } from '@rollgate/express';
+import { defineIdentity, ofrep, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { bearer, jwtOptions, token } from '../../server/test/support/pilot-scenario';
 
@@ -43,7 +43,7 @@ beforeAll(async () => {
   reader = new OutcomeReader(store);
   router = ofrep({
     provider,
-    identity: { jwt: jwtOptions },
+    identity: defineIdentity({ jwt: jwtOptions }),
     cors: { origins: ['https://app.test'] },
     outcomes: { sink: recorder },
     tracking: { trackedEvents: ['checkout.completed', 'search.done'], maxEventsPerRequest: 5, perIdentity: { burst: 10, perSecond: 1 }, now: () => limiterMs },
@@ -189,7 +189,7 @@ it('CORS like OFREP for listed origins, with Retry-After readable by the page', 
 });
 
 it('without tracking the route answers 404 NOT_CONFIGURED; tracking without an outcome sink refuses to start', async () => {
-  const plain = ofrep({ provider, identity: { jwt: jwtOptions }, stream: false });
+  const plain = ofrep({ provider, identity: defineIdentity({ jwt: jwtOptions }), stream: false });
   const res = await request(express().use(plain)).post('/rollgate/v1/events').send({ events: [{ name: 'checkout.completed' }] }).expect(404);
   expect(res.body).toEqual({ errorCode: 'NOT_CONFIGURED', errorDetails: 'this server does not accept browser events' });
   expect(() => ofrep({ provider, stream: false, tracking: { trackedEvents: ['checkout.completed'] } })).toThrow('ofrep: tracking needs outcomes: { sink }');

@@ -15,7 +15,11 @@ it('runs the express-basic example end to end', async () => {
     await request(app).post('/payments/fast').set('Authorization', `Bearer ${customer}`).expect(403);
     await request(app).post('/payments/fast').expect(401);
     const flags = await request(app).post('/ofrep/v1/evaluate/flags').set('Authorization', `Bearer ${customer}`).send({}).expect(200);
-    expect(flags.body.flags).toEqual([{ key: 'fast-payment', value: false, variant: 'off', reason: 'SPLIT' }]);
+    expect(flags.body.flags).toEqual([
+      { key: 'fast-payment', value: false, variant: 'off', reason: 'SPLIT' },
+      // the booking demo's behaviour segment: this app adds no bookingsThisMonth (no enrich), so nobody is in it
+      { key: 'priority-support', value: false, variant: 'off', reason: 'TARGETING_MATCH' },
+    ]);
   } finally {
     await close();
   }

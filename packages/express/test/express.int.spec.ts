@@ -9,7 +9,7 @@ import { OpenFeature as WebOpenFeature, ProviderEvents as WebProviderEvents } fr
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
 import type { EvaluationResponse, BulkEvaluationSuccessResponse } from '@openfeature/ofrep-core';
 import { MemoryFlagStore, RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
-import { identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
+import { defineIdentity, identity, ofrep, requireFeature, type OfrepRouter } from '@rollgate/express';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { admin, AUDIENCE, bearer, customer, eventually, firstMessageAfter, ISSUER, nextEvent, openStream, recordingLogger, SECRET, seed, serve, token, vipAgent } from '../../server/test/support/pilot-scenario';
 import { checkOfrepAnswer, checkOfrepEvent, sseEvents } from '../../server/test/support/ofrep-schema';
@@ -42,10 +42,11 @@ beforeAll(async () => {
 
   app = express();
   const jwtOptions = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-  // OFREP first, with its own identity: CORS preflights and the SSE stream carry no Authorization
-  router = ofrep({ provider, identity: { jwt: jwtOptions }, cors: { origins: ['https://app.test'] }, clientAttributes: ['locale'] });
+  // the identity defined once; OFREP first, with it: CORS preflights and the SSE stream carry no Authorization
+  const callers = defineIdentity({ jwt: jwtOptions });
+  router = ofrep({ provider, identity: callers, cors: { origins: ['https://app.test'] }, clientAttributes: ['locale'] });
   app.use(router);
-  app.use(identity({ jwt: jwtOptions }));
+  app.use(identity(callers));
   const handler = (_req: express.Request, res: express.Response) => {
     handlerCalls++;
     res.json({ ok: true });
@@ -332,7 +333,7 @@ describe('OFREP', () => {
     expect(res.headers['cache-control']).toBe('private, no-store');
     expect(res.headers.vary).toContain('Authorization');
     expect(res.headers.etag).toMatch(/^".+"$/);
-    expect(body.eventStreams).toEqual([{ type: 'sse', endpoint: { requestUri: expect.stringMatching(/^\/ofrep\/v1\/events\?ticket=\d+\.[\w-]{16}\.[\w-]{43}&since=[\w-]{12}\.\d+$/) } }]);
+    expect(body.eventStreams).toEqual([{ type: 'sse', endpoint: { requestUri: expect.stringMatching(/^\/ofrep\/v1\/events\?ticket=\d+\.[\w-]{16}\.[\w-]{43}&since=[\w-]{22}$/) } }]);
     expect(checkOfrepAnswer('bulk', res.status, body).errors).toEqual([]);
   });
 
@@ -347,7 +348,7 @@ describe('OFREP', () => {
   it('bulk: a restarted server (new stream ticket key) answers 200 with a fresh stream URL, not 304', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
     const secret = 's'.repeat(32);
-    const routers = [ofrep({ provider, identity: { jwt: jwtOpts } }), ofrep({ provider, identity: { jwt: jwtOpts }, stream: { ticketSecret: secret } }), ofrep({ provider, identity: { jwt: jwtOpts }, stream: { ticketSecret: secret } })];
+    const routers = [ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }) }), ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }), stream: { ticketSecret: secret } }), ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }), stream: { ticketSecret: secret } })];
     const [restarted, sharedA, sharedB] = routers.map((r) => express().use(r)) as [Express, Express, Express];
     try {
       const first = await request(app).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(200);
@@ -367,7 +368,7 @@ describe('OFREP', () => {
     await own.kill(); // Redis is down when the app starts
     const late = new RollgateProvider({ store: { redis: { host: '127.0.0.1', port: own.port, retryStrategy: () => 50 }, env }, initTimeoutMs: 200, retryIntervalMs: 50 });
     await late.initialize().catch(() => undefined);
-    const lateRouter = ofrep({ provider: late, identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } }, stream: false });
+    const lateRouter = ofrep({ provider: late, identity: defineIdentity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }), stream: false });
     const a = express().use(lateRouter);
     try {
       const bulk = await request(a).post('/ofrep/v1/evaluate/flags').set(bearer(customer)).send({}).expect(500);
@@ -467,7 +468,7 @@ describe('OFREP', () => {
 
   it('SSE: caps concurrent streams (429 + Retry-After), sends heartbeats, frees a slot on disconnect, ends every stream on close()', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-    const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreams: 2, heartbeatMs: 40 } });
+    const capped = ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }), stream: { maxStreams: 2, heartbeatMs: 40 } });
     const { server, port, close } = await serve(express().use(capped));
     const open = (path: string) => openStream(port, path);
     try {
@@ -504,7 +505,7 @@ describe('OFREP', () => {
 
   it('SSE: a client that leaves while the app\'s middleware runs holds no slot; one whose empty body a middleware read keeps its stream', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-    const router = ofrep({ provider, identity: { jwt: jwtOpts } });
+    const router = ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }) });
     let reached = 0;
     const a = express()
       // e.g. an async auth or rate-limit check
@@ -532,7 +533,7 @@ describe('OFREP', () => {
 
   it('SSE: a caller at maxStreamsPerCaller who opens another stream loses its OLDEST one (the newest wins); other callers are unaffected', async () => {
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-    const capped = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { maxStreamsPerCaller: 2 } });
+    const capped = ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }), stream: { maxStreamsPerCaller: 2 } });
     const { server, port, close } = await serve(express().use(capped));
     const streamUri = async (t: string) => {
       const bulk = await request(server).post('/ofrep/v1/evaluate/flags').set(bearer(t)).send({}).expect(200);
@@ -570,10 +571,10 @@ describe('OFREP', () => {
     let positions: OfrepRouter;
     let served: Awaited<ReturnType<typeof serve>>;
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-    const refetch = /id: ([\w-]+\.\d+)\nevent: message\ndata: (.+)\n\n/;
+    const refetch = /id: ([\w-]{22})\nevent: message\ndata: (.+)\n\n/;
 
     beforeAll(async () => {
-      positions = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { ticketSecret: 'p'.repeat(32) } });
+      positions = ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }), stream: { ticketSecret: 'p'.repeat(32) } });
       served = await serve(express().use(positions));
     });
     afterAll(async () => {
@@ -594,7 +595,7 @@ describe('OFREP', () => {
     it('a client that saw the latest change (Last-Event-ID = current) gets no refetch on connect; the next change has a new id', async () => {
       const uri = await streamUri();
       const first = await openStream(served.port, uri);
-      const [, current] = await first.waitFor(/id: ([\w-]+\.\d+)\n: connected\n\n/);
+      const [, current] = await first.waitFor(/id: ([\w-]{22})\n: connected\n\n/);
       first.destroy();
       const again = await openStream(served.port, uri, { 'Last-Event-ID': current! });
       try {
@@ -620,7 +621,7 @@ describe('OFREP', () => {
       const uri = await streamUri();
       // a change the client missed while it was away
       const first = await openStream(served.port, uri);
-      const [, older] = await first.waitFor(/id: ([\w-]+\.\d+)\n: connected\n\n/);
+      const [, older] = await first.waitFor(/id: ([\w-]{22})\n: connected\n\n/);
       first.destroy();
       await eventually(() => positions.openStreams() === 0);
       await changeHeard();
@@ -638,7 +639,7 @@ describe('OFREP', () => {
 
     it('a first connection (no Last-Event-ID) from a bulk answer older than the latest change gets refetchEvaluation (the URL\'s since)', async () => {
       const uri = await streamUri();
-      expect(uri).toMatch(/&since=[\w-]+\.\d+$/);
+      expect(uri).toMatch(/&since=[\w-]{22}$/);
       await changeHeard(); // between the bulk answer and the stream opening
       const stream = await openStream(served.port, uri);
       try {
@@ -662,7 +663,7 @@ describe('OFREP', () => {
   it('SSE: the official OFREP web provider hears a change made while its stream was down, after EventSource reconnects (Last-Event-ID)', async () => {
     (globalThis as { EventSource?: unknown }).EventSource = EventSource;
     const jwtOpts = { secret: SECRET, algorithms: ['HS256' as const], issuer: ISSUER, audience: AUDIENCE };
-    const router = ofrep({ provider, identity: { jwt: jwtOpts }, stream: { retryMs: 50 } });
+    const router = ofrep({ provider, identity: defineIdentity({ jwt: jwtOpts }), stream: { retryMs: 50 } });
     // holds stream requests while closed: the reconnect cannot arrive before the change is made
     let releaseStreams: (() => void) | undefined;
     let held: Promise<void> | undefined;

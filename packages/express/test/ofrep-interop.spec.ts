@@ -7,7 +7,7 @@ import { OpenFeature as ServerOpenFeature } from '@openfeature/server-sdk';
 import { OpenFeature, ProviderEvents } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
 import { MemoryFlagStore, RollgateProvider } from '@rollgate/redis';
-import { ofrep, type OfrepRouter } from '@rollgate/express';
+import { defineIdentity, ofrep, type OfrepRouter } from '@rollgate/express';
 
 // Interop: the official OFREP web provider (run in Node) against our router gets the caller's
 // values and re-emits ConfigurationChanged after a write, through the SSE eventStreams.
@@ -25,7 +25,7 @@ beforeAll(async () => {
   store = new MemoryFlagStore({ initial: { flags: { 'fast-payment': flagOn, 'server-only': { ...flagOn, metadata: {} } } } });
   const provider = new RollgateProvider({ store });
   await ServerOpenFeature.setProviderAndWait(provider);
-  router = ofrep({ provider, identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } } });
+  router = ofrep({ provider, identity: defineIdentity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }) });
   server = http.createServer(express().use(router)).listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
 });

@@ -1,7 +1,7 @@
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common';
 import type { Provider } from '@openfeature/server-sdk';
 import { ConfigError, type FlagStore, type RedisFlagStoreOptions, type RollgateProviderOptions } from '@rollgate/redis';
-import type { ChangeStreamOptions, Identity, IdentityOptions, OfrepOptions, OutcomeSink, TrackingOptions } from '@rollgate/server';
+import { isIdentityDefinition, type ChangeStreamOptions, type Identity, type IdentityDefinition, type IdentityOptions, type OfrepOptions, type OutcomeSink, type TrackingOptions } from '@rollgate/server';
 
 /** The OFREP controller: bulk + single evaluation and the SSE change stream, as `@rollgate/express`'s `ofrep()`. */
 export interface RollgateOfrepOptions extends Pick<OfrepOptions, 'clientVisible' | 'clientAttributes' | 'exposedMetadata'> {
@@ -65,7 +65,18 @@ export interface RollgateLogger {
   debug?(message: string): void;
 }
 
+/**
+ * Who is calling is defined here once — `jwt` or `getIdentity`, `claims`, `enrich` — and used by
+ * `@RequireFeature`, `@FeatureValue`, the OFREP controller and the admin API alike. Or give
+ * `identity`: a definition from `defineIdentity()` that other parts of the app share.
+ */
 export interface RollgateModuleOptions extends IdentityOptions {
+  /**
+   * The identity defined once with `defineIdentity()` (from @rollgate/server or
+   * @rollgate/express), when Express routers in the same process use it too. Instead of `jwt`,
+   * `getIdentity`, `claims`, `enrich` and `maxHeaderLength`, never beside them.
+   */
+  identity?: IdentityDefinition;
   /**
    * Where flags come from: RedisFlagStore options (the module creates the store and closes it on
    * shutdown) or an existing FlagStore such as a MemoryFlagStore (yours to close). The module
@@ -181,7 +192,13 @@ export function validateModuleOptions(options: RollgateModuleOptions): void {
   if (options.outcomes !== undefined && (typeof options.outcomes?.sink?.recordRequest !== 'function' || typeof options.outcomes.sink.recordEvent !== 'function')) {
     fail('outcomes.sink must be an OutcomeRecorder (from @rollgate/rollouts): { recordRequest, recordEvent }');
   }
-  if (!options.jwt && !options.getIdentity) {
+  if (options.identity !== undefined) {
+    if (!isIdentityDefinition(options.identity)) fail('identity must be the object defineIdentity({ jwt, claims, … }) returns; or give jwt / getIdentity / claims here instead');
+    const beside = IDENTITY_FIELDS.filter((name) => options[name] !== undefined);
+    if (beside.length > 0) {
+      fail(`give either \`identity\` (a shared definition) or ${beside.map((n) => `\`${n}\``).join(', ')}, not both: two copies of the identity config could map the same token differently`);
+    }
+  } else if (!options.jwt && !options.getIdentity) {
     fail('give `jwt` (verify a Bearer token) or `getIdentity` (use your auth, e.g. req => req.user): guards and OFREP need to know the caller');
   }
   const ofrep = options.ofrep;
@@ -222,6 +239,9 @@ function checkDashboardOption(dashboard: unknown): void {
     fail('admin.dashboard must be true, false or { path?, dir? }');
   }
 }
+
+/** The options that define the identity when no shared `identity` is given. */
+const IDENTITY_FIELDS = ['jwt', 'getIdentity', 'claims', 'enrich', 'maxHeaderLength'] as const;
 
 /** The admin API's default body limit, as `@rollgate/express`'s adminRouter. */
 export const ADMIN_BODY_LIMIT = 256 * 1024;

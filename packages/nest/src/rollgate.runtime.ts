@@ -2,17 +2,17 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Logger, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { AsyncLocalStorageTransactionContextPropagator, NOOP_PROVIDER, OpenFeature, type Client, type Provider } from '@openfeature/server-sdk';
-import { ConfigError, RedisFlagStore, RollgateProvider, type BaseFlagStore, type FlagStore, type RedisFlagStoreOptions } from '@rollgate/redis';
+import { ConfigError, RedisFlagStore, RollgateProvider, StoreUnavailableError, type BaseFlagStore, type FlagStore, type RedisFlagStoreOptions } from '@rollgate/redis';
 import {
   AdminApi,
   ChangeStream,
   EventIntake,
   OfrepEvaluator,
-  createIdentityResolver,
   currentExposures,
-  identityAttributeNames,
+  defineIdentity,
   type Exposure,
   type Identity,
+  type IdentityDefinition,
   type OfrepOptions,
   type OutcomeSink,
 } from '@rollgate/server';
@@ -63,7 +63,8 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
   readonly ofrep: OfrepRuntime | undefined;
   readonly admin: AdminRuntime | undefined;
   private readonly clients = new Map<string | undefined, Client>();
-  private readonly resolveIdentity: (request: Request) => Promise<Identity>;
+  /** Who is calling, defined once: the guards, the interceptor, OFREP and the admin API all resolve callers here. */
+  private readonly identity: IdentityDefinition;
   private readonly outcomes: OutcomeSink | undefined;
   private readonly stopTracking: (() => void) | undefined;
   private closed = false;
@@ -78,9 +79,9 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
     private readonly ownsStore: boolean,
     options: RollgateModuleOptions,
   ) {
-    this.resolveIdentity = createIdentityResolver(options);
+    this.identity = defineIdentity(options.identity ?? options);
     this.client = this.clientFor(domain);
-    this.ofrep = options.ofrep ? createOfrep(provider, options) : undefined;
+    this.ofrep = options.ofrep ? createOfrep(provider, options, this.identity) : undefined;
     this.admin = options.admin ? createAdmin(store, options) : undefined;
     this.outcomes = options.outcomes?.sink;
     const sink = this.outcomes;
@@ -162,7 +163,7 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
 
   /** The caller of this request, resolved once (getIdentity, then a verified Bearer JWT). Rejects with IdentityError. */
   identify(request: object): Promise<Identity> {
-    return identifyOnce(request, () => this.resolveIdentity(request as Request));
+    return identifyOnce(request, () => this.identity.resolve(request as Request));
   }
 
   clientFor(domain: string | undefined): Client {
@@ -208,17 +209,20 @@ export class RollgateRuntime implements OnModuleDestroy, OnApplicationShutdown {
       await Promise.race([ready, timeout]);
     } catch (e) {
       ready.catch(() => undefined);
-      this.logger.warn(
-        `rollgate: flag provider "${this.provider.metadata?.name ?? 'unknown'}" is not ready (${(e as Error)?.message ?? String(e)}); ` +
-          'the app starts anyway and @RequireFeature answers 503 until it is',
-      );
+      // a Redis the store cannot use: say where and why (never the password), not ioredis' retry internals
+      const store = this.store;
+      const why =
+        store instanceof RedisFlagStore && (e instanceof StoreUnavailableError || (e as Error)?.message === `not ready within ${readyTimeoutMs} ms`)
+          ? store.describeUnreachable(e instanceof StoreUnavailableError ? e : undefined)
+          : `flag provider "${this.provider.metadata?.name ?? 'unknown'}" is not ready (${(e as Error)?.message ?? String(e)})`;
+      this.logger.warn(`rollgate: ${why}; the app starts anyway and @RequireFeature answers 503 until the flags are loaded`);
     } finally {
       clearTimeout(timer);
     }
   }
 }
 
-function createOfrep(provider: Provider, options: RollgateModuleOptions): OfrepRuntime {
+function createOfrep(provider: Provider, options: RollgateModuleOptions, identity: IdentityDefinition): OfrepRuntime {
   const source = provider as Partial<Pick<RollgateProvider, 'snapshot' | 'events'>>;
   if (!source.events || !('snapshot' in source)) {
     throw new ConfigError('RollgateModule: ofrep needs a RollgateProvider (flags are served from its snapshot); give `store`, or a RollgateProvider as `provider`');
@@ -227,12 +231,12 @@ function createOfrep(provider: Provider, options: RollgateModuleOptions): OfrepR
   const evaluatorOptions: OfrepOptions = {
     source: source as Pick<RollgateProvider, 'snapshot'> & Partial<Pick<RollgateProvider, 'health'>>,
     clientAttributes: ofrep.clientAttributes ?? [],
-    identityAttributes: identityAttributeNames(options.claims),
+    identityAttributes: identity.ownedNames,
     exposedMetadata: ofrep.exposedMetadata ?? [],
   };
   if (ofrep.clientVisible) evaluatorOptions.clientVisible = ofrep.clientVisible;
   const stream = ofrep.stream === false ? undefined : new ChangeStream({ ...(ofrep.stream ?? {}), events: source.events });
-  if (stream) evaluatorOptions.etagSalt = () => stream.etagSalt();
+  if (stream) evaluatorOptions.stream = stream; // announces only what browsers can see, paced; its etagSalt goes into the ETag
   const evaluator = new OfrepEvaluator(evaluatorOptions);
   const sink = options.outcomes?.sink;
   if (ofrep.tracking && !sink) throw new ConfigError('RollgateModule: ofrep.tracking needs `outcomes: { sink }` to count the events in (see docs/nest.md)');

@@ -5,7 +5,7 @@ import express from 'express';
 import request from 'supertest';
 import { RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
 import { OutcomeReader, OutcomeRecorder } from '@rollgate/rollouts';
-import { ofrep, type OfrepRouter } from '@rollgate/express';
+import { defineIdentity, ofrep, type OfrepRouter } from '@rollgate/express';
 import { RollgateModule } from '@rollgate/nest';
 import type { TrackingOptions } from '@rollgate/server';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
@@ -69,9 +69,9 @@ beforeAll(async () => {
   expressRecorder = new OutcomeRecorder({ store: writer, now: () => clocks.express, flushIntervalMs: 2 ** 31 - 1 });
   nestRecorder = new OutcomeRecorder({ store: writer, now: () => clocks.nest, flushIntervalMs: 2 ** 31 - 1 });
 
-  router = ofrep({ provider, identity: { jwt: jwtOptions }, ...ofrepOptions, outcomes: { sink: expressRecorder }, tracking: tracking(() => limiter.express) });
+  router = ofrep({ provider, identity: defineIdentity({ jwt: jwtOptions }), ...ofrepOptions, outcomes: { sink: expressRecorder }, tracking: tracking(() => limiter.express) });
   expressApp = express().use(router);
-  plainRouter = ofrep({ provider, identity: { jwt: jwtOptions }, ...ofrepOptions });
+  plainRouter = ofrep({ provider, identity: defineIdentity({ jwt: jwtOptions }), ...ofrepOptions });
   plainExpressApp = express().use(plainRouter);
 
   const nest = async (options: object) => {

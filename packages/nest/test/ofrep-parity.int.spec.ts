@@ -4,7 +4,7 @@ import { Test } from '@nestjs/testing';
 import express from 'express';
 import request from 'supertest';
 import { RollgateProvider, type RedisFlagStore } from '@rollgate/redis';
-import { ofrep, type OfrepRouter } from '@rollgate/express';
+import { defineIdentity, ofrep, type OfrepRouter } from '@rollgate/express';
 import { RollgateModule } from '@rollgate/nest';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { checkOfrepAnswer } from '../../server/test/support/ofrep-schema';
@@ -32,7 +32,7 @@ beforeAll(async () => {
   writer = await seed(redis.url, env);
   provider = new RollgateProvider({ store: { redis: redis.url, env } });
   await provider.initialize();
-  router = ofrep({ provider, identity: { jwt: jwtOptions }, ...ofrepOptions });
+  router = ofrep({ provider, identity: defineIdentity({ jwt: jwtOptions }), ...ofrepOptions });
   expressApp = express().use(router);
   const moduleRef = await Test.createTestingModule({
     imports: [RollgateModule.forRoot({ store: { redis: redis.url, env }, jwt: jwtOptions, ofrep: ofrepOptions, logger: recordingLogger() })],

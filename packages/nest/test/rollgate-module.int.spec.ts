@@ -200,7 +200,7 @@ describe('when Redis is down', () => {
     const port = await freePort();
     const logger = recordingLogger();
     const downEnv = `${env}-down`;
-    const started = Date.now();
+    // boots at all: with Redis never answering, only readyTimeoutMs ends the wait (no wall-clock limit)
     const app = await boot(
       RollgateModule.forRoot({
         store: { redis: { host: '127.0.0.1', port, retryStrategy: () => 50 }, env: downEnv },
@@ -212,8 +212,8 @@ describe('when Redis is down', () => {
         logger,
       }),
     );
-    expect(Date.now() - started).toBeLessThan(3000);
-    expect(logger.lines.join('\n')).toContain('is not ready');
+    // where and why, in words: not ioredis' retry internals
+    expect(logger.lines).toContain(`warn rollgate: Redis at redis://127.0.0.1:${port} is unreachable: connection refused; the app starts anyway and @RequireFeature answers 503 until the flags are loaded`);
     expect(OpenFeature.getClient('down').providerStatus).toBe(ProviderStatus.ERROR);
 
     const server = app.getHttpServer();

@@ -148,7 +148,7 @@ export function isTopologyUrl(url: string): boolean {
  */
 export function parseRedisUrl(url: string): string | RedisOptions | RedisClusterConfig {
   const scheme = SCHEMES.exec(url);
-  if (!scheme) return url;
+  if (!scheme) return checkPlainUrl(url);
   const tls = scheme[1]!.toLowerCase() === 'rediss';
   const kind = scheme[2]!.toLowerCase() as 'sentinel' | 'cluster';
   const usage =
@@ -227,7 +227,79 @@ export function parseRedisUrl(url: string): string | RedisOptions | RedisCluster
   return options;
 }
 
-/** The URL with its password (and any sentinelPassword) replaced by `***`, for messages and logs. */
+const PLAIN_USAGE = 'redis://[[user]:password@]host[:port][/db] (rediss:// for TLS), redis+sentinel://… or redis+cluster://…';
+
+/**
+ * A `redis://` or `rediss://` URL (or a Unix socket path), checked here so that a typo is a
+ * ConfigError at start-up, not a host name ioredis would try to resolve for ever.
+ */
+function checkPlainUrl(url: string): string {
+  if (typeof url !== 'string' || url.trim() === '') throw new ConfigError(`Redis URL: none given (expected ${PLAIN_USAGE})`);
+  if (url.startsWith('/')) return url; // a Unix socket path, as ioredis takes it
+  if (!/^rediss?:\/\//i.test(url)) {
+    throw new ConfigError(`Redis URL: ${JSON.stringify(redactRedisUrl(url))} is not a Redis URL (expected ${PLAIN_USAGE})`);
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`Redis URL: ${JSON.stringify(redactRedisUrl(url))} is not a valid URL (expected ${PLAIN_USAGE})`);
+  }
+  if (parsed.hostname === '') throw new ConfigError(`Redis URL: ${JSON.stringify(redactRedisUrl(url))} has no host (expected ${PLAIN_USAGE})`);
+  const db = parsed.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) throw new ConfigError(`Redis URL: database ${JSON.stringify(db)} is not a number (expected ${PLAIN_USAGE})`);
+  return url;
+}
+
+/**
+ * The URL with its password (and any sentinelPassword) replaced by `***`, for messages and logs.
+ * A user part without a colon is replaced whole: some clients read it as a password.
+ */
 export function redactRedisUrl(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@').replace(/([?&]sentinelPassword=)[^&#]*/i, '$1***');
+  return url
+    .replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@')
+    .replace(/^([a-z+]+:\/\/)[^:@/]+@/i, '$1***@')
+    .replace(/([?&]sentinelPassword=)[^&#]*/i, '$1***')
+    .replace(/^(?![a-z+]+:\/\/)[^/]*@/i, '***@'); // not a URL at all (a typo): whatever precedes an @ may be a password
+}
+
+/** Where a client connects, for messages: never a password. */
+export function describeTarget(redis: Client | string | RedisOptions | RedisClusterConfig): string {
+  const nodes = (list: readonly unknown[]) =>
+    list
+      .map((n) => (typeof n === 'string' || typeof n === 'number' ? String(n) : `${(n as { host?: string }).host ?? '127.0.0.1'}:${(n as { port?: number }).port ?? 6379}`))
+      .join(',');
+  if (typeof redis === 'string') return redactRedisUrl(redis);
+  if (redis instanceof Cluster) return `Cluster ${nodes((redis as unknown as { startupNodes: unknown[] }).startupNodes ?? [])}`;
+  if (isClusterConfig(redis)) return `Cluster ${nodes(redis.cluster)}`;
+  const options = redis instanceof Redis ? redis.options : redis;
+  if (Array.isArray(options.sentinels) && options.sentinels.length > 0) return `Sentinel master "${options.name ?? 'mymaster'}" via ${nodes(options.sentinels)}`;
+  if (options.path) return options.path;
+  return `${options.tls ? 'rediss' : 'redis'}://${options.host ?? '127.0.0.1'}:${options.port ?? 6379}`;
+}
+
+/**
+ * Why Redis could not be used, in a few words a person can act on — "connection refused",
+ * "wrong user name or password" — from a connection or command error of ioredis.
+ */
+export function describeRedisError(error: unknown): string {
+  const e = error as { code?: unknown; message?: unknown; name?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : String(error);
+  const has = (pattern: RegExp) => pattern.test(code) || pattern.test(message);
+  if (has(/ECONNREFUSED/)) return 'connection refused';
+  if (has(/ENOTFOUND|EAI_AGAIN|EAI_NONAME/)) {
+    const host = /getaddrinfo \S+ (\S+)/.exec(message)?.[1];
+    return host ? `host "${host}" not found` : 'host not found';
+  }
+  if (has(/EHOSTUNREACH|ENETUNREACH/)) return 'host unreachable';
+  if (has(/ETIMEDOUT/)) return 'connection timed out';
+  if (has(/Command timed out/)) return 'no answer (timed out)';
+  if (has(/WRONGPASS|invalid username-password|invalid password/i)) return 'wrong user name or password';
+  if (has(/NOAUTH/)) return 'authentication required: give the password in the URL (redis://:password@host:port)';
+  if (has(/NOPERM/)) return 'not permitted: the user lacks an ACL permission Rollgate needs';
+  if (has(/max number of clients/i)) return 'too many clients connected';
+  if (has(/ECONNRESET|EPIPE|Connection is closed/)) return 'connection closed';
+  if (e?.name === 'MaxRetriesPerRequestError' || has(/Reached the max retries per request/)) return 'no connection';
+  return message;
 }

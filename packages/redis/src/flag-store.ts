@@ -53,12 +53,17 @@ export interface WriteOptions {
 }
 
 export interface WriteResult {
-  /** The version this write created. */
+  /** The version this write created (the current version when `unchanged`). */
   version: number;
   /** The write's id (given or generated), as recorded in the audit. */
   writeId: string;
   /** True when an earlier attempt with this write id had already applied it: nothing was written now. */
   alreadyApplied: boolean;
+  /**
+   * True when every change equals what is stored (key order aside): nothing was written — no new
+   * version, no audit entry, no notice; `version` is the current one and `flags`/`evaluators` are empty.
+   */
+  unchanged: boolean;
   /** Flag keys written. */
   flags: string[];
   /** Evaluator names written. */

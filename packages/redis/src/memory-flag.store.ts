@@ -74,6 +74,7 @@ export class MemoryFlagStore extends BaseFlagStore {
       throw new VersionConflictError(options.expectedVersion, this.version);
     }
     const entries = planWrite(this.snapshot(), changes, options);
+    if (entries.length === 0) return writeResultOf(this.version, writeId, false, entries); // nothing changed: nothing written
     const version = ++this.version;
     const revision = (this.revision = randomUUID());
     this.writes.set(writeId, [version, time + this.idempotencyWindowMs]);

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { Cluster, type RedisOptions } from 'ioredis';
 import { RollgateError } from '@rollgate/core';
 import { BaseFlagStore } from './base-flag.store';
-import { commandTimeoutOf, createClient, isClient, isClusterConfig, unsafeSettings, type Client, type RedisClusterConfig } from './connection';
+import { commandTimeoutOf, createClient, describeRedisError, describeTarget, isClient, isClusterConfig, unsafeSettings, type Client, type RedisClusterConfig } from './connection';
 import { ConfigError, FencedError, StoreUnavailableError, VersionConflictError, WriteNotAppliedError, WriteNotReplicatedError, WriteOutcomeUnknownError } from './errors';
 import type { AuditEntry, FlagChange, StoredFlagSet, StoreWatcher, TrackedEvent, WriteOptions, WriteResult } from './flag-store';
 import { flagStoreKeys, type FlagStoreKeys } from './keys';
@@ -145,10 +145,15 @@ export class RedisFlagStore extends BaseFlagStore {
   // failover in progress): only an answered check says the environment is available again.
   private readonly onClientReady = () => (this.client instanceof Cluster ? void this.checkVersion() : this.markAvailable());
   private readonly onClientClose = () => this.markUnavailable(new StoreUnavailableError('connection to Redis closed'));
-  private readonly onClientError = (_err: Error) => {
+  /** The last connection error ioredis reported, and when: commands that fail only say "max retries" or "timed out". */
+  private connectionError: { error: Error; at: number } | undefined;
+  private readonly onClientError = (err: Error) => {
     // ioredis emits errors it also reports through commands and reconnects; an 'error'
-    // listener must exist or Node treats the event as fatal.
+    // listener must exist or Node treats the event as fatal. Kept for describeUnreachable().
+    this.connectionError = { error: err, at: Date.now() };
   };
+  /** Where the store connects, for messages: the URL without its password, or the nodes. */
+  readonly target: string;
 
   constructor(options: RedisFlagStoreOptions) {
     super();
@@ -211,8 +216,23 @@ export class RedisFlagStore extends BaseFlagStore {
     this.replicationTimeoutMs = replicationTimeout;
     this.ownsClient = !isClient(given);
     this.client = client;
+    this.target = describeTarget(given);
     this.sharded = client instanceof Cluster && notices === 'sharded';
     this.client.on('error', this.onClientError);
+  }
+
+  /**
+   * "Redis at redis://127.0.0.1:6399 is unreachable: connection refused" — what to tell a person
+   * when the store could not be used, from the error a call failed with and the connection's own
+   * last error (a command that fails only says "max retries" or "timed out"). Never a password.
+   */
+  describeUnreachable(error?: unknown): string {
+    const recent = this.connectionError && Date.now() - this.connectionError.at < RECENT_CONNECTION_ERROR_MS ? this.connectionError.error : undefined;
+    const root = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+    const rootMessage = root instanceof Error ? root.message : root === undefined ? '' : String(root);
+    const generic = root === undefined || (root as Error)?.name === 'MaxRetriesPerRequestError' || GENERIC_FAILURE.test(rootMessage);
+    const reason = root === undefined && !recent ? 'no answer' : describeRedisError(generic && recent ? recent : root);
+    return `Redis at ${this.target} is unreachable: ${reason}`;
   }
 
   /**
@@ -301,6 +321,7 @@ export class RedisFlagStore extends BaseFlagStore {
         throw new VersionConflictError(options.expectedVersion, current.version);
       }
       const entries = planWrite(current, changes, options);
+      if (entries.length === 0) return writeResultOf(current.version, writeId, false, entries); // nothing changed: nothing written
       // On Redis' clock: the latest moment the script may still run. By then this call has given up
       // waiting (commandTimeout), so a script Redis runs later (paused, or resent after a
       // reconnect) refuses itself instead of applying a write its writer reported as failed.
@@ -684,6 +705,11 @@ function unavailable(e: unknown): never {
   }
   throw new StoreUnavailableError(`Redis did not answer: ${message}`, { cause: e });
 }
+
+/** Command failures that say nothing of the cause: the connection's own last error says more. */
+const GENERIC_FAILURE = /Command timed out|Reached the max retries per request|Connection is closed|Stream isn't writeable|Cluster isn't ready|did not answer within/;
+/** How long a connection error explains later command failures. */
+const RECENT_CONNECTION_ERROR_MS = 30_000;
 
 /** Replies of a Cluster that cannot serve a slot right now (ioredis retried them, then gave up). */
 const CLUSTER_UNSTABLE = /^(TRYAGAIN|MOVED|ASK|CLUSTERDOWN) |Too many Cluster redirections/;

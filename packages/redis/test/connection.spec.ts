@@ -71,6 +71,27 @@ describe('parseRedisUrl', () => {
     expect(redactRedisUrl('redis+sentinel://app:secret@s1,s2/m?sentinelPassword=other&x=1')).toBe('redis+sentinel://app:***@s1,s2/m?sentinelPassword=***&x=1');
     expect(redactRedisUrl('redis://:secret@host:6379')).toBe('redis://:***@host:6379');
     expect(redactRedisUrl('redis://host:6379')).toBe('redis://host:6379');
+    // a user part without a colon, and strings that are not URLs at all, may hold a password too
+    expect(redactRedisUrl('redis://secret@host:6379')).toBe('redis://***@host:6379');
+    expect(redactRedisUrl('user:secret@host:6379')).toBe('***@host:6379');
+  });
+
+  it.each([
+    ['notaurl', '"notaurl" is not a Redis URL'],
+    ['localhost:6379', '"localhost:6379" is not a Redis URL'],
+    ['pw@redis.internal:6379', '"***@redis.internal:6379" is not a Redis URL'],
+    ['http://redis.internal:6379', '"http://redis.internal:6379" is not a Redis URL'],
+    ['redis://:secret@', 'is not a valid URL'],
+    ['redis://host:6379/x', 'database "x" is not a number'],
+    ['', 'none given'],
+  ])('refuses %j before anything connects: %s', (url, why) => {
+    expect(() => parseRedisUrl(url)).toThrow(ConfigError);
+    expect(() => parseRedisUrl(url)).toThrow(why);
+    expect(() => new RedisFlagStore({ redis: url })).toThrow(why);
+  });
+
+  it('takes a Unix socket path as ioredis does', () => {
+    expect(parseRedisUrl('/var/run/redis.sock')).toBe('/var/run/redis.sock');
   });
 });
 

@@ -52,12 +52,12 @@ describe.each(factories)('%s', (_name, create) => {
   it('applies a write id at most once: a retry answers the version it produced and writes nothing', async () => {
     await store.putFlag('checkout-theme', checkoutTheme, actor);
     const first = await store.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: 'bold' }, { ...actor, writeId: 'deploy-42', expectedVersion: 1 });
-    expect(first).toEqual({ version: 2, writeId: 'deploy-42', alreadyApplied: false, flags: ['checkout-theme'], evaluators: [] });
+    expect(first).toEqual({ version: 2, writeId: 'deploy-42', alreadyApplied: false, unchanged: false, flags: ['checkout-theme'], evaluators: [] });
     await store.putEvaluator('vip-agencies', vipAgencies, { ...actor, writeId: 'other' }); // version 3
     const before = await store.load();
     // the same write again, pinned to the version it was based on: not a conflict, not a second write
     const retry = await store.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: 'bold' }, { ...actor, writeId: 'deploy-42', expectedVersion: 1 });
-    expect(retry).toEqual({ version: 2, writeId: 'deploy-42', alreadyApplied: true, flags: ['checkout-theme'], evaluators: [] });
+    expect(retry).toEqual({ version: 2, writeId: 'deploy-42', alreadyApplied: true, unchanged: false, flags: ['checkout-theme'], evaluators: [] });
     expect(await store.load()).toEqual(before);
     const audit = await store.audit();
     expect(audit.map((e) => [e.version, e.writeId])).toEqual([
@@ -83,8 +83,55 @@ describe.each(factories)('%s', (_name, create) => {
       ],
       actor,
     );
-    expect(r).toEqual({ version: 1, writeId: expect.any(String), alreadyApplied: false, flags: ['fast-payment', 'checkout-theme'], evaluators: ['vip-agencies'] });
+    expect(r).toEqual({ version: 1, writeId: expect.any(String), alreadyApplied: false, unchanged: false, flags: ['fast-payment', 'checkout-theme'], evaluators: ['vip-agencies'] });
     expect(Object.keys((await store.load()).flags).sort()).toEqual(['checkout-theme', 'fast-payment']);
+  });
+
+  it('writes nothing when nothing changes, key order aside: no version, no audit entry', async () => {
+    await store.apply(
+      [
+        { kind: 'evaluator', key: 'vip-agencies', definition: vipAgencies },
+        { kind: 'flag', key: 'fast-payment', definition: fastPayment },
+      ],
+      actor,
+    );
+    const before = await store.load();
+    // the same definitions with every object's keys in reverse order
+    const reordered = (value: unknown): unknown =>
+      Array.isArray(value) ? value.map(reordered) : value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reordered(v)])) : value;
+    expect(JSON.stringify(reordered(fastPayment))).not.toBe(JSON.stringify(fastPayment));
+    const same = await store.apply(
+      [
+        { kind: 'flag', key: 'fast-payment', definition: reordered(fastPayment) },
+        { kind: 'evaluator', key: 'vip-agencies', definition: reordered(vipAgencies) },
+      ],
+      { ...actor, action: 'push' },
+    );
+    expect(same).toEqual({ version: 1, writeId: expect.any(String), alreadyApplied: false, unchanged: true, flags: [], evaluators: [] });
+    expect(await store.load()).toEqual(before); // same version, same revision, same stored text
+    const patched = await store.patchFlag('fast-payment', { state: fastPayment.state }, actor);
+    expect(patched).toMatchObject({ version: 1, unchanged: true });
+    // a revert to a definition equal to the stored one
+    await store.putFlag('fast-payment', { ...fastPayment, state: 'DISABLED' }, actor); // v2
+    await store.putFlag('fast-payment', reordered(fastPayment), actor); // v3: a real change back
+    expect(await store.revert('fast-payment', { toVersion: 1 }, actor)).toMatchObject({ version: 3, unchanged: true });
+    // in a write with a real change, only the changed definition is written and audited
+    const mixed = await store.apply(
+      [
+        { kind: 'flag', key: 'fast-payment', definition: fastPayment },
+        { kind: 'flag', key: 'checkout-theme', definition: checkoutTheme },
+      ],
+      actor,
+    );
+    expect(mixed).toMatchObject({ version: 4, unchanged: false, flags: ['checkout-theme'] });
+    expect((await store.audit()).map((e) => [e.version, e.kind, e.key])).toEqual([
+      [4, 'flag', 'checkout-theme'],
+      [3, 'flag', 'fast-payment'],
+      [2, 'flag', 'fast-payment'],
+      [1, 'flag', 'fast-payment'],
+      [1, 'evaluator', 'vip-agencies'],
+    ]);
+    expect((await store.load()).revision).not.toBe(before.revision);
   });
 
   it('patches only the named fields', async () => {

@@ -1,6 +1,6 @@
 import { OpenFeature, ProviderEvents, ProviderStatus, type Client, type EventDetails } from '@openfeature/server-sdk';
 import { Redis } from 'ioredis';
-import { RedisFlagStore, RollgateProvider, SAFE_REDIS_OPTIONS, type RedisFlagStoreOptions } from '@rollgate/redis';
+import { RedisFlagStore, RollgateProvider, SAFE_REDIS_OPTIONS, StoreUnavailableError, type RedisFlagStoreOptions } from '@rollgate/redis';
 import { freePort, startRedis, type TestRedis } from './support/redis-server';
 import { actor, checkoutTheme, fastPayment, vipAgencies } from './support/flags';
 
@@ -202,9 +202,8 @@ describe('when Redis fails', () => {
     const port = await freePort();
     const provider = new RollgateProvider({ store: { redis: { port, host: '127.0.0.1' }, env: 'down', pollIntervalMs: 200 }, initTimeoutMs: 500, retryIntervalMs: 100 });
     const client = OpenFeature.getClient('down');
-    const started = Date.now();
-    await expect(OpenFeature.setProviderAndWait('down', provider)).rejects.toThrow();
-    expect(Date.now() - started).toBeLessThan(3000);
+    // bounded by the provider itself: the refusal, or its initTimeoutMs (never a wait for Redis)
+    await expect(OpenFeature.setProviderAndWait('down', provider)).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(client.providerStatus).toBe(ProviderStatus.ERROR);
     expect(await client.getBooleanValue('fast-payment', false, { role: 'admin' })).toBe(false);
 
@@ -231,13 +230,12 @@ describe('when Redis fails', () => {
     await probe.load();
     const stale = nextEvent(client, ProviderEvents.Stale);
     own.pause();
-    const started = Date.now();
+    // ended by the 300 ms commandTimeout (its own error), not by Redis answering or a hang
     await expect(probe.load()).rejects.toThrow('Command timed out');
-    expect(Date.now() - started).toBeLessThan(1000);
     await stale;
-    const evalStarted = Date.now();
+    // from the snapshot while Redis is still paused (a command would time out: ERROR, 'x');
+    // that evaluations send no command at all is the 'zero Redis commands' test above
     expect(await client.getStringDetails('checkout-theme', 'x')).toMatchObject({ value: 'classic', reason: 'STATIC' });
-    expect(Date.now() - evalStarted).toBeLessThan(50);
     const ready = nextEvent(client, ProviderEvents.Ready);
     own.resume();
     await ready;

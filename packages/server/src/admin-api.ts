@@ -289,13 +289,20 @@ export class AdminApi {
     }
     const problem = bodyProblem(definition);
     if (problem) return this.refuse(req, problem);
-    return this.write(req, (version) => this.store.apply([{ kind, key, definition } as FlagChange], this.writeOptions(req, version, 'put')));
+    return this.write(req, async (version) => {
+      const action = kind === 'flag' ? flagAction((await this.store.load()).flags[key], definition, 'put') : 'put';
+      return this.store.apply([{ kind, key, definition } as FlagChange], this.writeOptions(req, version, action));
+    });
   }
 
   private async patch(req: AdminRequest, key: string, patch: unknown): Promise<AdminResponse> {
     const problem = bodyProblem(patch);
     if (problem) return this.refuse(req, problem);
-    return this.write(req, (version) => this.store.patchFlag(key, patch as Record<string, unknown>, this.writeOptions(req, version, 'patch')));
+    return this.write(req, async (version) => {
+      const before = (await this.store.load()).flags[key];
+      const action = flagAction(before, patchedFields(before, patch), 'patch');
+      return this.store.patchFlag(key, patch as Record<string, unknown>, this.writeOptions(req, version, action));
+    });
   }
 
   private async remove(req: AdminRequest, kind: Kind, key: string): Promise<AdminResponse> {
@@ -330,7 +337,7 @@ export class AdminApi {
   }
 
   /** Writes need If-Match: the version the caller based the change on. */
-  private async write(req: AdminRequest, run: (expectedVersion: number) => Promise<{ version: number }>): Promise<AdminResponse> {
+  private async write(req: AdminRequest, run: (expectedVersion: number) => Promise<{ version: number; unchanged?: boolean }>): Promise<AdminResponse> {
     return this.guarded(req, async () => {
       const raw = req.ifMatch?.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
       if (raw === undefined || raw === '') {
@@ -338,7 +345,8 @@ export class AdminApi {
       }
       if (!/^\d+$/.test(raw)) return json(400, { error: 'invalid', message: `If-Match must be a version number, got ${JSON.stringify(req.ifMatch)}` });
       const result = await run(Number(raw));
-      return json(200, { version: result.version }, etag(result.version));
+      // nothing changed (key order aside): nothing was written, the version is the current one
+      return json(200, result.unchanged ? { version: result.version, unchanged: true } : { version: result.version }, etag(result.version));
     });
   }
 
@@ -373,6 +381,75 @@ export class AdminApi {
       throw e;
     }
   }
+}
+
+// ---- audit actions: the CLI's words for the same operations ----------------------------------
+
+/** JSON text with object keys sorted: equal text, equal JSON. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) Object.defineProperty(out, k, { value: (v as Record<string, unknown>)[k], enumerable: true, configurable: true, writable: true });
+    return out;
+  });
+}
+
+const FLAG_FIELDS = ['state', 'variants', 'defaultVariant', 'targeting', 'metadata'] as const;
+
+/** What a PATCH makes of the definition, for naming the change only (the store builds what it writes). */
+function patchedFields(before: unknown, patch: unknown): Record<string, unknown> {
+  const base = (before ?? {}) as Record<string, unknown>;
+  const p = (patch ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const field of FLAG_FIELDS) {
+    const value = Object.prototype.hasOwnProperty.call(p, field) ? p[field] : base[field];
+    if (value !== undefined) out[field] = value;
+  }
+  return out;
+}
+
+/**
+ * Whether `a` and `b` are the same rule except for the weights of percentage splits (`fractional`
+ * buckets: same variants, same bucketing expression, other numbers) — what `rollgate rollout` changes.
+ */
+function sameExceptSplitWeights(a: unknown, b: unknown, inSplit = false): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) return false;
+    if (inSplit && a.length === 2 && typeof a[0] === 'string' && typeof a[1] === 'number' && typeof b[1] === 'number') return a[0] === b[0];
+    return a.every((x, i) => sameExceptSplitWeights(x, b[i], inSplit));
+  }
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const ka = Object.keys(a).sort();
+    const kb = Object.keys(b).sort();
+    if (ka.join('\0') !== kb.join('\0')) return false;
+    return ka.every((k) => {
+      const x = (a as Record<string, unknown>)[k];
+      const y = (b as Record<string, unknown>)[k];
+      // a split's buckets are arrays [variant, weight]; its optional first argument (what to bucket by) must not change
+      if (k === 'fractional' && Array.isArray(x) && Array.isArray(y) && x.length === y.length) {
+        return x.every((arg, i) => (Array.isArray(arg) ? sameExceptSplitWeights(arg, y[i], true) : canonical(arg) === canonical(y[i])));
+      }
+      return sameExceptSplitWeights(x, y, false);
+    });
+  }
+  return canonical(a) === canonical(b);
+}
+
+/**
+ * The audit action of a flag write from the admin API, in the CLI's words for the same operation:
+ * `disable` / `enable` when only the state changes (`rollgate disable`), `rollout` when only split
+ * weights change (`rollgate rollout`), else `fallback` (`put`, `patch`).
+ */
+function flagAction(before: unknown, after: unknown, fallback: 'put' | 'patch'): string {
+  if (before === null || typeof before !== 'object' || after === null || typeof after !== 'object') return fallback;
+  const b = before as Record<string, unknown>;
+  const a = after as Record<string, unknown>;
+  const fields = new Set([...Object.keys(b), ...Object.keys(a)]);
+  const changed = [...fields].filter((f) => canonical(b[f]) !== canonical(a[f]));
+  if (changed.length === 1 && changed[0] === 'state' && (a.state === 'DISABLED' || a.state === 'ENABLED')) return a.state === 'DISABLED' ? 'disable' : 'enable';
+  if (changed.length === 1 && changed[0] === 'targeting' && sameExceptSplitWeights(b.targeting, a.targeting)) return 'rollout';
+  return fallback;
 }
 
 function planJson(plan: { planVersion: number }, status = 200): AdminResponse {

@@ -3,6 +3,7 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt, { type Algorithm, type JwtPayload } from 'jsonwebtoken';
 import { RollgateError, type EvaluationContext } from '@rollgate/core';
 import { ConfigError } from '@rollgate/redis';
+import { Enrichment, type EnrichmentOptions } from './enrichment';
 
 /** Which claims become which evaluation-context attributes. Nothing else is ever copied. */
 export interface ClaimMapping {
@@ -46,6 +47,35 @@ export interface IdentityOptions {
   claims?: ClaimMapping;
   /** Longest accepted Authorization header, checked before parsing. @default 8192 */
   maxHeaderLength?: number;
+  /**
+   * Trusted server-side attributes added to every caller's context after the claims (e.g.
+   * bookings this month, from your database), cached per caller: see {@link EnrichmentOptions}.
+   * @default none
+   */
+  enrich?: EnrichmentOptions;
+}
+
+/** What an identity resolves a caller from: the request's headers (and, for getIdentity, whatever your auth put on it). */
+export type IdentityRequest = { headers: IncomingHttpHeaders };
+
+const DEFINITION = Symbol.for('rollgate.identity-definition');
+
+/**
+ * Who is calling, defined once: the token check, the claims mapping and the enrichment. Create it
+ * with {@link defineIdentity} and hand the same object to everything that identifies callers —
+ * `identity()`, `ofrep()`, `adminRouter()` — so that the guard and OFREP can never disagree.
+ */
+export interface IdentityDefinition {
+  readonly [DEFINITION]: true;
+  /** The caller of a request (getIdentity, then a verified Bearer JWT), mapped and enriched. Rejects with IdentityError. */
+  resolve(request: IdentityRequest): Promise<Identity>;
+  /** Every context name this identity owns (targetingKey, roles, tenant, mapped claims, enriched attributes): a client may never set them. */
+  readonly ownedNames: readonly string[];
+}
+
+/** Whether `value` is an identity made by {@link defineIdentity} (not plain options). */
+export function isIdentityDefinition(value: unknown): value is IdentityDefinition {
+  return typeof value === 'object' && value !== null && (value as { [DEFINITION]?: unknown })[DEFINITION] === true;
 }
 
 /** The evaluation context built from a verified identity: these names always, plus mapped claims. */
@@ -92,8 +122,13 @@ interface ResolvedMapping {
   names: readonly string[];
 }
 
-/** Checks the options once, at start-up, and returns a function that resolves a request's identity. */
-export function createIdentityResolver(options: IdentityOptions): (request: { headers: IncomingHttpHeaders }) => Promise<Identity> {
+/**
+ * Defines who is calling, once: checks the options at start-up (ConfigError) and returns the
+ * object to hand to `identity()`, `ofrep()`, `adminRouter()` (or Nest's module). A definition
+ * given again is returned as it is.
+ */
+export function defineIdentity(options: IdentityOptions | IdentityDefinition): IdentityDefinition {
+  if (isIdentityDefinition(options)) return options;
   if (!options || (!options.jwt && !options.getIdentity)) {
     throw new ConfigError('identity: give options.jwt (verify a Bearer token) or options.getIdentity (use your auth, e.g. req => req.user)');
   }
@@ -101,8 +136,10 @@ export function createIdentityResolver(options: IdentityOptions): (request: { he
   const maxHeaderLength = options.maxHeaderLength ?? 8192;
   const verify = options.jwt ? createVerifier(options.jwt) : undefined;
   const getIdentity = options.getIdentity as ((request: unknown) => unknown) | undefined;
+  const enrichment = options.enrich === undefined ? undefined : new Enrichment(options.enrich, new Set(mapping.names));
+  const owned: readonly string[] = enrichment ? Object.freeze([...mapping.names, ...enrichment.attributes]) : mapping.names;
 
-  return async (request) => {
+  const fromClaims = async (request: IdentityRequest): Promise<Identity> => {
     if (getIdentity) {
       const claims = await getIdentity(request);
       if (claims !== undefined && claims !== null) return identityFromClaims(claims, mapping);
@@ -115,6 +152,22 @@ export function createIdentityResolver(options: IdentityOptions): (request: { he
     if (!match) throw new IdentityError('malformed authorization header');
     return identityFromClaims(verify!(match[1]!), mapping);
   };
+
+  const resolve = enrichment
+    ? async (request: IdentityRequest): Promise<Identity> => {
+        const who = await fromClaims(request);
+        const extra = await enrichment.attributesOf(who);
+        // the claims' context first, then the enriched names (disjoint from the claims' by construction)
+        const context = { ...who.context, ...extra } as IdentityContext;
+        return Object.freeze({ subject: who.subject, context: Object.freeze(context), mappedNames: owned });
+      }
+    : fromClaims;
+  return Object.freeze({ [DEFINITION]: true as const, resolve, ownedNames: owned });
+}
+
+/** Checks the options once, at start-up, and returns a function that resolves a request's identity. */
+export function createIdentityResolver(options: IdentityOptions | IdentityDefinition): (request: IdentityRequest) => Promise<Identity> {
+  return defineIdentity(options).resolve;
 }
 
 function resolveMapping(claims: ClaimMapping | undefined): ResolvedMapping {

@@ -1,6 +1,7 @@
-export { createIdentityResolver, IdentityError, identityAttributeNames } from './identity';
-export type { ClaimMapping, Identity, IdentityContext, IdentityOptions, JwtVerifyOptions } from './identity';
-export { decideFeature, featureRequirement } from './feature-decision';
+export { createIdentityResolver, defineIdentity, IdentityError, identityAttributeNames, isIdentityDefinition } from './identity';
+export type { ClaimMapping, Identity, IdentityContext, IdentityDefinition, IdentityOptions, IdentityRequest, JwtVerifyOptions } from './identity';
+export type { EnrichmentOptions } from './enrichment';
+export { decideFeature, decideFeatureNow, featureRequirement } from './feature-decision';
 export type { FeatureDecision, FeatureRequirement, FeatureRequirementOptions } from './feature-decision';
 export { OfrepEvaluator, ofrepBodyParserRefusal, ofrepError, ofrepPathKey, writeOfrepResponse } from './ofrep';
 export type { OfrepOptions, OfrepRefusal, OfrepResponse, OfrepSource } from './ofrep';
@@ -8,7 +9,11 @@ export { EVENTS_PATH, EventIntake, TRACKING_DEFAULTS, eventsBodyParserRefusal, e
 export type { EventIntakeOptions, EventResult, EventsAccepted, EventsRefusal, TrackingOptions } from './events';
 export type { RateLimit } from './token-buckets';
 export { ChangeStream } from './change-stream';
-export type { ChangeStreamOptions } from './change-stream';
+export type { ChangeStreamOptions, ChangeStreamStats, ClientViewSource } from './change-stream';
+export type { PacingClock, PacingOptions } from './broadcast-pacer';
+export type { ClientView } from './client-view';
+export { bodyLimitBytes, createOfrepFront, ofrepCorsHeaders } from './ofrep-front';
+export type { OfrepFront, OfrepFrontOptions } from './ofrep-front';
 export { AdminApi, ADMIN_BODY_METHODS } from './admin-api';
 export type { AdminApiOptions, AdminEventStream, AdminHttpRequest, AdminRequest, AdminResponse } from './admin-api';
 export type { PlanSeries, SeriesArm } from './plan-series';

@@ -67,11 +67,18 @@ Examples:
         const current = await loadPinned(store, opts.expectedVersion);
         const options = ctx.writeOptions('revert', current.version);
         const result = await store.revert(key, { kind, ...(opts.to !== undefined ? { toVersion: opts.to } : {}) }, options);
+        if (result.unchanged) {
+          // the definition it would restore is what is stored (perhaps with its keys in another order)
+          const target = opts.to !== undefined ? `its definition as of version ${opts.to}` : 'what it was before the latest change';
+          ctx.out.info(`no changes: ${kind} "${key}" already has ${target} (version ${current.version}); nothing written`);
+          ctx.out.result({ env: ctx.env, key, kind, toVersion: opts.to ?? null, previousVersion: current.version, version: current.version, written: false }, () => `${kind} ${key}: unchanged (version ${current.version})`);
+          return;
+        }
         const [entry] = (await store.audit(key, { limit: 5 })).filter((e) => e.version === result.version && e.kind === kind);
         const definition = entry ? entry.after : null;
         const line = entry ? printable(changeOf(entry)) : '';
         ctx.out.result(
-          { env: ctx.env, key, kind, toVersion: opts.to ?? null, previousVersion: current.version, version: result.version, definition },
+          { env: ctx.env, key, kind, toVersion: opts.to ?? null, previousVersion: current.version, version: result.version, written: true, definition },
           () => `${kind} ${key}: reverted ${opts.to !== undefined ? `to its definition as of version ${opts.to}` : 'the latest change'}${line ? ` (${line})` : ''} (version ${result.version})`,
         );
       });

@@ -35,6 +35,13 @@ export function registerExplain(program: Command, deps: CliDependencies): void {
           throw new FlagValidationError(errors.filter((e) => e.flagKey === key), `flag "${key}" is stored but invalid, so it is not served`);
         }
         const { result, steps, summary } = snapshot.explain(key, context);
+        // a percentage split buckets by targetingKey: without one it decides nothing, which reads as a bug
+        const splitWithoutKey =
+          !Object.prototype.hasOwnProperty.call(context, 'targetingKey') &&
+          steps.some((s) => s.rule !== null && typeof s.rule === 'object' && Object.prototype.hasOwnProperty.call(s.rule, 'fractional') && (s.outcome === undefined || s.outcome === null));
+        if (splitWithoutKey) {
+          ctx.out.warn(`the percentage split needs a targetingKey to put the caller in a bucket: give one, e.g. --context '{"targetingKey": "user-42"}'`);
+        }
         ctx.out.result({ env: ctx.env, version: set.version, key, context, result, steps, summary }, () => [
           `${key} (env "${ctx.env}", version ${set.version}) for ${brief(context, 200)}`,
           ...steps.map((s, i) => `  ${i + 1}. ${printable(`${s.path}: ${s.note}`)}\n       ${brief(s.rule)} → ${brief(s.outcome, 60)}`),

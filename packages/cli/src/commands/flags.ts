@@ -88,6 +88,13 @@ export function registerFlags(program: Command, deps: CliDependencies): void {
         const keys = [...new Set([...Object.keys(set.flags), ...set.problems.map((p) => p.flagKey).filter((k): k is string => k !== undefined)])].sort();
         const list = keys.map((key) => summarize(key, set.flags[key], invalid));
         ctx.out.info(`env "${ctx.env}" at version ${set.version}: ${list.length} flag(s), ${Object.keys(set.evaluators).length} evaluator(s)`);
+        if (list.length === 0) {
+          ctx.out.info(
+            set.version === 0
+              ? `env "${ctx.env}" is empty: nothing was ever written to it (check --env and --redis). Load a flag set with: rollgate flags push <file> --env ${ctx.env}`
+              : `env "${ctx.env}" has no flags: add some with: rollgate flags push <file> --env ${ctx.env}`,
+          );
+        }
         for (const issue of issues) ctx.out.warn(`stored definition is invalid: ${formatIssue(issue)}`);
         ctx.out.result({ env: ctx.env, version: set.version, flags: list, evaluators: Object.keys(set.evaluators).sort(), issues }, () =>
           list.length === 0

@@ -139,8 +139,8 @@ export function openStream(port: number, path: string, headers: http.OutgoingHtt
   });
 }
 
-/** Polls `ready()` every 10 ms; rejects after `timeoutMs`. */
-export async function eventually(ready: () => boolean, timeoutMs = 2000): Promise<void> {
+/** Polls `ready()` every 10 ms; rejects after `timeoutMs`, a bound on a hang (generous: a loaded machine is slow, not stuck). */
+export async function eventually(ready: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ready()) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import jwt from 'jsonwebtoken';
 import { RedisFlagStore, RollgateProvider } from '@rollgate/redis';
-import { ofrep, type OfrepRouter } from '@rollgate/express';
+import { defineIdentity, ofrep, type OfrepRouter } from '@rollgate/express';
 import { OutcomeRecorder } from '@rollgate/rollouts';
 import type { TrackingOptions } from '@rollgate/server';
 import { startRedis, type TestRedis } from '../../../redis/test/support/redis-server';
@@ -133,7 +133,7 @@ export async function startOfrepServer(name: string, options: OfrepTestServerOpt
   const start = async () => {
     router = ofrep({
       provider,
-      identity: { jwt: { secret: SECRET, algorithms: ['HS256'] } },
+      identity: defineIdentity({ jwt: { secret: SECRET, algorithms: ['HS256'] } }),
       clientAttributes: ['locale'],
       stream: { retryMs: 100, heartbeatMs: 60_000, ...streamOptions },
       ...(tracking ? { tracking, outcomes: { sink: recorder! } } : {}),
