@@ -10,7 +10,7 @@ it('exports exactly these names', () => {
   expect(new dashboard.DashboardError('x').code).toBe('ERR_ROLLGATE_DASHBOARD');
 });
 
-it('the package ships the built app and the entry (with the entry's sources, for its source maps), no React at run time', () => {
+it('the package ships the built app and the entry (with the entry’s sources, for its source maps), no React at run time', () => {
   const pkg = require('../package.json') as { files: string[]; dependencies: Record<string, string>; main: string }; // eslint-disable-line @typescript-eslint/no-require-imports
   expect(pkg.files).toEqual(['dist', 'src/*.ts', 'README.md']); // src/*.ts: the Node entry only, not the app's sources
   expect(Object.keys(pkg.dependencies)).toEqual(['@rollgate/core']);
