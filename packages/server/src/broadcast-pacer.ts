@@ -67,15 +67,20 @@ export const processClock: PacingClock = {
   clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
 };
 
-/** Bulk requests (decayed sum) before the busy time counts as a measurement. */
-const MIN_SAMPLE = 16;
+/**
+ * A measurement spans the latest slices that hold SAMPLE bulk requests (fewer slices when they come
+ * fast), at most WINDOW_SLICES back; fewer than MIN_SAMPLE there, and the estimate stands. A slow
+ * rate therefore still measures (over a longer window), and a stall (a long GC) leaves the window
+ * after a while instead of keeping the estimate high.
+ */
+const SAMPLE = 64;
+const MIN_SAMPLE = 8;
+const WINDOW_SLICES = 100;
 /**
  * Not measured in the first ms of an announcement: its refetches have not come back yet (the web
  * provider waits 50 ms), while writing its first messages keeps the loop busy.
  */
 const WARMUP_MS = 150;
-/** Weight kept per slice by the measurement's sums: about the last five slices count. */
-const DECAY = 0.8;
 /** Bounds of the cost estimate (ms). */
 const MIN_COST_MS = 0.02;
 const MAX_COST_MS = 10;
@@ -121,8 +126,8 @@ export class BroadcastPacer<T> {
   private bulks = 0;
   private bulkCostMs = 0;
   private mark: { at: number; busy: number; bulks: number } | undefined;
-  /** Decayed sums of the slices' busy time, length and bulk requests. */
-  private sums = { busy: 0, ms: 0, served: 0 };
+  /** The latest slices' length, busy time and bulk requests served (newest last). */
+  private slices: { ms: number; busy: number; served: number }[] = [];
   /** The busy share of the event loop while not announcing; readings taken while idle (newest last); where they restart. */
   private baseline = 0;
   private readings: { at: number; busy: number }[] = [];
@@ -268,7 +273,7 @@ export class BroadcastPacer<T> {
     this.wantedShare = 0;
     this.activeShare = 0;
     this.mark = undefined;
-    this.sums = { busy: 0, ms: 0, served: 0 };
+    this.slices = [];
     this.readings = [];
     this.idleSince = { at: now, busy: this.clock.busyMs() };
   }
@@ -293,12 +298,18 @@ export class BroadcastPacer<T> {
     const mark = this.mark;
     this.mark = { at: now, busy, bulks: this.bulks };
     if (mark === undefined || now <= mark.at) return;
-    const s = this.sums;
-    s.busy = s.busy * DECAY + (busy - mark.busy);
-    s.ms = s.ms * DECAY + (now - mark.at);
-    s.served = s.served * DECAY + (this.bulks - mark.bulks);
-    if (s.served < MIN_SAMPLE) return;
-    const sample = Math.max((s.busy - this.baseline * s.ms) / s.served, this.bulkCostMs);
+    this.slices.push({ ms: now - mark.at, busy: busy - mark.busy, served: this.bulks - mark.bulks });
+    if (this.slices.length > WINDOW_SLICES) this.slices.shift();
+    let ms = 0;
+    let spent = 0;
+    let served = 0;
+    for (let i = this.slices.length - 1; i >= 0 && served < SAMPLE; i--) {
+      ms += this.slices[i]!.ms;
+      spent += this.slices[i]!.busy;
+      served += this.slices[i]!.served;
+    }
+    if (served < MIN_SAMPLE) return;
+    const sample = Math.max((spent - this.baseline * ms) / served, this.bulkCostMs);
     this.costMs = Math.min(MAX_COST_MS, Math.max(MIN_COST_MS, sample));
   }
 }

@@ -76,6 +76,27 @@ it('measures what a refetch costs from the event loop busy time per bulk request
   expect(pacer.windowMs(10_000)).toBeCloseTo(2000, 0);
 });
 
+it('a stall (a long GC) raises the estimate only while it is in the measured window: slow announcements still measure, and recover', () => {
+  const { clock, sent, pacer } = setup({ share: 0.5, initialRefetchCostMs: 0.5, sliceMs: 10 });
+  pacer.announce(range(100_000), false);
+  let answered = 0;
+  const answerAndFire = (extraBusy = 0) => {
+    const arrived = sent.length - answered;
+    answered = sent.length;
+    for (let i = 0; i < arrived; i++) pacer.noteBulk(0.02);
+    clock.busy += arrived * 0.1 + extraBusy;
+    clock.fire();
+  };
+  for (let i = 0; i < 40; i++) answerAndFire();
+  expect(pacer.stats().refetchCostMs).toBeCloseTo(0.1, 3);
+  answerAndFire(800); // 800 ms of GC in one slice
+  expect(pacer.stats().refetchCostMs).toBeGreaterThan(5); // announcements slow to a crawl…
+  const crawling = sent.length;
+  for (let i = 0; i < 300 && pacer.stats().refetchCostMs > 0.2; i++) answerAndFire();
+  expect(sent.length - crawling).toBeGreaterThan(0); // …still going out and measured…
+  expect(pacer.stats().refetchCostMs).toBeCloseTo(0.1, 3); // …until the stall has left the window
+});
+
 it('counts only the busy time beyond what the process did before the announcement, and lowers the share when it is already busy', () => {
   const { clock, sent, pacer } = setup({ share: 0.5, initialRefetchCostMs: 0.5, sliceMs: 20 });
   // before: 2 s with the event loop 30% busy (other requests)
