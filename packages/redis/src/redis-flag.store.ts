@@ -78,6 +78,15 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** After ioredis re-subscribes sharded subscribers (unconfirmed), when to check the version once more. */
 const RESUBSCRIBE_SETTLE_MS = 250;
+/**
+ * How often a sharded subscriber re-reads the slot map (one CLUSTER SLOTS). ioredis moves a sharded
+ * subscription when the old owner drops it (an unsolicited SUNSUBSCRIBE after a failover or a slot
+ * move) by re-reading the map once; if the node it asks has not yet heard of the new owner, the
+ * map looks unchanged and the subscription is never moved: notices for that environment stop until
+ * the next topology event. Re-reading it periodically bounds that to this interval. (Not ioredis'
+ * `slotsRefreshInterval`: its timer is re-armed by a refresh still in flight at quit, for ever.)
+ */
+const SHARDED_SLOTS_REFRESH_MS = 2000;
 
 /** A Cluster redirect (or a cluster that cannot serve the slot now) answering a command: it did not run. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
@@ -138,6 +147,7 @@ export class RedisFlagStore extends BaseFlagStore {
   private subscriber: Client | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private resubscribeTimer: NodeJS.Timeout | undefined;
+  private slotsRefreshTimer: NodeJS.Timeout | undefined;
   private watching = false;
   private available = true;
   private closed = false;
@@ -605,6 +615,8 @@ export class RedisFlagStore extends BaseFlagStore {
       sub.on('-node', settle);
     }
     if (this.sharded) {
+      this.slotsRefreshTimer = setInterval(() => (sub as Cluster).refreshSlotsCache(() => undefined), SHARDED_SLOTS_REFRESH_MS);
+      this.slotsRefreshTimer.unref();
       // after a slot moved or a shard failed over, ioredis re-subscribes on the slot's owner and
       // says so before the owner has confirmed: check now, and once more when it surely has
       sub.on('subscribersReady', () => {
@@ -636,6 +648,8 @@ export class RedisFlagStore extends BaseFlagStore {
     this.pollTimer = undefined;
     clearTimeout(this.resubscribeTimer);
     this.resubscribeTimer = undefined;
+    clearInterval(this.slotsRefreshTimer);
+    this.slotsRefreshTimer = undefined;
     this.client.off('ready', this.onClientReady);
     this.client.off('close', this.onClientClose);
     const sub = this.subscriber;

@@ -21,7 +21,7 @@ import { actor, checkoutTheme } from './support/flags';
 // slot migration while writes and reads run. Instances without a heartbeat show that notices (and
 // the resync after a re-subscription) keep flowing; those with one, what production gets.
 
-jest.setTimeout(60_000);
+// each wait below is bounded on its own (and says what it waited for); the test, by jest's 120 s
 
 let cluster: ClusterTopology;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -73,13 +73,24 @@ async function instance(name: string, env: string, extra: Partial<RedisFlagStore
   return { name, provider, warnings };
 }
 
-/** Resolves (with the time) when `check` holds, tested on every ConfigurationChanged / Ready (and at once). */
-function when(i: Instance, check: () => boolean): Promise<number> {
-  return new Promise((resolve) => {
-    const test = () => {
-      if (!check()) return;
+/**
+ * Resolves (with the time) when `check` holds, tested on every ConfigurationChanged / Ready (and at
+ * once); fails after `withinMs`, saying which instance was left where.
+ */
+function when(i: Instance, check: () => boolean, withinMs = 20_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`instance ${i.name} did not get there within ${withinMs} ms: ${JSON.stringify(i.provider.health())}; warnings: ${i.warnings.join(' | ')}`));
+    }, withinMs);
+    const stop = () => {
+      clearTimeout(timer);
       i.provider.events.removeHandler(ProviderEvents.ConfigurationChanged, test);
       i.provider.events.removeHandler(ProviderEvents.Ready, test);
+    };
+    const test = () => {
+      if (!check()) return;
+      stop();
       resolve(Date.now());
     };
     i.provider.events.addHandler(ProviderEvents.ConfigurationChanged, test);
