@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt, { type Algorithm, type JwtPayload } from 'jsonwebtoken';
+import ms from 'ms';
 import { RollgateError, type EvaluationContext } from '@rollgate/core';
 import { ConfigError } from '@rollgate/redis';
 import { Enrichment, type EnrichmentOptions } from './enrichment';
@@ -32,6 +33,13 @@ export interface JwtVerifyOptions {
   clockTolerance?: number;
   /** Oldest accepted token age (needs `iat`), e.g. '12h'. */
   maxAge?: string | number;
+  /**
+   * How many verified tokens to remember, so that a caller's next request with the same token
+   * skips the signature check (a browser repeats its token on every OFREP refetch). Only a
+   * byte-identical token hits; `exp`, `nbf` and `maxAge` are checked again on every hit. Each
+   * entry holds the token and its payload (about 0.5 KB). 0 turns it off. @default 10000
+   */
+  cacheSize?: number;
 }
 
 export interface IdentityOptions {
@@ -111,6 +119,8 @@ const MAX_ARRAY = 256;
 const MAX_SUBJECT = 256;
 /** Skew beyond a few minutes is not skew: it would keep expired tokens alive. */
 const MAX_CLOCK_TOLERANCE_SEC = 300;
+const DEFAULT_TOKEN_CACHE = 10_000;
+const MAX_TOKEN_CACHE = 1_000_000;
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 interface ResolvedMapping {
@@ -223,7 +233,16 @@ function createVerifier(options: JwtVerifyOptions): (token: string) => JwtPayloa
     ...(options.audience !== undefined ? { audience: options.audience as jwt.VerifyOptions['audience'] } : {}),
     ...(options.maxAge !== undefined ? { maxAge: options.maxAge } : {}),
   };
-  return (token) => {
+  const cacheSize = options.cacheSize ?? DEFAULT_TOKEN_CACHE;
+  if (!Number.isInteger(cacheSize) || cacheSize < 0 || cacheSize > MAX_TOKEN_CACHE) {
+    throw new ConfigError(`identity: jwt.cacheSize must be a whole number from 0 to ${MAX_TOKEN_CACHE}, got ${String(cacheSize)}`);
+  }
+  // when a verified token stops being valid, by the same arithmetic as jsonwebtoken's
+  const maxAge = options.maxAge;
+  const maxAgeEnd = (iat: number): number => (maxAge === undefined ? Infinity : typeof maxAge === 'number' ? iat + maxAge : Math.floor(iat + ((ms(maxAge as ms.StringValue) as number | undefined) ?? NaN) / 1000));
+  const verified = new Map<string, VerifiedToken>();
+
+  const verifyFully = (token: string): JwtPayload => {
     let payload: string | JwtPayload;
     try {
       payload = jwt.verify(token, key, verifyOptions);
@@ -235,6 +254,30 @@ function createVerifier(options: JwtVerifyOptions): (token: string) => JwtPayloa
     if (typeof payload.exp !== 'number') throw new IdentityError('token has no exp');
     return payload;
   };
+  if (cacheSize === 0) return verifyFully;
+
+  return (token) => {
+    const now = Math.floor(Date.now() / 1000);
+    const known = verified.get(token);
+    if (known !== undefined) {
+      if (now < known.validUntil && now >= known.validFrom) return known.payload;
+      verified.delete(token); // expired (or the clock went back): verify again, for the error jsonwebtoken gives
+    }
+    const payload = Object.freeze(verifyFully(token));
+    const validUntil = Math.min(payload.exp!, typeof payload.iat === 'number' ? maxAgeEnd(payload.iat) : Infinity) + clockTolerance;
+    const validFrom = typeof payload.nbf === 'number' ? payload.nbf - clockTolerance : -Infinity;
+    if (!(validUntil > now)) return payload; // NaN or past: never kept
+    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!); // the oldest first
+    verified.set(token, { payload, validUntil, validFrom });
+    return payload;
+  };
+}
+
+/** A token that passed verification: its payload, and the seconds (epoch) between which it stays valid. */
+interface VerifiedToken {
+  payload: JwtPayload;
+  validUntil: number;
+  validFrom: number;
 }
 
 function own(claims: object, name: string): unknown {
