@@ -71,11 +71,14 @@ export const processClock: PacingClock = {
  * A measurement spans the latest slices that hold SAMPLE bulk requests (fewer slices when they come
  * fast), at most WINDOW_SLICES back; fewer than MIN_SAMPLE there, and the estimate stands. A slow
  * rate therefore still measures (over a longer window), and a stall (a long GC) leaves the window
- * after a while instead of keeping the estimate high.
+ * after a while instead of keeping the estimate high. MIN_SAMPLE is not small: while the refetches
+ * lag behind their messages (slow clients, a long network), a handful of them would be charged
+ * with everything else the process did meanwhile (measured: 8 refetches in 1.4 s took the
+ * estimate to its 10 ms ceiling and held 9,000 messages back for 2 s).
  */
 const SAMPLE = 64;
-const MIN_SAMPLE = 8;
-const WINDOW_SLICES = 100;
+const MIN_SAMPLE = 32;
+const WINDOW_SLICES = 300;
 /**
  * Not measured in the first ms of an announcement: its refetches have not come back yet (the web
  * provider waits 50 ms), while writing its first messages keeps the loop busy.

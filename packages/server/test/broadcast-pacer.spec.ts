@@ -97,6 +97,29 @@ it('a stall (a long GC) raises the estimate only while it is in the measured win
   expect(pacer.stats().refetchCostMs).toBeCloseTo(0.1, 3); // …until the stall has left the window
 });
 
+it('refetches lagging behind their messages (slow clients) are not charged with the rest of the process: the estimate stands until enough come back', () => {
+  const { clock, sent, pacer } = setup({ share: 0.5, initialRefetchCostMs: 0.5, sliceMs: 10 });
+  pacer.announce(range(10_000), false);
+  // 1.5 s: the process busy 20% with other work (a GC, its own writes), 15 refetches back in all
+  for (let i = 0; i < 150; i++) {
+    if (i % 10 === 0) pacer.noteBulk(0.05);
+    clock.busy += 2;
+    clock.fire();
+  }
+  expect(pacer.stats().refetchCostMs).toBe(0.5); // not (200 ms / 10 =) the 10 ms ceiling
+  expect(sent.length).toBeGreaterThanOrEqual(1490); // still 10 ms × 0.5 / 0.5 ms a slice
+  // then the refetches come back, 0.1 ms each: measured
+  let answered = sent.length - 100;
+  for (let i = 0; i < 60; i++) {
+    const arrived = sent.length - answered;
+    answered = sent.length;
+    for (let j = 0; j < arrived; j++) pacer.noteBulk(0.02);
+    clock.busy += arrived * 0.1;
+    clock.fire();
+  }
+  expect(pacer.stats().refetchCostMs).toBeLessThan(0.2);
+});
+
 it('counts only the busy time beyond what the process did before the announcement, and lowers the share when it is already busy', () => {
   const { clock, sent, pacer } = setup({ share: 0.5, initialRefetchCostMs: 0.5, sliceMs: 20 });
   // before: 2 s with the event loop 30% busy (other requests)
