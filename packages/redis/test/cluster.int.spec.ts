@@ -14,6 +14,7 @@ import {
 import { freePort } from './support/redis-server';
 import { initialized, startCluster, until, type ClusterTopology, type RedisProcess } from './support/topology';
 import { actor, checkoutTheme } from './support/flags';
+import { startWriter, type WriterLog } from './support/writers';
 
 // Redis Cluster with real processes: three masters with a replica each, joined with
 // `redis-cli --cluster create` on loopback (cluster-node-timeout 1000 ms). Environments on
@@ -119,39 +120,6 @@ function timeline(instances: Instance[]): { firstAfter(n: number, since: number,
 
 const holds = (i: Instance, version: number) => when(i, () => i.provider.health().version === version);
 const theme = (i: Instance) => i.provider.snapshot.evaluate('checkout-theme', { targetingKey: 'u1' }, { defaultValue: 'none', type: 'string' }).value;
-const counter = (n: number) => ({ state: 'ENABLED', variants: { n }, defaultVariant: 'n', metadata: { n } });
-
-interface WriterLog {
-  acknowledged: { writeId: string; version: number }[];
-  failed: { writeId: string; error: Error }[];
-}
-
-/** Writes in a loop (one write id each) until stop(); every outcome logged. */
-function startWriter(name: string, s: RedisFlagStore): { log: WriterLog; stop: () => Promise<void> } {
-  const log: WriterLog = { acknowledged: [], failed: [] };
-  let running = true;
-  const done = (async () => {
-    for (let n = 1; running; n++) {
-      const writeId = `${name}-${n}`;
-      try {
-        const r = await s.putFlag(`counter-${name}`, counter(n), { actor: name, writeId });
-        log.acknowledged.push({ writeId, version: r.version });
-      } catch (e) {
-        log.failed.push({ writeId, error: e as Error });
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  })();
-  return {
-    log,
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
-
 /** Every acknowledged write is in the audit; none reported "not applied" is; every failure is a StoreUnavailableError. */
 async function checkWrites(s: RedisFlagStore, logs: WriterLog[]): Promise<{ acknowledged: number; failed: string }> {
   const inStore = new Set((await s.audit(undefined, { limit: 100_000 })).map((e) => e.writeId));

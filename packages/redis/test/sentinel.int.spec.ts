@@ -12,6 +12,7 @@ import {
 import { freePort } from './support/redis-server';
 import { initialized, startSentinelTopology, until, type SentinelTopology } from './support/topology';
 import { actor, checkoutTheme } from './support/flags';
+import { startWriter } from './support/writers';
 
 // Sentinel failover with real processes: one master, one replica, three Sentinels on loopback
 // (down-after-milliseconds 1000). Writers (acknowledged only once replicated: minReplicas 1) and
@@ -33,8 +34,6 @@ afterAll(async () => {
 
 const env = `sentinel-${process.pid}`;
 const killable = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
-const counter = (n: number) => ({ state: 'ENABLED', variants: { n }, defaultVariant: 'n', metadata: { n } });
-
 const sentinelOptions = (): RedisOptions => ({ sentinels: topo.sentinelAddresses, name: topo.masterName });
 const sentinelUrl = () => `redis+sentinel://${topo.sentinelAddresses.map((s) => `${s.host}:${s.port}`).join(',')}/${topo.masterName}`;
 
@@ -77,37 +76,6 @@ function whenInstance(i: Instance, check: () => boolean): Promise<number> {
     i.provider.events.addHandler(ProviderEvents.Ready, test);
     test();
   });
-}
-
-interface WriterLog {
-  acknowledged: { writeId: string; version: number }[];
-  failed: { writeId: string; error: Error }[];
-}
-
-/** Writes `counter` flag values in a loop (each with its own write id) until `stop()`; all outcomes logged. */
-function startWriter(name: string, s: RedisFlagStore): { log: WriterLog; stop: () => Promise<void> } {
-  const log: WriterLog = { acknowledged: [], failed: [] };
-  let running = true;
-  const done = (async () => {
-    for (let n = 1; running; n++) {
-      const writeId = `${name}-${n}`;
-      try {
-        const r = await s.putFlag(`counter-${name}`, counter(n), { actor: name, writeId });
-        log.acknowledged.push({ writeId, version: r.version });
-      } catch (e) {
-        log.failed.push({ writeId, error: e as Error });
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  })();
-  return {
-    log,
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
 }
 
 describe('Sentinel: the master is SIGKILLed while writes and evaluations run', () => {
@@ -153,7 +121,7 @@ describe('Sentinel: the master is SIGKILLed while writes and evaluations run', (
     cleanups.push(async () => clearInterval(evaluating));
 
     // writers acknowledged only once a replica has the write
-    const writers = [1, 2].map((w) => startWriter(`w${w}`, store({ minReplicas: 1, replicationTimeoutMs: 300, writeReadBackMs: 2000 })));
+    const writers = [1, 2].map((w) => startWriter(`w${w}`, store({ minReplicas: 1, replicationTimeoutMs: 300, writeReadBackMs: 2000 }), 5));
     await until('both writers to have written', () => writers.every((w) => w.log.acknowledged.length >= 5));
 
     // the replica lags: told to replicate from a port where nothing listens, it keeps its data
