@@ -544,7 +544,7 @@ rounds, so every figure is also comparable with the core table.
   context in its own form (GrowthBook \`{ attributes }\`, Unleash \`{ userId, properties }\` with string values,
   LaunchDarkly \`{ kind: 'user', key, … }\`), built before timing as a server builds it once per request.
 - **Method**: as the core benchmark — ${RUNS} processes, ${ROUNDS} rounds of ~${BATCH_MS} ms batches, process CPU time, no
-  forced GC — except that the order of the batches is drawn afresh each round (without forced GC a batch pays for
+  forced GC, the order of the batches drawn afresh each round (without forced GC a batch pays for
   the garbage of the one before it, so no engine may always follow the same one); a ratio is the median over rounds of the same-round quotient, then the median over
   runs (range over runs in brackets).
 

@@ -101,9 +101,11 @@ const SHAPES = [
  * Hand-written evaluation of one flag of a shape: what you would write without an engine.
  * `form` 'result' (the baseline) returns `{ value, variant, reason }`, the evaluation contract, as a
  * fresh object; 'value' returns the bare value (what code that only needs the value would write:
- * shown for information, the floor of the floor).
+ * shown for information, the floor of the floor); 'prebuilt' returns results built once, frozen
+ * (as Rollgate does), for the dispatch floor of evaluate.bench.js.
  */
 function handWrittenFor(shape, flagKey, flag, form = 'result') {
+  if (form === 'prebuilt') return prebuiltFor(shape, flagKey, flag);
   const bare = form === 'value';
   const v = flag.variants;
   switch (shape) {
@@ -157,6 +159,55 @@ function handWrittenFor(shape, flagKey, flag, form = 'result') {
     case 'plan':
       if (bare) return (ctx) => (ctx.plan === 'enterprise' ? v.yes : v.no);
       return (ctx) => (ctx.plan === 'enterprise' ? { value: v.yes, variant: 'yes', reason: 'TARGETING_MATCH' } : { value: v.no, variant: 'no', reason: 'TARGETING_MATCH' });
+    default:
+      throw new Error(`no hand-written function for ${shape}`);
+  }
+}
+
+/** handWrittenFor's 'prebuilt' form: the same decisions, returning results built once per flag. */
+function prebuiltFor(shape, flagKey, flag) {
+  const v = flag.variants;
+  const R = (variant, reason) => Object.freeze({ flagKey, value: v[variant], variant, reason });
+  switch (shape) {
+    case 'seed': {
+      const vip = new Set(flag.targeting.if[2].in[1]);
+      const [match, dflt, on, off] = [R('on', 'TARGETING_MATCH'), R('off', 'DEFAULT'), R('on', 'SPLIT'), R('off', 'SPLIT')];
+      return (ctx) => {
+        if (ctx.role === 'admin' || vip.has(ctx.tenant)) return match;
+        const tk = ctx.targetingKey;
+        if (typeof tk !== 'string' || tk === '') return dflt;
+        return bucketOf(murmur3(flagKey + tk), 100) < 20 ? on : off;
+      };
+    }
+    case 'banner': {
+      const [staff, dflt, a, b] = [R('staff', 'TARGETING_MATCH'), R('b', 'DEFAULT'), R('a', 'SPLIT'), R('b', 'SPLIT')];
+      return (ctx) => {
+        const email = ctx.email;
+        if (typeof email === 'string' && email.endsWith(STAFF_DOMAIN)) return staff;
+        const tk = ctx.targetingKey;
+        if (typeof tk !== 'string' || tk === '') return dflt;
+        return bucketOf(murmur3(flagKey + tk), 100) < 50 ? a : b;
+      };
+    }
+    case 'rate': {
+      const [low, high] = [R('low', 'TARGETING_MATCH'), R('high', 'TARGETING_MATCH')];
+      return (ctx) => (ctx.requests < 100 ? low : high);
+    }
+    case 'static': {
+      const r = R('v2', 'STATIC');
+      return () => r;
+    }
+    case 'beta': {
+      const [on, off] = [R('on', 'TARGETING_MATCH'), R('off', 'TARGETING_MATCH')];
+      return (ctx) => {
+        const g = ctx.groups;
+        return Array.isArray(g) && g.includes('beta') ? on : off;
+      };
+    }
+    case 'plan': {
+      const [yes, no] = [R('yes', 'TARGETING_MATCH'), R('no', 'TARGETING_MATCH')];
+      return (ctx) => (ctx.plan === 'enterprise' ? yes : no);
+    }
     default:
       throw new Error(`no hand-written function for ${shape}`);
   }

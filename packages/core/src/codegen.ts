@@ -13,12 +13,26 @@ import type { EvaluationContext } from './types';
 // counters, the nodes are inlined, and the calls it makes (comparisons, Set#has, the hash) have
 // one target each.
 //
-// Safety: no value from a flag set is ever written into the source. The source is assembled from
-// the fixed templates in this file and names the rule's values only as k0, k1, … — slots filled
-// from an array when the function is created. Two rules with the same structure have the same
-// source, so the compiled factory is cached by source and shared: type feedback is per structure.
-// (One compilation per flag, for feedback per flag, measured no faster on the benchmarks, and
-// costs ~2 KB and ~0.1 ms per flag.)
+// Safety: no arbitrary value from a flag set is ever written into the source. The source is
+// assembled from the fixed templates in this file and names the rule's values only as k0, k1, … —
+// slots filled from an array when the function is created. The one exception is the name of a
+// context attribute that a `var` reads, and only when it passes NAMED (letters, digits, `_`, `$`,
+// not starting with a digit, at most 64 characters), does not start with `__` and is not one of
+// Object.prototype's names (NOT_NAMED): the read is then written `ctx.role` instead of `ctx[k0]`.
+// Such a name cannot end the property access it is written in (no quote, dot, bracket, space or
+// comment can pass the regex), and every other attribute name stays a slot. Why: V8 caches a named load per context
+// shape, while a keyed load whose key is data is its generic path on contexts of many shapes
+// (~10 ns a read on the benchmark). Same semantics either way: `ctx.role` and `ctx["role"]` are
+// the same [[Get]], own or inherited, getters and proxies included (test/codegen.spec.ts checks
+// the reads a proxy sees). Object.prototype's names would read the same too; they stay slots so
+// that the names prototype pollution aims at never appear in generated code.
+//
+// Rules of the same structure reading the same attributes have the same source, so the compiled
+// factory is cached by source and shared: type feedback is per structure and names. (A source per
+// flag, for feedback per flag, measured no faster.) A source costs ~2 KB and ~0.1 ms to compile,
+// so a compilation writes names into at most MAX_NAMED_SOURCES distinct sources (NamedSources):
+// the flags past that read by slots, one source per structure (10,000 flags each reading its own
+// attribute: +1 MB retained over slots only, where a named source each would add 21 MB and 1.4 s).
 //
 // Same behaviour as the closures, exactly: the same reads of the context in the same order, the
 // same budget charges in the same order (so an evaluation runs out of budget where the closures
@@ -110,16 +124,65 @@ const MAX_CACHED_SOURCE = 8_000;
 let refused = false;
 
 /**
- * The generated function of a flag's decision, or undefined when code cannot be generated here
- * (then the closures evaluate the flag).
+ * An attribute name written into the source as `ctx.name` (see the top of this file): an
+ * identifier of ASCII letters, digits, `_` and `$`, at most 64 characters. Anything else is a slot.
  */
-export function generate(decision: Decision, budget: EvaluationBudget): Generated | undefined {
+const NAMED = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
+/** Object.prototype's names (ES2024 and Annex B), and `prototype`: always slots, whatever the runtime adds. */
+const NOT_NAMED: ReadonlySet<string> = new Set([
+  '__proto__',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+  'constructor',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toLocaleString',
+  'toString',
+  'valueOf',
+  'prototype',
+]);
+
+/** Whether a `var` of this attribute is written `ctx.key` in generated source (`__…` never: Annex B's and engines' own). */
+export function isNamed(key: string): boolean {
+  return NAMED.test(key) && !NOT_NAMED.has(key) && !key.startsWith('__');
+}
+
+/** The distinct sources with attribute names one compilation has used (at most MAX_NAMED_SOURCES). */
+export interface NamedSources {
+  readonly sources: Set<string>;
+}
+
+/**
+ * Distinct sources with names per compilation: a flag set whose rules read hundreds of different
+ * attributes would otherwise compile (and keep) a source per flag, as the slots never do.
+ */
+export const MAX_NAMED_SOURCES = 256;
+
+/** A fresh allowance for one compilation of a flag set. */
+export function namedSources(): NamedSources {
+  return { sources: new Set() };
+}
+
+/**
+ * The generated function of a flag's decision, or undefined when code cannot be generated here
+ * (then the closures evaluate the flag). Attribute names are written into the source (see the
+ * top of this file) unless `named` has used up its MAX_NAMED_SOURCES; without `named`, always.
+ */
+export function generate(decision: Decision, budget: EvaluationBudget, named?: NamedSources): Generated | undefined {
   if (refused) return undefined;
-  const { source, values } = emit(decision, budget);
+  let emitted = emit(decision, budget, true);
+  if (emitted.named && named !== undefined && !named.sources.has(emitted.source)) {
+    if (named.sources.size < MAX_NAMED_SOURCES) named.sources.add(emitted.source);
+    else emitted = emit(decision, budget, false);
+  }
+  const { source, values } = emitted;
   let factory = factories.get(source);
   if (factory === undefined) {
     try {
-      // eslint-disable-next-line no-new-func -- the source holds no values (see the top of this file)
+      // eslint-disable-next-line no-new-func -- no values in the source, only checked names (see the top of this file)
       factory = (new Function('H', source) as (helpers: typeof HELPERS) => Factory)(HELPERS);
     } catch (e) {
       // EvalError: code generation is not allowed here. Anything else would be a bug in the
@@ -135,25 +198,30 @@ export function generate(decision: Decision, budget: EvaluationBudget): Generate
   return factory(values);
 }
 
-/** The source generate() compiles for a decision (for tests, and to read what runs). */
-export function sourceOf(decision: Decision, budget: EvaluationBudget = DEFAULT_BUDGET): string {
-  return emit(decision, budget).source;
+/** The source generate() compiles for a decision (for tests, and to read what runs); `named` false: every name a slot. */
+export function sourceOf(decision: Decision, budget: EvaluationBudget = DEFAULT_BUDGET, named = true): string {
+  return emit(decision, budget, named).source;
 }
 
-function emit(decision: Decision, budget: EvaluationBudget): { source: string; values: unknown[] } {
-  const out = new Emitter();
+function emit(decision: Decision, budget: EvaluationBudget, named: boolean): { source: string; values: unknown[]; named: boolean } {
+  const out = new Emitter(named);
   // the budget left, as the closures keep it in Env (steps, alloc)
   out.line(`let steps = ${out.value(budget.steps)}, bytes = ${out.value(budget.bytes)}, v, t, h;`);
   out.decision(decision);
-  return { source: out.source(), values: out.values };
+  return { source: out.source(), values: out.values, named: out.wroteNames };
 }
 
 /** Builds the source of one decision: statements from fixed templates, values as k0, k1, … */
 class Emitter {
   readonly values: unknown[] = [];
+  /** Some attribute name was written into the source. */
+  wroteNames = false;
   private readonly body: string[] = [];
   private depth = 1;
   private labels = 0;
+
+  /** @param named write attribute names that pass isNamed as `ctx.name` (otherwise every name is a slot) */
+  constructor(private readonly named: boolean) {}
 
   /** A value the code uses: its name in the source. */
   value(v: unknown): string {
@@ -210,7 +278,13 @@ class Emitter {
 
   /** v = the context's value at the key, or the fallback (absent or a function: as compileVarPath reads). */
   private read(read: Read): void {
-    this.line(`v = ctx[${this.value(read.key)}];`);
+    if (this.named && isNamed(read.key)) {
+      // the one place a string of the flag set enters the source: an identifier, checked above
+      this.wroteNames = true;
+      this.line(`v = ctx.${read.key};`);
+    } else {
+      this.line(`v = ctx[${this.value(read.key)}];`);
+    }
     this.line(`if (v === undefined || typeof v === "function") v = ${this.value(read.fallback)};`);
   }
 

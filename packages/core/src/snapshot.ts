@@ -1,5 +1,5 @@
 import { compileDecision, compileRule, compileTargeting, EvaluationFailure, RuleCompileError, type Env, type EvaluationBudget, type Evaluator, type Outcome } from './compiler';
-import { BAIL, generate, type Generated } from './codegen';
+import { BAIL, generate, namedSources, type Generated, type NamedSources } from './codegen';
 import { BudgetExceeded, type BudgetResource } from './cost';
 import type {
   EvaluateOptions,
@@ -460,8 +460,9 @@ export function compileFlagSet(input: string | object, options: CompileOptions =
   const errors = validated.issues;
   const flags = new Map<string, CompiledFlag>();
   const codegen = options.codegen ?? true;
+  const named = namedSources(); // bounds the distinct generated sources of this compilation
   for (const flag of validated.flags) {
-    const compiled = compileFlag(flag, budget, codegen);
+    const compiled = compileFlag(flag, budget, codegen, named);
     if (compiled.parseError !== undefined && flag.parseError === undefined) {
       errors.push({ path: `flags.${flag.key}.${compiled.errorPath}`, message: compiled.parseError, flagKey: flag.key, effect: 'parse-error' });
     }
@@ -478,7 +479,7 @@ function printable(issue: ValidationIssue): ValidationIssue {
   return path === issue.path && message === issue.message ? issue : { ...issue, path, message };
 }
 
-function compileFlag(flag: ValidFlag, budget: EvaluationBudget, codegen: boolean): CompiledFlag & { errorPath?: string } {
+function compileFlag(flag: ValidFlag, budget: EvaluationBudget, codegen: boolean, named: NamedSources): CompiledFlag & { errorPath?: string } {
   const def = flag.definition;
   const key = flag.key;
   const metadata = flag.metadata;
@@ -496,7 +497,7 @@ function compileFlag(flag: ValidFlag, budget: EvaluationBudget, codegen: boolean
       outcome = outcomeOf(key, def, metadata, defaultResult);
       const compiled = compileDecision(flag.targeting, key, outcome, budget);
       decide = compiled.decide;
-      if (codegen && compiled.decision !== undefined) generated = generate(compiled.decision, budget);
+      if (codegen && compiled.decision !== undefined) generated = generate(compiled.decision, budget, named);
       if (generated !== undefined) decide = undefined; // see CompiledFlag.decide
     } catch (e) {
       if (!(e instanceof RuleCompileError)) throw e;

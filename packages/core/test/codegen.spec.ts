@@ -1,9 +1,9 @@
 // Generated evaluation (src/codegen.ts) against the compiled closures it stands in for: the same
-// results, errors, reasons and budget stops for every rule and context, and no value of a flag set
-// in the generated source.
+// results, errors, reasons, budget stops and context reads for every rule and context, and no value
+// of a flag set in the generated source but attribute names on the allow-list, read as `ctx.name`.
 import fc from 'fast-check';
 import { compileFlagSet, type BudgetExceededEvent, type EvaluateOptions, type EvaluationContext, type FlagSetDefinition, type FlagSetLimits, type JsonObject, type JsonValue } from '@rollgate/core';
-import { generate, sourceOf } from '../src/codegen';
+import { generate, isNamed, MAX_NAMED_SOURCES, namedSources, sourceOf } from '../src/codegen';
 import { compileDecision, DEFAULT_BUDGET } from '../src/compiler';
 import { objectPrototypeSnapshot } from './helpers';
 
@@ -52,7 +52,7 @@ describe('codegen: which rules get a generated function', () => {
 });
 
 describe('codegen: the generated source', () => {
-  it('holds no value of the flag set: keys, strings, numbers and variant names are slots k0, k1, …', () => {
+  it('holds no value of the flag set: strings, numbers, variant names and attribute names off the allow-list are slots k0, k1, …', () => {
     const hostile = '"]); globalThis["pwned"] = 1; /*\u2028*/ ("';
     const rule: JsonValue = {
       if: [
@@ -66,7 +66,11 @@ describe('codegen: the generated source', () => {
       ],
     };
     const source = sourceOf(decisionOf(rule)!);
-    for (const value of [hostile, 'pwned', 'tenant', '123456789', '31337', 'admin']) expect(source).not.toContain(value);
+    for (const value of [hostile, 'pwned', '123456789', '31337', 'admin']) expect(source).not.toContain(value);
+    // attribute names on the allow-list are the only strings of the rule in the source, each as a property read
+    expect(source.match(/ctx\.\w+/g)?.sort()).toEqual(['ctx.n', 'ctx.targetingKey', 'ctx.tenant']);
+    expect(source.replace(/ctx\.(n|tenant|targetingKey);/g, '')).not.toMatch(/tenant|\bn\b/);
+    expect(sourceOf(decisionOf(rule)!, DEFAULT_BUDGET, false)).not.toContain('tenant');
     // only the fixed templates' own string literals
     const literals = new Set(source.match(/"[^"]*"/g));
     expect([...literals].sort()).toEqual(['"allocation"', '"function"', '"object"', '"steps"', '"string"', '"use strict"']);
@@ -76,10 +80,137 @@ describe('codegen: the generated source', () => {
     expect((globalThis as Record<string, unknown>).pwned).toBeUndefined();
   });
 
-  it('is the same for rules of the same structure, so one compiled factory serves them all', () => {
-    const a = sourceOf(decisionOf({ if: [{ '==': [{ var: 'role' }, 'admin'] }, 'on', 'off'] })!);
-    const b = sourceOf(decisionOf({ if: [{ '==': [{ var: 'plan' }, 'enterprise'] }, 'off', 'on'] })!);
-    expect(a).toBe(b);
+  it('is the same for rules of the same structure reading the same attributes, so one compiled factory serves them all', () => {
+    const a = decisionOf({ if: [{ '==': [{ var: 'role' }, 'admin'] }, 'on', 'off'] })!;
+    const b = decisionOf({ if: [{ '==': [{ var: 'role' }, 'owner'] }, 'off', 'on'] })!;
+    const c = decisionOf({ if: [{ '==': [{ var: 'plan' }, 'enterprise'] }, 'off', 'on'] })!;
+    expect(sourceOf(a)).toBe(sourceOf(b));
+    // another attribute: another source, differing only in the name read
+    expect(sourceOf(c)).not.toBe(sourceOf(a));
+    expect(sourceOf(c).replace('ctx.plan', 'ctx.role')).toBe(sourceOf(a));
+    // with slots only, one source per structure (what the flags past MAX_NAMED_SOURCES get)
+    expect(sourceOf(a, DEFAULT_BUDGET, false)).toBe(sourceOf(c, DEFAULT_BUDGET, false));
+  });
+});
+
+describe('codegen: attribute names written into the source', () => {
+  // a rule that reads the attribute in four templates: ==, truth, `in` a context string or list, naming the variant
+  const ruleReading = (name: string): JsonValue => ({
+    if: [{ '==': [{ var: name }, 'admin'] }, 'on', { in: ['dm', { var: name }] }, 'admin', { '!!': [{ var: name }] }, { var: [name, 'off'] }, 'off'],
+  });
+  const ON_THE_LIST = ['role', 'tenant_id', '$x', '_', 'a1', 'A$_9', 'x'.repeat(64), 'class', 'if', 'default', 'await', 'yield', 'let', 'static', 'eval', 'arguments', 'new', 'this', 'null', 'true', 'ctx', 'k0', 'v', 'H', 'K', 'BAIL', 'steps', 'length', 'then'];
+  const OFF_THE_LIST = ['0', '1a', 'a-b', 'a b', 'role ', ' role', 'role\n', 'a;b', 'a"b', "a'b", 'a\\b', 'a`b', 'a)b', 'a/*b', 'é', 'ü', 'a\u200bb', 'a\u2028b', 'x'.repeat(65), '_'.repeat(65),
+    '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__', '__x', '__', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString'];
+
+  it.each(ON_THE_LIST)('%j on the allow-list: read as ctx.name, compiled', (name) => {
+    expect(isNamed(name)).toBe(true);
+    const decision = decisionOf(ruleReading(name))!;
+    const source = sourceOf(decision);
+    expect(source.split(`v = ctx.${name};`)).toHaveLength(5); // the four reads
+    expect(source).not.toContain('ctx[');
+    expect(generate(decision, DEFAULT_BUDGET)).toBeInstanceOf(Function);
+  });
+
+  it.each(OFF_THE_LIST)('%j off the allow-list: read by a slot, the name nowhere in the source', (name) => {
+    expect(isNamed(name)).toBe(false);
+    const decision = decisionOf(ruleReading(name))!;
+    const source = sourceOf(decision);
+    expect(source).toBe(sourceOf(decision, DEFAULT_BUDGET, false)); // the all-slots source
+    if (name !== '0') expect(source).not.toContain(name); // ("0" is in k0)
+    expect(source.match(/v = ctx\[k\d+\];/g)).toHaveLength(4);
+    expect(generate(decision, DEFAULT_BUDGET)).toBeInstanceOf(Function);
+  });
+
+  it('the empty name, a dotted path and the refused prototype segments never reach the generator', () => {
+    expect(isNamed('')).toBe(false);
+    for (const name of ['', 'a.b', '__proto__', 'constructor', 'prototype']) expect(decisionOf(ruleReading(name))).toBeUndefined();
+  });
+
+  it('own, inherited, getter, function, null-prototype and proxy contexts: the same reads in the same order and the same answers as the closures, named or not', () => {
+    const names = ['role', 'then', 'length', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__lookupGetter__', 'a-b', 'é'];
+    const flags: FlagSetDefinition['flags'] = {};
+    for (const name of names) flags[name] = { state: 'ENABLED', variants: VARIANTS, defaultVariant: 'off', targeting: ruleReading(name) as JsonObject };
+    const { generated, closures } = bothWays({ flags });
+    for (const name of names) {
+      const own = (value: unknown, proto: object | null = Object.prototype) => Object.defineProperty(Object.create(proto) as object, name, { value, enumerable: true, writable: true, configurable: true });
+      class WithGetter {
+        get [name]() {
+          return 'admin';
+        }
+      }
+      const contexts: object[] = [
+        {},
+        Object.create(null) as object,
+        own('admin'),
+        own('dmx'),
+        own('on'),
+        own(['dm']),
+        own(''),
+        own(0),
+        own(null),
+        own(() => 'admin'),
+        own('admin', null),
+        Object.create(own('admin')) as object, // inherited
+        Object.create(Object.create(own('true'))) as object, // two levels up
+        Object.create(own(() => 'admin')) as object, // an inherited function: the fallback
+        new WithGetter(),
+      ];
+      for (const ctx of contexts) {
+        expect(generated.evaluate(name, ctx as EvaluationContext)).toEqual(closures.evaluate(name, ctx as EvaluationContext));
+        // every read the evaluation makes, as a proxy sees it
+        const reads: Record<'generated' | 'closures', PropertyKey[]> = { generated: [], closures: [] };
+        const answers = (['generated', 'closures'] as const).map((way) => {
+          const proxy = new Proxy(ctx, {
+            get(target, key, receiver) {
+              reads[way].push(key);
+              return Reflect.get(target, key, receiver) as unknown;
+            },
+          });
+          return (way === 'generated' ? generated : closures).evaluate(name, proxy as EvaluationContext);
+        });
+        expect(answers[0]).toEqual(answers[1]);
+        expect(reads.generated).toEqual(reads.closures);
+        expect(reads.generated.length).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('an attribute on Object.prototype itself (pollution) is read by both ways alike', () => {
+    const set: FlagSetDefinition = { flags: { f: { state: 'ENABLED', variants: VARIANTS, defaultVariant: 'off', targeting: ruleReading('role') as JsonObject } } };
+    const { generated, closures } = bothWays(set);
+    Object.defineProperty(Object.prototype, 'role', { value: 'admin', configurable: true, writable: true, enumerable: false });
+    try {
+      expect(generated.evaluate('f', {})).toMatchObject({ variant: 'on' });
+      expect(closures.evaluate('f', {})).toMatchObject({ variant: 'on' });
+      expect(generated.evaluate('f', Object.create(null) as EvaluationContext)).toEqual(closures.evaluate('f', Object.create(null) as EvaluationContext));
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).role;
+    }
+    expect(generated.evaluate('f', {})).toEqual(closures.evaluate('f', {}));
+  });
+
+  it(`a compilation writes names into at most ${MAX_NAMED_SOURCES} distinct sources; the flags past that read by slots and answer the same`, () => {
+    const named = namedSources();
+    const count = MAX_NAMED_SOURCES + 20;
+    const fns = Array.from({ length: count }, (_, i) => generate(decisionOf({ if: [{ '==': [{ var: `a${i}` }, 'admin'] }, 'on', 'off'] })!, DEFAULT_BUDGET, named)!);
+    expect(named.sources.size).toBe(MAX_NAMED_SOURCES);
+    fns.forEach((fn, i) => {
+      expect(String(fn).includes(`v = ctx.a${i};`)).toBe(i < MAX_NAMED_SOURCES);
+      expect(String(fn).includes('v = ctx[k')).toBe(i >= MAX_NAMED_SOURCES);
+      expect([fn({ [`a${i}`]: 'admin' }), fn({ [`a${i + 1}`]: 'admin' })]).toEqual(['on', 'off']);
+    });
+    // a source already used in this compilation is not counted again; a rule with no name to write is never counted
+    expect(String(generate(decisionOf({ if: [{ '==': [{ var: 'a0' }, 'x'] }, 'off', 'on'] })!, DEFAULT_BUDGET, named))).toContain('v = ctx.a0;');
+    expect(named.sources.size).toBe(MAX_NAMED_SOURCES);
+
+    // the same through compileFlagSet
+    const flags: FlagSetDefinition['flags'] = {};
+    for (let i = 0; i < count; i++) flags[`f${i}`] = { state: 'ENABLED', variants: VARIANTS, defaultVariant: 'off', targeting: { if: [{ '==': [{ var: `a${i}` }, 'admin'] }, 'on', 'off'] } };
+    const { generated, closures } = bothWays({ flags });
+    for (let i = 0; i < count; i += 7) {
+      for (const ctx of [{ [`a${i}`]: 'admin' }, { [`a${i}`]: 'x' }, {}]) expect(generated.evaluate(`f${i}`, ctx)).toEqual(closures.evaluate(`f${i}`, ctx));
+      expect(generated.evaluate(`f${i}`, { [`a${i}`]: 'admin' })).toMatchObject({ variant: 'on', reason: 'TARGETING_MATCH' });
+    }
   });
 });
 
@@ -87,7 +218,8 @@ describe('codegen: the same answers as the closures', () => {
   const protoBefore = objectPrototypeSnapshot();
   afterAll(() => expect(objectPrototypeSnapshot()).toEqual(protoBefore));
 
-  const KEYS = ['role', 'tenant', 'n', 'email', 'groups', 'pick', 'targetingKey', 'absent', 'toString', 'length', '0'];
+  // on the allow-list (read as ctx.name) and off it (slots), Object.prototype's names among the latter
+  const KEYS = ['role', 'tenant', 'n', 'email', 'groups', 'pick', 'targetingKey', 'absent', 'toString', 'length', '0', 'valueOf', 'class', 'a-b'];
   const shortString = fc.constantFrom('admin', 'on', 'true', '5', '', 'beta', 't3', 'x@x.io', 'abc', '10');
   const constant: fc.Arbitrary<JsonValue> = fc.oneof(
     shortString,
@@ -138,12 +270,17 @@ describe('codegen: the same answers as the closures', () => {
     fc.constantFrom('x'.repeat(65), 'a'.repeat(300), 'b'.repeat(5000), 'é🙂', 5, 0, -3, 18, NaN, true, false, null, undefined, [], ['beta'], ['beta', 'x', 5], { a: 1 }, () => 'admin'),
     fc.constant(Array.from({ length: 3000 }, (_, i) => `g${i}`)),
   );
+  const entries = fc.array(fc.tuple(fc.constantFrom(...KEYS), value), { maxLength: 6 });
+  const withEntries = (ctx: Record<string, unknown>, list: [string, unknown][]) => {
+    for (const [k, v] of list) Object.defineProperty(ctx, k, { value: v, enumerable: true, writable: true, configurable: true });
+    return ctx;
+  };
+  // own properties on a plain object (mostly), on a null-prototype one, or over a prototype holding more (inherited reads)
   const context: fc.Arbitrary<EvaluationContext> = fc
-    .array(fc.tuple(fc.constantFrom(...KEYS), value), { maxLength: 6 })
-    .map((entries) => {
-      const ctx: Record<string, unknown> = {};
-      for (const [k, v] of entries) Object.defineProperty(ctx, k, { value: v, enumerable: true, writable: true, configurable: true });
-      return ctx;
+    .tuple(entries, fc.constantFrom('plain', 'plain', 'plain', 'null', 'inherited'), entries)
+    .map(([own, kind, inherited]) => {
+      const proto = kind === 'null' ? null : kind === 'inherited' ? withEntries({}, inherited) : Object.prototype;
+      return withEntries(Object.create(proto) as Record<string, unknown>, own);
     });
   // the default budget, and small ones that long strings and lists in the context run out of
   const limits = fc.constantFrom<Partial<FlagSetLimits> | undefined>(undefined, { maxEvaluationSteps: 400, maxEvaluationBytes: 4000 }, { maxEvaluationSteps: 120, maxEvaluationBytes: 2000 });
