@@ -6,7 +6,7 @@
 //   POST /demo/login/:user        → a demo JWT (text/plain)
 //   POST /ofrep/v1/evaluate/flags → OFREP bulk evaluation for the token's user (+ SSE eventStreams)
 //   POST /payments/fast           → guarded by requireFeature('fast-payment') (403 when off)
-//   /rollgate/admin/*             → the admin API (role admin), for the admin panel
+//   /rollgate/admin/*             → the admin API (role admin), and the Rollgate dashboard at /rollgate/
 const path = require('node:path');
 const fs = require('node:fs');
 const express = require('express');
@@ -68,7 +68,7 @@ async function startServer(options = {}) {
   const callers = defineIdentity({ jwt: JWT });
   const router = ofrep({ provider, identity: callers, stream: options.ticketSecret ? { ticketSecret: options.ticketSecret } : {} });
   app.use(router);
-  app.use(adminRouter({ store, identity: callers, authorize: (who) => who.context.roles.includes('admin') }));
+  app.use(adminRouter({ store, identity: callers, authorize: (who) => who.context.roles.includes('admin'), dashboard: true }));
   app.post('/payments/fast', identity(callers), requireFeature('fast-payment'), (req, res) => res.json({ paid: true, flow: 'fast' }));
   app.post('/payments', identity(callers), (req, res) => res.json({ paid: true, flow: 'classic' }));
 

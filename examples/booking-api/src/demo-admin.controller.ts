@@ -8,9 +8,10 @@ export const DEFAULT_TRAFFIC_RATE = 50;
 
 /**
  * The demo's switches, for admins only (role `admin`, as the admin API): the simulated customers'
- * traffic and the fault that makes the fast payment fail. DEMO ONLY — a real service has neither.
+ * traffic and the fault that makes the fast payment fail. DEMO ONLY — a real service has neither,
+ * and the Rollgate dashboard has no business with them: the booking page's admin card shows them.
  *
- *   GET  /demo/status                  what the admin panel shows beside the plan
+ *   GET  /demo/status                  the switches, the controller's ticks, the demo plan's spec
  *   POST /demo/traffic {on, ratePerSec?}
  *   POST /demo/fault   {failRate}      0..1: that share of FAST payments answers 502
  */

@@ -13,7 +13,7 @@ export class DemoRuntime {
     readonly store: 'redis' | 'memory',
     /** Outcome recorder and rollout controller (Redis only). */
     readonly guarded: GuardedRollout | undefined,
-    /** The plan the admin panel starts (Redis only). */
+    /** The plan the booking page's admin card starts (Redis only). */
     readonly plan: PlanSpec | undefined,
   ) {}
 }

@@ -16,7 +16,7 @@ export interface DemoUser {
 
 /** The demo's people; `sub` is the key. Bucketing is by flag key + sub, so these stay put. */
 export const DEMO_USERS: Readonly<Record<string, DemoUser>> = Object.freeze({
-  ada: { roles: ['admin'], tenant: 'internal', story: 'admin: sees Fast payment and the admin panel' },
+  ada: { roles: ['admin'], tenant: 'internal', story: 'admin: sees Fast payment, the demo switches and the link to the Rollgate dashboard' },
   bo: { roles: ['agent'], tenant: 'atlas-travel', story: 'agent at Atlas Travel, a VIP agency: sees Fast payment' },
   carol: { roles: ['customer'], tenant: 'smallco', story: 'customer outside the 20% rollout: no Fast payment, and the API answers 403' },
   dale: { roles: ['customer'], tenant: 'smallco', story: 'customer inside the 20% rollout: sees Fast payment' },

@@ -145,12 +145,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   print('sign in as:');
   for (const [name, user] of Object.entries(DEMO_USERS)) print(`  ${name.padEnd(6)} ${user.story}`);
   if (guarded) {
-    print(`guarded rollout: the admin panel (as ada): Simulate customers, Start the demo plan, then Break fast payment; watch it: ${cli.command} plan status fast-payment --watch`);
+    print(`guarded rollout: as ada, the demo switches under the checkout (Simulate customers, Start the demo plan, then Break fast payment) and the plan in the dashboard; watch it: ${cli.command} plan status fast-payment --watch`);
   }
   print(
     kind === 'redis'
-      ? `kill switch: the admin panel (as ada), or in another terminal: ${cli.command} disable fast-payment`
-      : 'kill switch: the admin panel (as ada); the CLI needs Redis (set REDIS_URL)',
+      ? `kill switch: the Rollgate dashboard (${url}/rollgate/; as ada, the link under the checkout), or in another terminal: ${cli.command} disable fast-payment`
+      : `kill switch: the Rollgate dashboard (${url}/rollgate/; as ada, the link under the checkout); the CLI needs Redis (set REDIS_URL)`,
   );
   if (kind === 'redis' && cli.passwordLeftOut) print(`note: the commands above leave out REDIS_URL's password: in that terminal, export REDIS_URL (with it) and drop --redis`);
 

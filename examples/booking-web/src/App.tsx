@@ -2,7 +2,7 @@ import { Suspense, useEffect, useRef, useState } from 'react';
 import { OpenFeatureProvider, useFlag, useOpenFeatureClientStatus } from '@openfeature/react-sdk';
 import { startTask, type Task } from '@rollgate/web';
 import { FeedbackPrompt } from '@rollgate/web/react';
-import { AdminPanel } from './AdminPanel';
+import { AdminCard } from './AdminCard';
 import { DEMO_USERS, currentSession, post, sessionRoles, signIn, signOut, type DemoUserName } from './session';
 import { loadFlagsFor } from './flags';
 
@@ -49,7 +49,8 @@ export function App() {
                 <Checkout key={user} />
               </Suspense>
             </OpenFeatureProvider>
-            {sessionRoles(currentSession()).includes('admin') && <AdminPanel key={user} />}
+            {/* admins: the way to the Rollgate dashboard, and the demo's own switches */}
+            {sessionRoles(currentSession()).includes('admin') && <AdminCard key={user} />}
           </>
         ) : (
           <SignIn onChoose={choose} />
@@ -74,10 +75,10 @@ function SignIn({ onChoose }: { onChoose: (name: DemoUserName) => void }) {
         <ul>
           <li>Sign in as <strong>Carol</strong> (no fast payment) and call the API anyway: the server refuses, and says why.</li>
           <li>
-            Open <strong>Bo</strong> or <strong>Dale</strong> in one tab and <strong>Ada</strong> in another: her kill switch and
-            rollout buttons change their page within a second, without a reload.
+            Open <strong>Bo</strong> or <strong>Dale</strong> in one tab and <strong>Ada</strong> in another: from her page, the
+            Rollgate dashboard&rsquo;s kill switch and rollout % change their page within a second, without a reload.
           </li>
-          <li>As Ada, run the guarded rollout: simulated customers, the demo plan, then break fast payment and watch it roll back by itself.</li>
+          <li>As Ada, run the guarded rollout: simulated customers, the demo plan, then break fast payment and watch the dashboard show it roll back by itself.</li>
         </ul>
       </section>
       <SignInUsers onChoose={onChoose} />

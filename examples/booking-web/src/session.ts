@@ -38,7 +38,7 @@ export async function signIn(user: DemoUserName): Promise<Session> {
 }
 
 /**
- * The roles in the session's token, to decide whether to show the admin panel. Display only:
+ * The roles in the session's token, to decide whether to show the admin card. Display only:
  * the admin API checks the verified token itself and answers 403 to anyone else.
  */
 export function sessionRoles(session: Session | null): string[] {

@@ -49,6 +49,8 @@ if (!vite) {
   console.error('@rollgate/dashboard: vite is not installed; run `npm install` (or `npm ci`) at the repository root first');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], { cwd: pkg, stdio: 'inherit', env: { ...process.env, VITE_CONFIG_NATIVE_IGNORE_WARNING: 'true' } });
+// NODE_ENV=production whatever the caller's (jest sets `test`): React's production build, never
+// its development one (StrictMode's double effects, 2x the size) under a stamp that says up to date
+const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], { cwd: pkg, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production', VITE_CONFIG_NATIVE_IGNORE_WARNING: 'true' } });
 if (result.status !== 0) process.exit(result.status ?? 1);
 writeFileSync(stamp, `${digest}\n`);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import path from 'node:path';
@@ -199,9 +199,10 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** A page of the dashboard; with a token it is signed in as the demo does it (sessionStorage). */
-async function open(hash = '', token?: string): Promise<Page> {
+/** A page of the dashboard; with a token it is signed in as the demo does it (sessionStorage). `before` runs before it loads. */
+async function open(hash = '', token?: string, before?: (page: Page) => Promise<void>): Promise<Page> {
   const page = await browser.context.newPage();
+  await before?.(page);
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     // refusals the tests cause on purpose (401, 403, a 409, a 503 while Redis hangs) are logged by Chromium as failed loads
@@ -215,6 +216,12 @@ async function open(hash = '', token?: string): Promise<Page> {
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
+
+it("is React's production build, even when built under jest (NODE_ENV=test)", () => {
+  const assets = path.join(__dirname, '../dist/app/assets');
+  const app = readdirSync(assets).find((f) => /^index-.*\.js$/.test(f))!;
+  expect(readFileSync(path.join(assets, app), 'utf8')).not.toContain('jsxDEV'); // the development JSX runtime
+});
 
 it('signs in with a pasted token and shows every flag with its state, split and last change', async () => {
   const page = await open();
@@ -460,6 +467,83 @@ it('says "Redis unreachable" while Redis hangs — live and on a fresh load — 
   }
   await live.getByTestId('live').filter({ hasText: 'Live' }).waitFor({ timeout: 15_000 });
   await live.close();
+});
+
+/** The admin API requests a page makes (`flags`, `audit?limit=200`, …), in order. */
+function apiRequests(page: Page): string[] {
+  const seen: string[] = [];
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    const at = url.pathname.indexOf('/admin/');
+    if (at >= 0) seen.push(`${url.pathname.slice(at + '/admin/'.length)}${url.search}`);
+  });
+  return seen;
+}
+
+/** A page whose change stream is held back until `release()`: its first state is read and shown while the stream is not open yet. */
+async function openHeld(): Promise<{ page: Page; requests: string[]; release(): void }> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let requests: string[] = [];
+  const page = await open('', ADA, async (p) => {
+    requests = apiRequests(p);
+    await p.route('**/admin/events', async (route) => {
+      await held;
+      await route.continue();
+    });
+  });
+  await page.getByTestId('flag-checkout-theme').waitFor();
+  expect(await page.getByTestId('live').textContent()).not.toContain('Live');
+  return { page, requests, release };
+}
+
+it('opens the change stream beside the first load, and misses no flag change made between that read and the stream', async () => {
+  const { page, requests, release } = await openHeld();
+  await store.patchFlag('checkout-theme', { metadata: { owner: 'gap' } }, { actor: 'gap-writer', reason: 'between the first read and the stream' });
+  release();
+  // the stream's first announcement says the flags moved: the page reads them again
+  await page.getByTestId('flag-checkout-theme').filter({ hasText: 'gap-writer' }).waitFor({ timeout: LIVE_MS });
+  await page.getByTestId('live').filter({ hasText: 'Live' }).waitFor();
+  expect(requests.filter((r) => r === 'flags')).toHaveLength(2);
+  // the whole audit was read once; the second load read only what was newer
+  expect(requests.filter((r) => r.startsWith('audit?'))).toEqual(['audit?limit=200', expect.stringMatching(/^audit\?after=[^&]+&limit=50$/)]);
+  await page.close();
+});
+
+it('misses no plan change made between the first read and the stream either (a plan write moves no flag version)', async () => {
+  const rollouts = new Rollouts({ store });
+  expect((await rollouts.get('fast-checkout')).state).toBe('running');
+  const { page, release } = await openHeld();
+  await rollouts.pause('fast-checkout', { actor: 'gap-writer', reason: 'paused between the first read and the stream' });
+  try {
+    release();
+    await page.getByTestId('live').filter({ hasText: 'Live' }).waitFor();
+    await page.evaluate(() => (location.hash = '#/plans/fast-checkout'));
+    await page.getByTestId('hold-reason').filter({ hasText: 'Paused: paused by gap-writer' }).waitFor({ timeout: LIVE_MS });
+  } finally {
+    await rollouts.resume('fast-checkout', { actor: 'gap-writer', reason: 'as it was' });
+  }
+  await page.getByTestId('hold-reason').filter({ hasNotText: 'Paused' }).waitFor({ timeout: LIVE_MS });
+  await page.close();
+});
+
+it('reads the whole audit once, not again when the stream opens: a change then reads only the newer entries', async () => {
+  let requests: string[] = [];
+  const page = await open('', ADA, async (p) => void (requests = apiRequests(p)));
+  await page.getByTestId('live').filter({ hasText: 'Live' }).waitFor();
+  const card = page.getByTestId('flag-checkout-theme');
+  await store.patchFlag('checkout-theme', { metadata: { owner: 'web' } }, { actor: 'incremental', reason: 'one more change' });
+  await card.filter({ hasText: 'incremental' }).waitFor({ timeout: LIVE_MS });
+  // one load on opening and one for the change: the stream's announcements on connecting matched what the first load read
+  expect(requests.filter((r) => r === 'flags')).toHaveLength(2);
+  const audit = requests.filter((r) => r.startsWith('audit?'));
+  expect(audit).toEqual(['audit?limit=200', expect.stringMatching(/^audit\?after=[^&]+&limit=50$/)]);
+  // the entry appears in the audit view, newest first, with the ones read before
+  await page.evaluate(() => (location.hash = '#/audit'));
+  const first = page.locator('ol.audit > li').first();
+  await first.filter({ hasText: 'one more change' }).waitFor();
+  expect(await page.locator('ol.audit > li').count()).toBeGreaterThan(10);
+  await page.close();
 });
 
 it('fits a phone: nothing overflows horizontally at 390×844', async () => {

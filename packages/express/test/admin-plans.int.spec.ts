@@ -165,8 +165,21 @@ it('streams every change from anywhere — flag writes and plan writes — to an
     expect(await next(/^flags \{"version":2,/)).toMatch(/^flags \{"version":2,"revision":"[0-9a-f-]{36}"\}$/);
     await request(app).post('/rollgate/admin/plans').set(ada).send(plan).expect(201);
     expect(await next(/^plan /)).toBe('plan {"flag":"fast-payment","planVersion":1}');
-    router.close(); // ends the stream
-    await new Promise<void>((resolve) => response.once('end', () => resolve()));
+    // a stream opened now announces the state as it is, as GET /flags and GET /plans answer it: a
+    // client that read before its stream was open compares, and reads again only what moved
+    const listed = (await request(app).get('/rollgate/admin/flags').set(ada).expect(200)).body as { version: number; revision: string };
+    const late = await new Promise<http.IncomingMessage>((resolve) => http.get({ port, path: '/rollgate/admin/events', headers: ada }, resolve).end());
+    const announced: string[] = [];
+    late.setEncoding('utf8');
+    await new Promise<void>((resolve) =>
+      late.on('data', (chunk: string) => {
+        for (const m of chunk.matchAll(/^event: (\w+)\ndata: (.*)$/gm)) announced.push(`${m[1]} ${m[2]}`);
+        if (announced.some((e) => e.startsWith('flags ')) && announced.some((e) => e.startsWith('plan '))) resolve();
+      }),
+    );
+    expect(announced.sort()).toEqual([`flags ${JSON.stringify({ version: listed.version, revision: listed.revision })}`, 'plan {"flag":"fast-payment","planVersion":1}']);
+    router.close(); // ends the streams
+    await Promise.all([response, late].map((r) => new Promise<void>((resolve) => r.once('end', () => resolve()))));
   } finally {
     server.close();
   }

@@ -79,7 +79,7 @@ it('audits its writes with the CLI\'s words for the same operations (disable, en
     return res.body as { version: number; unchanged?: true };
   };
   const lastAction = async () => (await store.audit('fast-payment', { limit: 1 }))[0]!.action;
-  // what the booking demo's panel and the dashboard send
+  // what the dashboard sends
   await write('patch', { state: 'DISABLED' });
   expect(await lastAction()).toBe('disable');
   await write('patch', { state: 'ENABLED' });
@@ -162,6 +162,60 @@ it('manages evaluators, shows the audit and reverts', async () => {
     ['remove', 'alice'],
   ]);
   await request(app).get('/rollgate/admin/audit?limit=5000').set(flagAdmin).expect(400);
+});
+
+it('reads only the audit entries newer than one the caller has (after=), and says whether that is all of them', async () => {
+  type Page = { entries: { id: string; version: number; key: string }[]; complete?: boolean };
+  const audit = async (query: string): Promise<Page> => (await request(app).get(`/rollgate/admin/audit?${query}`).set(flagAdmin).expect(200)).body as Page;
+  const versions = (page: Page) => page.entries.map((e) => e.version);
+  for (let i = 0; i < 3; i++) await store.patchFlag('checkout-theme', { metadata: { n: i } }, { actor: 'seed' });
+  const first = await audit('limit=200');
+  expect(versions(first)).toEqual([4, 3, 2, 1]);
+  expect(first).not.toHaveProperty('complete'); // without after=, the answer is as before
+  const newest = first.entries[0]!.id;
+
+  expect(await audit(`after=${encodeURIComponent(newest)}&limit=50`)).toEqual({ entries: [], complete: true });
+  await store.putFlag('other', theme, { actor: 'bo' });
+  await store.patchFlag('checkout-theme', { defaultVariant: 'bold' }, { actor: 'ada' });
+  const next = await audit(`after=${encodeURIComponent(newest)}&limit=50`);
+  expect([versions(next), next.complete]).toEqual([[6, 5], true]);
+  expect(next.entries.map((e) => e.key)).toEqual(['checkout-theme', 'other']);
+  // with a key: only that key's newer entries
+  const own = await audit(`key=checkout-theme&after=${encodeURIComponent(newest)}&limit=50`);
+  expect([versions(own), own.complete]).toEqual([[6], true]);
+  // more newer entries than the limit: the latest `limit`, not complete (read the page again)
+  const more = await audit(`after=${encodeURIComponent(first.entries[3]!.id)}&limit=2`);
+  expect([versions(more), more.complete]).toEqual([[6, 5], false]);
+  // an entry that is not (or no longer) in the audit: the latest page, not complete
+  const gone = await audit('after=no-such-entry&limit=3');
+  expect([versions(gone), gone.complete]).toEqual([[6, 5, 4], false]);
+  // more new entries than the first short read holds: still all of them
+  const at = next.entries[0]!.id;
+  for (let i = 0; i < 12; i++) await store.patchFlag('checkout-theme', { metadata: { n: 10 + i } }, { actor: 'seed' });
+  const many = await audit(`after=${encodeURIComponent(at)}&limit=50`);
+  expect([versions(many), many.complete]).toEqual([[18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7], true]);
+
+  await request(app).get('/rollgate/admin/audit?after=').set(flagAdmin).expect(400);
+  await request(app).get(`/rollgate/admin/audit?after=${newest}`).set(agent).expect(403);
+});
+
+it('announces the state on the event stream as soon as it is open (a store without version checks is asked), as GET /flags answers it', async () => {
+  const { get } = await import('node:http');
+  const server = app.listen(0, '127.0.0.1');
+  try {
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    const listed = (await request(app).get('/rollgate/admin/flags').set(flagAdmin).expect(200)).body as { version: number; revision: string };
+    expect(listed).toMatchObject({ version: 1, revision: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    const stream = await new Promise<import('node:http').IncomingMessage>((resolve) => get({ port, path: '/rollgate/admin/events', headers: flagAdmin }, resolve).end());
+    stream.setEncoding('utf8');
+    let text = '';
+    await new Promise<void>((resolve) => stream.on('data', (chunk: string) => ((text += chunk), /event: flags\n/.test(text) && resolve())));
+    expect(text).toContain(`event: flags\ndata: ${JSON.stringify({ version: 1, revision: listed.revision })}\n\n`);
+    stream.destroy();
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 it('answers 503 with Retry-After when the store does not answer', async () => {

@@ -8,6 +8,7 @@ import {
   VersionConflictError,
   WriteNotAppliedError,
   WriteOutcomeUnknownError,
+  type AuditEntry,
   type BaseFlagStore,
   type FlagChange,
 } from '@rollgate/redis';
@@ -101,13 +102,16 @@ function bodyProblem(body: unknown): string | undefined {
 
 const PLAN_ACTIONS = ['start', 'pause', 'resume', 'advance', 'approve', 'rollback'] as const;
 
+/** `GET /audit?after=`: entries read first (the full `limit` + 1 only when `after` is not among them). */
+const AUDIT_AFTER_FIRST_READ = 10;
+
 /**
  * The admin API, independent of any framework: the adapters hand every request under their
  * mount point to {@link AdminApi.handle} and send what it answers.
  *
  *   GET    /flags                      GET PUT PATCH DELETE /flags/:key     POST /flags/:key/explain {context}
  *   GET    /evaluators                 GET PUT DELETE /evaluators/:key
- *   GET    /audit?key=&limit=          POST /revert {key, toVersion?, kind?}
+ *   GET    /audit?key=&limit=&after=   POST /revert {key, toVersion?, kind?}
  *   GET    /plans                      POST /plans {PlanSpec}               GET /plans/:flag
  *   POST   /plans/:flag/(start|pause|resume|advance|approve|rollback)
  *   GET    /plans/:flag/series?seconds=&step=                               GET /events (server-sent events)
@@ -151,7 +155,7 @@ export class AdminApi {
       return this.notAllowed(req, kind === 'flag' ? 'GET, PUT, PATCH, DELETE' : 'GET, PUT, DELETE');
     }
     if (resource === 'flags' && key !== undefined && sub === 'explain') return method === 'POST' ? this.explain(req, key, req.body) : this.notAllowed(req, 'POST');
-    if (resource === 'audit' && key === undefined) return method === 'GET' ? this.audit(req, q('key'), q('limit') === undefined ? undefined : Number(q('limit'))) : this.notAllowed(req, 'GET');
+    if (resource === 'audit' && key === undefined) return method === 'GET' ? this.audit(req, q('key'), q('limit') === undefined ? undefined : Number(q('limit')), q('after')) : this.notAllowed(req, 'GET');
     if (resource === 'revert' && key === undefined) return method === 'POST' ? this.revert(req, req.body) : this.notAllowed(req, 'POST');
     if (resource === 'feedback' && key !== undefined && sub === undefined) {
       if (method !== 'GET') return this.notAllowed(req, 'GET');
@@ -184,6 +188,11 @@ export class AdminApi {
    * `GET /events`: a server-sent event stream of every change from anywhere — `flags` with the
    * store's version and revision, `plan` with a plan's flag and planVersion — and a comment every
    * 15 s. An AdminResponse instead when the caller may not have it.
+   *
+   * On connecting it announces the state as it is once it listens: a `flags` event, and a `plan`
+   * event per plan. A client that read before its stream was open compares them with what it read
+   * (`GET /flags` answers the same version and revision, plans their planVersion), and reads again
+   * only what moved.
    */
   async events(req: AdminRequest): Promise<AdminResponse | AdminEventStream> {
     const refusal = await this.refusal(req);
@@ -192,13 +201,14 @@ export class AdminApi {
       open: (write) => {
         const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
         let last = '';
+        const announce = (version: number, revision: string) => {
+          // the heartbeat confirms the same state twice a second: announce changes only
+          if (`${version}:${revision}` === last) return;
+          last = `${version}:${revision}`;
+          send('flags', { version, revision });
+        };
         const unwatch = this.store.watch({
-          onChange: (version, revision) => {
-            // the heartbeat confirms the same state twice a second: announce changes only
-            if (`${version}:${revision}` === last) return;
-            last = `${version}:${revision}`;
-            send('flags', { version, revision });
-          },
+          onChange: announce,
           onUnavailable: (e) => send('unavailable', { message: e.message }),
           onAvailable: () => send('available', {}),
         });
@@ -206,7 +216,21 @@ export class AdminApi {
         const heartbeat = setInterval(() => write(': keep-alive\n\n'), 15_000);
         heartbeat.unref();
         write(': connected\n\n');
+        // the state as it is, read now that the watchers listen (a RedisFlagStore's watcher hears
+        // the flags' version at its next check, within pollIntervalMs; other stores are asked)
+        let open = true;
+        if (!(this.store instanceof RedisFlagStore)) {
+          this.store.load().then(
+            (set) => open && announce(set.version, set.revision),
+            () => undefined, // unreachable: the watcher says so
+          );
+        }
+        this.rollouts?.list().then(
+          (plans) => plans.forEach((p) => open && send('plan', { flag: p.flag, planVersion: p.planVersion })),
+          () => undefined,
+        );
         return () => {
+          open = false;
           clearInterval(heartbeat);
           unwatch();
           unwatchPlans?.();
@@ -219,7 +243,8 @@ export class AdminApi {
     return this.guarded(req, async () => {
       const set = await this.store.load();
       if (kind === 'evaluator') return json(200, { version: set.version, $evaluators: set.evaluators }, etag(set.version));
-      return json(200, { version: set.version, flags: set.flags, $evaluators: set.evaluators }, etag(set.version));
+      // the revision with the version: a stream's `flags` event names the same state (see events())
+      return json(200, { version: set.version, revision: set.revision, flags: set.flags, $evaluators: set.evaluators }, etag(set.version));
     });
   }
 
@@ -319,11 +344,27 @@ export class AdminApi {
     );
   }
 
-  private async audit(req: AdminRequest, key: string | undefined, limit: number | undefined): Promise<AdminResponse> {
+  /**
+   * `GET /audit?key=&limit=`: the latest entries, newest first. With `after=<entry id>` (an entry
+   * the caller already has): only the entries newer than that one, and `complete` — true when they
+   * are all of them (that entry was reached within `limit`), false when there are more than
+   * `limit` or that entry is no longer in the audit: then read the latest page again.
+   */
+  private async audit(req: AdminRequest, key: string | undefined, limit: number | undefined, after: string | undefined): Promise<AdminResponse> {
     return this.guarded(req, async () => {
       const n = limit === undefined ? 50 : limit;
       if (!Number.isInteger(n) || n < 1 || n > 1000) return json(400, { error: 'invalid', message: 'limit must be an integer from 1 to 1000' });
-      return json(200, { entries: await this.store.audit(key, { limit: n }) });
+      if (after === undefined) return json(200, { entries: await this.store.audit(key, { limit: n }) });
+      if (after === '' || after.length > 200) return json(400, { error: 'invalid', message: 'after must be the id of an audit entry' });
+      // usually a few entries are new: a short read first, the full one only when it did not reach `after`
+      let entries: AuditEntry[] = [];
+      for (const read of n + 1 > AUDIT_AFTER_FIRST_READ ? [AUDIT_AFTER_FIRST_READ, n + 1] : [n + 1]) {
+        entries = await this.store.audit(key, { limit: read });
+        const at = entries.findIndex((e) => e.id === after);
+        if (at >= 0) return json(200, { entries: entries.slice(0, at), complete: true });
+        if (entries.length < read) break; // the whole audit (of that key) read: `after` is not in it
+      }
+      return json(200, { entries: entries.slice(0, n), complete: false });
     });
   }
 

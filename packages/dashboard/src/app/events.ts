@@ -2,17 +2,19 @@ import type { AdminClient } from './api';
 import { backoffMs, SseParser } from './sse';
 
 // Follows `GET /events` with fetch() streaming (EventSource cannot send the bearer token),
-// reconnecting with backoff. Every (re)connection is announced: events may have been missed
-// while it was down, so the caller reloads everything then.
+// reconnecting with backoff. On connecting the server announces the state as it is (a `flags`
+// event, a `plan` event per plan), so a page that read before the stream was open can tell whether
+// anything moved meanwhile. A reconnection, or the store back after being unreachable, is
+// announced too: events may have been missed while it was down, so the caller reloads then.
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'store_unavailable';
 
 export interface EventHandlers {
-  /** The stream is open (first or again): reload everything. */
-  onOpen(): void;
-  /** Flags or evaluators changed (`flags` {version, revision}). */
-  onFlags(version: number): void;
-  /** A plan changed (`plan` {flag, planVersion}). */
+  /** The stream is open: the first time (`again` false), or again after a drop or an unreachable store (reload everything). */
+  onOpen(again: boolean): void;
+  /** The flags' state (`flags` {version, revision}): on connecting, and on every change of flags or evaluators. */
+  onFlags(version: number, revision: string | undefined): void;
+  /** A plan's version (`plan` {flag, planVersion}): on connecting, and on every change of that plan. */
   onPlan(flag: string, planVersion: number): void;
   onStatus(status: LiveStatus): void;
   /** 401/403 on the stream: the caller shows the sign-in or "not authorized". */
@@ -25,6 +27,7 @@ const SILENCE_MS = 45_000;
 export function followEvents(client: AdminClient, handlers: EventHandlers): () => void {
   let stopped = false;
   let attempt = 0;
+  let opened = false;
   let controller: AbortController | undefined;
   let retry: ReturnType<typeof setTimeout> | undefined;
 
@@ -46,7 +49,8 @@ export function followEvents(client: AdminClient, handlers: EventHandlers): () =
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
       attempt = 0;
       handlers.onStatus('live');
-      handlers.onOpen();
+      handlers.onOpen(opened);
+      opened = true;
       quiet();
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
@@ -62,12 +66,12 @@ export function followEvents(client: AdminClient, handlers: EventHandlers): () =
           } catch {
             continue;
           }
-          if (event.event === 'flags') handlers.onFlags(Number(data.version));
+          if (event.event === 'flags') handlers.onFlags(Number(data.version), typeof data.revision === 'string' ? data.revision : undefined);
           else if (event.event === 'plan') handlers.onPlan(String(data.flag), Number(data.planVersion));
           else if (event.event === 'unavailable') handlers.onStatus('store_unavailable');
           else if (event.event === 'available') {
             handlers.onStatus('live');
-            handlers.onOpen();
+            handlers.onOpen(true);
           }
         }
       }

@@ -5,11 +5,14 @@ import type { AuditEntry, FlagDefinition, Plan } from './model';
 
 // One state object per load: flags, segments, audit and plans are read together and rendered
 // together, so no part of the page can show an older state than another. Loads triggered while
-// one is running are coalesced into one more load after it.
+// one is running are coalesced into one more load after it. A load reads the audit only past the
+// newest entry the page has (`after=`), not the whole page of it again.
 
 export interface Snapshot {
   /** The store version of everything below. */
   version: number;
+  /** With the version, the state exactly (undefined from a server that does not say). */
+  revision: string | undefined;
   flags: Record<string, FlagDefinition>;
   evaluators: Record<string, unknown>;
   /** The latest changes, newest first, up to `version` (a newer one arrives with the next load). */
@@ -58,6 +61,37 @@ function keep(entries: AuditEntry[], version: number): AuditEntry[] {
   return entries.filter((e) => e.version <= version);
 }
 
+/** How many entries a load asks for past the newest one the page has; more new ones than that, and it reads the latest page again. */
+const AUDIT_STEP = 50;
+/** The history of the flag or segment on screen: its latest entries. */
+const KEY_AUDIT_LIMIT = 50;
+
+/** An audit read as the server answered it (newest first, not cut at the flags' version): the next load reads only what is newer. */
+interface AuditRead {
+  key: string | undefined;
+  limit: number;
+  entries: AuditEntry[];
+}
+
+/**
+ * The latest `limit` entries of the audit (of `key`): when the page has them already (`have`),
+ * only those newer than its newest (`after=`), put before them — unless the server says that is
+ * not all of them (more than AUDIT_STEP, or that entry left the audit) or they do not reach
+ * `atLeast` (the version the flags were read at, which every newer entry reaches): then the whole
+ * page again.
+ */
+async function readAudit(client: AdminClient, have: AuditRead | null, key: string | undefined, limit: number, atLeast?: number): Promise<AuditRead> {
+  const filter = key !== undefined ? `key=${encodeURIComponent(key)}&` : '';
+  const newest = have && have.key === key && have.limit === limit ? have.entries[0] : undefined;
+  if (have && newest) {
+    const page = await client.request<{ entries: AuditEntry[]; complete?: boolean }>('GET', `audit?${filter}after=${encodeURIComponent(newest.id)}&limit=${Math.min(AUDIT_STEP, limit)}`);
+    const entries = [...page.entries, ...have.entries].slice(0, limit);
+    if (page.complete === true && (atLeast === undefined || entries[0]!.version >= atLeast)) return { key, limit, entries };
+  }
+  const page = await client.request<{ entries: AuditEntry[] }>('GET', `audit?${filter}limit=${limit}`);
+  return { key, limit, entries: page.entries };
+}
+
 export function useDashboard(focusKey: string | undefined): Dashboard {
   const tokenRef = useRef<string | null>(readToken());
   const [token, setToken] = useState<string | null>(tokenRef.current);
@@ -71,24 +105,31 @@ export function useDashboard(focusKey: string | undefined): Dashboard {
   const running = useRef<Promise<void> | null>(null);
   const again = useRef(false);
   const generation = useRef(0);
+  /** The last snapshot loaded (what the change stream's announcements are compared with). */
+  const latest = useRef<Snapshot | null>(null);
+  const auditRead = useRef<AuditRead | null>(null);
+  const keyAuditRead = useRef<AuditRead | null>(null);
 
   const loadOnce = useCallback(async () => {
     const gen = generation.current;
     try {
-      const set = await client.request<{ version: number; flags: Record<string, FlagDefinition>; $evaluators: Record<string, unknown> }>('GET', 'flags');
+      const set = await client.request<{ version: number; revision?: string; flags: Record<string, FlagDefinition>; $evaluators: Record<string, unknown> }>('GET', 'flags');
       const key = focusRef.current;
       // read after the flags: the audit then holds at least every change up to their version
       const [audit, keyAudit, plans] = await Promise.all([
-        client.request<{ entries: AuditEntry[] }>('GET', `audit?limit=${limitRef.current}`),
-        key ? client.request<{ entries: AuditEntry[] }>('GET', `audit?key=${encodeURIComponent(key)}&limit=50`) : Promise.resolve(null),
+        readAudit(client, auditRead.current, undefined, limitRef.current, set.version),
+        key ? readAudit(client, keyAuditRead.current, key, KEY_AUDIT_LIMIT) : Promise.resolve(null),
         client.request<{ plans: Plan[] }>('GET', 'plans').catch((e: unknown) => {
           if (e instanceof ApiError && e.status === 501) return null;
           throw e;
         }),
       ]);
       if (gen !== generation.current) return; // signed out or in as someone else meanwhile
+      auditRead.current = audit;
+      if (keyAudit) keyAuditRead.current = keyAudit;
       const snapshot: Snapshot = {
         version: set.version,
+        revision: set.revision,
         flags: set.flags ?? {},
         evaluators: set.$evaluators ?? {},
         audit: keep(audit.entries, set.version),
@@ -96,6 +137,7 @@ export function useDashboard(focusKey: string | undefined): Dashboard {
         plans: plans ? plans.plans : null,
         loadedAt: Date.now(),
       };
+      latest.current = snapshot;
       setState((s) => ({ ...s, access: 'ok', snapshot, loadError: null, signInNote: null }));
     } catch (e) {
       if (gen !== generation.current) return;
@@ -140,19 +182,32 @@ export function useDashboard(focusKey: string | undefined): Dashboard {
     return () => clearTimeout(timer);
   }, [state.loadError, state.access, reload]);
 
-  // live: follow the change stream while signed in
+  // live: follow the change stream from the first load on, beside it rather than after it (the
+  // stream's first announcements say whether anything moved since that load read)
+  const following = state.access === 'checking' || state.access === 'ok';
   useEffect(() => {
-    if (state.access !== 'ok') return undefined;
+    if (!following) return undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const soon = () => {
       // events come in bursts (a write, then the controller's plan update): one load for a burst
       clearTimeout(timer);
       timer = setTimeout(() => void reload(), 30);
     };
+    // the state the stream announces against what the page shows, once a load under way has
+    // finished: a load only when they differ (a change, or one the page's own write already read)
+    const unless = (same: (s: Snapshot) => boolean) => {
+      const check = () => {
+        if (!latest.current || !same(latest.current)) soon();
+      };
+      if (running.current) void running.current.then(check);
+      else check();
+    };
     const stop = followEvents(client, {
-      onOpen: soon,
-      onFlags: soon,
-      onPlan: soon,
+      onOpen: (again) => {
+        if (again) soon(); // events may have been missed while it was down
+      },
+      onFlags: (version, revision) => unless((s) => s.version === version && (revision === undefined || s.revision === undefined || s.revision === revision)),
+      onPlan: (flag, planVersion) => unless((s) => s.plans?.find((p) => p.flag === flag)?.planVersion === planVersion),
       onStatus: (live) => setState((s) => (s.live === live ? s : { ...s, live })),
       onRefused: (status) =>
         setState((s) => ({
@@ -166,10 +221,16 @@ export function useDashboard(focusKey: string | undefined): Dashboard {
       clearTimeout(timer);
       stop();
     };
-  }, [state.access, token, client, reload]);
+  }, [following, token, client, reload]);
 
+  const forget = () => {
+    latest.current = null;
+    auditRead.current = null;
+    keyAuditRead.current = null;
+  };
   const signIn = useCallback((t: string) => {
     generation.current++;
+    forget();
     tokenRef.current = t.trim();
     saveToken(t);
     setState({ access: 'checking', snapshot: null, loadError: null, live: 'connecting', signInNote: null });
@@ -177,6 +238,7 @@ export function useDashboard(focusKey: string | undefined): Dashboard {
   }, []);
   const signOut = useCallback(() => {
     generation.current++;
+    forget();
     tokenRef.current = null;
     saveToken(null);
     setState({ access: 'signin', snapshot: null, loadError: null, live: 'connecting', signInNote: null });
