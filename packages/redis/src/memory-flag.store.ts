@@ -31,6 +31,8 @@ export class MemoryFlagStore extends BaseFlagStore {
   private readonly flags = new Map<string, string>();
   private readonly evaluators = new Map<string, string>();
   private readonly auditLog: AuditEntry[] = [];
+  /** Entries ever audited: ids keep growing once old entries are trimmed (an id is never reused). */
+  private audited = 0;
   private readonly events: TrackedEvent[] = [];
   private readonly watchers = new Set<StoreWatcher>();
   private readonly auditMaxLength: number;
@@ -84,7 +86,7 @@ export class MemoryFlagStore extends BaseFlagStore {
       if (entry.json === null) map.delete(entry.key);
       else map.set(entry.key, entry.json);
       this.auditLog.push({
-        id: String(this.auditLog.length + 1),
+        id: String(++this.audited),
         version,
         time,
         actor: options.actor,

@@ -280,3 +280,15 @@ describe.each(factories)('%s', (_name, create) => {
     expect(events).toEqual([{ name: 'payment-completed', targetingKey: 'u1', time: 1, details: { value: 12.5 } }]);
   });
 });
+
+it('MemoryFlagStore: an audit id is never reused once old entries are trimmed (a client reading `after` an id relies on it)', async () => {
+  const store = new MemoryFlagStore({ auditMaxLength: 3 });
+  opened.push(store);
+  const seen: string[] = [];
+  for (let n = 0; n < 6; n++) {
+    await store.putFlag('checkout-theme', { ...checkoutTheme, defaultVariant: n % 2 ? 'bold' : 'classic', metadata: { n } }, actor);
+    seen.push((await store.audit(undefined, { limit: 1 }))[0]!.id);
+  }
+  expect(new Set(seen).size).toBe(6);
+  expect((await store.audit()).map((e) => e.id)).toEqual(seen.slice(3).reverse());
+});
