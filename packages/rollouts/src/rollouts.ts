@@ -37,6 +37,8 @@ export class Rollouts {
   readonly now: () => number;
   private readonly planWatchers = new Set<(flag: string, planVersion: number) => void>();
   private planSubscriber: { disconnect(): void } | undefined;
+  /** Settles when the plan subscriber's SUBSCRIBE has been answered. */
+  private planSubscribed: Promise<void> | undefined;
 
   constructor(readonly options: RolloutsOptions) {
     this.now = options.now ?? Date.now;
@@ -52,8 +54,11 @@ export class Rollouts {
    * Calls `onChange(flag, planVersion)` after every plan write, from anywhere (pub/sub on a
    * connection of its own, opened for the first watcher and closed after the last). Returns a
    * function that stops.
+   *
+   * `onSubscribed`, when given, is called once Redis has confirmed the subscription (or refused
+   * it): a caller that reads the plans then misses no write made after its read.
    */
-  watchPlans(onChange: (flag: string, planVersion: number) => void): () => void {
+  watchPlans(onChange: (flag: string, planVersion: number) => void, onSubscribed?: () => void): () => void {
     this.planWatchers.add(onChange);
     if (!this.planSubscriber) {
       // Cluster and Redis both have duplicate(); the union's signatures do not unify
@@ -72,9 +77,15 @@ export class Rollouts {
           // not one of ours
         }
       });
-      void sub.subscribe(this.store.keys.planChanges).catch(() => undefined);
+      this.planSubscribed = sub.subscribe(this.store.keys.planChanges).then(
+        () => undefined,
+        () => undefined, // refused (Redis unreachable): the watcher reads again when it is back
+      );
     }
+    let watching = true;
+    if (onSubscribed) void this.planSubscribed!.then(() => watching && onSubscribed());
     return () => {
+      watching = false;
       this.planWatchers.delete(onChange);
       if (this.planWatchers.size === 0 && this.planSubscriber) {
         this.planSubscriber.disconnect();

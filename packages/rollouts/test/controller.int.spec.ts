@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { RedisFlagStore, type AuditEntry } from '@rollgate/redis';
-import { OutcomeRecorder, PlanStateError, PlanValidationError, RolloutController, type Plan, type PlanSpec, type TickResult } from '@rollgate/rollouts';
+import { OutcomeRecorder, PlanStateError, Rollouts, PlanValidationError, RolloutController, type Plan, type PlanSpec, type TickResult } from '@rollgate/rollouts';
 import { startRedis, type TestRedis } from '../../redis/test/support/redis-server';
 import { FakeClock, Traffic, type ArmBehaviour } from './support/traffic';
 import { stratumOf } from '../src/controller';
@@ -461,5 +461,36 @@ describe('plans by hand', () => {
     expect(trail[5]!.reason).toBe('support tickets');
     // a rolled-back plan can be replaced by a new draft
     expect((await rollouts.create(ramp, actor)).state).toBe('draft');
+  });
+});
+
+describe('watchPlans', () => {
+  it('says when plan notices are subscribed, so that a read then misses no later write; every watcher hears every write', async () => {
+    const store = new RedisFlagStore({ redis: redis.url, env: `watch-${process.pid}-${++envCounter}`, pollIntervalMs: 60_000 });
+    cleanups.push(() => store.close());
+    const rollouts = new Rollouts({ store });
+    const heard: [string, number][][] = [[], []];
+    const subscribers: number[] = [];
+    const subscribed = (n: number) =>
+      new Promise<void>((resolve) => {
+        const stop = rollouts.watchPlans(
+          (flag, version) => heard[n]!.push([flag, version]),
+          () => {
+            // at this moment Redis counts the subscription
+            void admin.pubsub('NUMSUB', store.keys.planChanges).then((reply) => {
+              subscribers.push(Number((reply as [string, number])[1]));
+              resolve();
+            });
+          },
+        );
+        cleanups.push(async () => stop());
+      });
+    await subscribed(0);
+    await subscribed(1); // the second watcher shares the connection, subscribed already
+    expect(subscribers).toEqual([1, 1]);
+    await store.putFlag('fast-payment', fastPayment, actor);
+    const plan = await rollouts.create(ramp, actor);
+    for (let i = 0; i < 100 && heard.some((h) => h.length === 0); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(heard).toEqual([[['fast-payment', plan.planVersion]], [['fast-payment', plan.planVersion]]]);
   });
 });

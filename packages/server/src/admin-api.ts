@@ -212,23 +212,27 @@ export class AdminApi {
           onUnavailable: (e) => send('unavailable', { message: e.message }),
           onAvailable: () => send('available', {}),
         });
-        const unwatchPlans = this.rollouts?.watchPlans((flag, planVersion) => send('plan', { flag, planVersion }));
+        let open = true;
+        // each plan as it is, read once the plan notices are subscribed: no write falls between
+        const unwatchPlans = this.rollouts?.watchPlans(
+          (flag, planVersion) => send('plan', { flag, planVersion }),
+          () =>
+            void this.rollouts?.list().then(
+              (plans) => plans.forEach((p) => open && send('plan', { flag: p.flag, planVersion: p.planVersion })),
+              () => undefined,
+            ),
+        );
         const heartbeat = setInterval(() => write(': keep-alive\n\n'), 15_000);
         heartbeat.unref();
         write(': connected\n\n');
         // the state as it is, read now that the watchers listen (a RedisFlagStore's watcher hears
         // the flags' version at its next check, within pollIntervalMs; other stores are asked)
-        let open = true;
         if (!(this.store instanceof RedisFlagStore)) {
           this.store.load().then(
             (set) => open && announce(set.version, set.revision),
             () => undefined, // unreachable: the watcher says so
           );
         }
-        this.rollouts?.list().then(
-          (plans) => plans.forEach((p) => open && send('plan', { flag: p.flag, planVersion: p.planVersion })),
-          () => undefined,
-        );
         return () => {
           open = false;
           clearInterval(heartbeat);
