@@ -165,9 +165,12 @@ export class FlagSnapshot {
    * the same outcome (read it, do not change it).
    */
   evaluate<T extends FlagValue = FlagValue>(flagKey: string, context?: EvaluationContext, options?: EvaluateOptions<T>): EvaluationResult<T> {
+    // the common case (generated code, no options: answer() would give the rule's result as it is)
+    // here, everything else out of line in evaluateFlag: evaluate stays small enough for V8 to
+    // inline it into its caller (see generatedResult)
     const flag = typeof flagKey === 'string' ? this.index[flagKey] : undefined;
-    if (flag === undefined) return failure(flagKey, options?.defaultValue, 'FLAG_NOT_FOUND', `flag "${flagKey}" not found`, this.metadata) as EvaluationResult<T>;
-    return this.evaluateFlag(flag, context, options) as EvaluationResult<T>;
+    if (options === undefined && flag !== undefined && flag.generated !== undefined) return this.generatedResult(flag, flag.generated, context) as EvaluationResult<T>;
+    return this.evaluateFlag(flagKey, flag, context, options) as EvaluationResult<T>;
   }
 
   /** Evaluates several flags (all by default) for one context, in key order. */
@@ -176,7 +179,10 @@ export class FlagSnapshot {
     if (keys === undefined) {
       const list = this.list;
       const out: EvaluationResult[] = new Array(list.length);
-      for (let i = 0; i < list.length; i++) out[i] = this.evaluateFlag(list[i]!, context, undefined);
+      for (let i = 0; i < list.length; i++) {
+        const flag = list[i]!;
+        out[i] = flag.generated !== undefined ? this.generatedResult(flag, flag.generated, context) : this.evaluateClosures(flag, context, undefined);
+      }
       return out;
     }
     const out: EvaluationResult[] = new Array(keys.length);
@@ -201,11 +207,27 @@ export class FlagSnapshot {
     return { result, steps, summary: summarize(result, steps) };
   }
 
-  private evaluateFlag(flag: CompiledFlag, context: EvaluationContext | undefined, options: EvaluateOptions | undefined): EvaluationResult {
-    const generated = flag.generated; // only on enabled flags whose rule compiled
+  /**
+   * A flag's generated function, as evaluate answers without options. Kept this small (and its
+   * rare paths in other methods) so that V8 inlines it into evaluate and evaluateAll: those then
+   * stay small enough to be inlined into their callers. The generated function has its own budget
+   * counters and no shared state (no Env to set up, safe to re-enter).
+   */
+  private generatedResult(flag: CompiledFlag, generated: Generated, context: EvaluationContext | undefined): EvaluationResult {
+    let result: EvaluationResult;
+    try {
+      result = generated(context !== null && typeof context === 'object' ? context : NO_CONTEXT) as EvaluationResult;
+    } catch (e) {
+      return this.failed(flag, undefined, e);
+    }
+    return result === BAIL ? this.evaluateClosures(flag, context, undefined) : result;
+  }
+
+  /** evaluate of everything but a flag with generated code called without options: an unknown flag, options, no rule, the closures. */
+  private evaluateFlag(flagKey: string, flag: CompiledFlag | undefined, context: EvaluationContext | undefined, options: EvaluateOptions | undefined): EvaluationResult {
+    if (flag === undefined) return failure(flagKey, options?.defaultValue, 'FLAG_NOT_FOUND', `flag "${flagKey}" not found`, this.metadata);
+    const generated = flag.generated;
     if (generated === undefined) return this.evaluateClosures(flag, context, options);
-    // kept small so that V8 inlines it into evaluate: the generated function has its own budget
-    // counters and no shared state (no Env to set up, safe to re-enter)
     let result: EvaluationResult;
     try {
       result = generated(context !== null && typeof context === 'object' ? context : NO_CONTEXT) as EvaluationResult;
@@ -213,7 +235,7 @@ export class FlagSnapshot {
       return this.failed(flag, options?.defaultValue, e);
     }
     if (result === BAIL) return this.evaluateClosures(flag, context, options);
-    return options === undefined && result !== flag.noVariant ? result : this.answer(flag, result, options);
+    return this.answer(flag, result, options);
   }
 
   /** Evaluation by the compiled closures, with the snapshot's Env. */

@@ -306,7 +306,8 @@ describe('codegen: the same answers as the closures', () => {
         for (const ctx of contexts) {
           expect(generated.evaluateAll(ctx)).toEqual(closures.evaluateAll(ctx));
           for (const key of generated.keys()) {
-            for (const options of [{ defaultValue: 'dflt' }, { defaultValue: 'dflt', type: 'string' }, { defaultValue: false, type: 'boolean' }] as EvaluateOptions[]) {
+            // without options too: evaluate's own path for generated code (snapshot.ts, generatedResult)
+            for (const options of [undefined, { defaultValue: 'dflt' }, { defaultValue: 'dflt', type: 'string' }, { defaultValue: false, type: 'boolean' }] as (EvaluateOptions | undefined)[]) {
               expect(generated.evaluate(key, ctx, options)).toEqual(closures.evaluate(key, ctx, options));
             }
           }
