@@ -96,6 +96,8 @@ export class OfrepEvaluator {
   /** The options that shape answers besides the flags, in every client view's revision. */
   private readonly fingerprint: string;
   private readonly views = new WeakMap<FlagSnapshot, ClientView>();
+  /** Each engine result's OFREP answer and its JSON text (see answerOf). */
+  private readonly answers = new WeakMap<EvaluationResult, { flag: OfrepFlag; text: string }>();
 
   constructor(options: OfrepOptions) {
     if (!options?.source) throw new ConfigError('ofrep: options.source is required (e.g. your RollgateProvider)');
@@ -143,8 +145,16 @@ export class OfrepEvaluator {
       if (current !== undefined) out = { status: 304, headers: { ...JSON_HEADERS, ETag: `"${current}"` } };
     }
     if (out === undefined) {
-      const flags = Object.freeze(snapshot.evaluateAll(ctx.context, { keys: view.keys }).map((r) => Object.freeze(this.toOfrep(r))));
-      const json = JSON.stringify(flags);
+      const results = snapshot.evaluateAll(ctx.context, { keys: view.keys });
+      const list: OfrepFlag[] = new Array(results.length);
+      let json = '[';
+      for (let i = 0; i < results.length; i++) {
+        const { flag, text } = this.answerOf(results[i]!);
+        list[i] = flag;
+        json += i === 0 ? text : `,${text}`;
+      }
+      json += ']';
+      const flags = Object.freeze(list);
       SERIALIZED.set(flags, json); // frozen: the text stays true, and writeOfrepResponse need not serialize them again
       const content = digest(salt, json).slice(0, CONTENT_LENGTH);
       const headers = { ...JSON_HEADERS, ETag: `"${revalidation}.${content}"` };
@@ -215,6 +225,22 @@ export class OfrepEvaluator {
     // identity last: it always wins
     for (const [name, value] of Object.entries(identity)) context[name] = value;
     return { context };
+  }
+
+  /**
+   * A result's OFREP answer (frozen) and its JSON text. The engine's results are prebuilt and
+   * frozen per flag, variant and reason, so most are the same objects request after request: their
+   * answers are worked out once (a WeakMap: they go with their snapshot). Other results (errors,
+   * a value read from the context) are answered afresh.
+   */
+  private answerOf(r: EvaluationResult): { flag: OfrepFlag; text: string } {
+    let answer = this.answers.get(r);
+    if (answer === undefined) {
+      const flag = Object.freeze(this.toOfrep(r));
+      answer = { flag, text: JSON.stringify(flag) };
+      if (Object.isFrozen(r) && Object.isFrozen(r.flagMetadata)) this.answers.set(r, answer);
+    }
+    return answer;
   }
 
   private toOfrep(r: EvaluationResult): OfrepFlag {

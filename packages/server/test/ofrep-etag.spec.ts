@@ -1,5 +1,5 @@
 import { MemoryFlagStore, RollgateProvider } from '@rollgate/redis';
-import { OfrepEvaluator } from '@rollgate/server';
+import { OfrepEvaluator, writeOfrepResponse } from '@rollgate/server';
 
 // The bulk ETag is what makes a refetch cheap: a revalidation that nothing it can see changed
 // since gets its 304 without an evaluation; one whose values did not change across a change gets
@@ -119,4 +119,29 @@ it('the client view changes exactly with what browsers can see', async () => {
   // other options shape other answers: another revision
   const exposing = new OfrepEvaluator({ source: provider, clientAttributes: ['locale'], exposedMetadata: ['owner'] });
   expect(exposing.clientView().revision).not.toBe(evaluator.clientView().revision);
+});
+
+it('writes the answers it worked out once per engine result as the same JSON as the answer itself, and follows a write', async () => {
+  const withMetadata = new OfrepEvaluator({ source: provider, clientAttributes: ['locale'], etagSalt: () => salt, exposedMetadata: ['team'] });
+  await written(() => store.putFlag('greeting', { ...flags.greeting, metadata: { clientVisible: true, team: 'web' } }, actor));
+  const text = (ev: OfrepEvaluator, caller: typeof bo, body: unknown) => {
+    const out = ev.bulk(caller, body, undefined);
+    let sent = '';
+    const res = { statusCode: 0, headers: {} as Record<string, unknown>, setHeader(n: string, v: unknown) { this.headers[n] = v; }, getHeader(n: string) { return this.headers[n]; }, end(t?: string) { sent = t ?? ''; } };
+    writeOfrepResponse(res as never, out);
+    expect(JSON.parse(sent)).toEqual(out.body); // the text is the answer
+    return JSON.parse(sent) as { flags: { key: string; value?: unknown; metadata?: unknown }[] };
+  };
+  for (let round = 0; round < 3; round++) {
+    expect(text(withMetadata, bo, { context: { locale: 'fr' } }).flags).toEqual([
+      { key: 'banner', value: true, variant: 'on', reason: 'TARGETING_MATCH', metadata: {} },
+      { key: 'greeting', value: 'Bonjour', variant: 'fr', reason: 'TARGETING_MATCH', metadata: { team: 'web' } },
+    ]);
+    expect(text(evaluator, cy, {}).flags).toEqual([
+      { key: 'banner', value: false, variant: 'off', reason: 'DEFAULT' },
+      { key: 'greeting', value: 'Hello', variant: 'en', reason: 'DEFAULT' },
+    ]);
+  }
+  await written(() => store.patchFlag('banner', { state: 'DISABLED' }, actor));
+  expect(text(evaluator, bo, {}).flags[0]).toEqual({ key: 'banner', reason: 'DISABLED' });
 });
