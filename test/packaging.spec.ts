@@ -108,7 +108,7 @@ it('packs every package (each built by its prepack), lint-free; installs the tar
   const names = PACKAGES.map((p) => `@rollgate/${p}`);
   expect(packed.map((p) => p.name).sort()).toEqual([...names].sort());
   for (const p of packed) {
-    expect(p.files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'src/index.ts']));
+    expect(p.files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'src/index.ts']));
     expect(p.files.filter((f) => /(^|\/)test\/|\.tsbuildinfo$|\.spec\.|^src\/app\//.test(f))).toEqual([]); // only what users need (src: for the source maps)
     // what `npm run pack` tells users to install with it: its @rollgate dependencies, transitively
     const manifest = JSON.parse(await readFile(join(ROOT, 'packages', p.name.slice('@rollgate/'.length), 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
