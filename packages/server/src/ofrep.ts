@@ -238,7 +238,7 @@ export class OfrepEvaluator {
     if (answer === undefined) {
       const flag = Object.freeze(this.toOfrep(r));
       answer = { flag, text: JSON.stringify(flag) };
-      if (Object.isFrozen(r) && Object.isFrozen(r.flagMetadata)) this.answers.set(r, answer);
+      if (Object.isFrozen(r) && Object.isFrozen(r.flagMetadata) && Object.isFrozen(r.value)) this.answers.set(r, answer); // (primitives are frozen)
     }
     return answer;
   }
