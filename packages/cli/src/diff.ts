@@ -1,3 +1,4 @@
+import { canonicalJson } from '@rollgate/redis';
 import { describeSplit, targetingWithoutSplitWeights } from './rollout';
 import { readSegment } from './segment';
 
@@ -28,16 +29,7 @@ export interface FlagSetContent {
   evaluators: Record<string, unknown>;
 }
 
-/** JSON text with object keys sorted: equal text, equal JSON (key order does not matter). */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) Object.defineProperty(out, k, { value: (v as Record<string, unknown>)[k], enumerable: true, configurable: true, writable: true });
-    return out;
-  });
-}
-
+/** Equal as the store judges a write that changes nothing (its canonicalJson: key order does not matter). */
 export function sameJson(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }

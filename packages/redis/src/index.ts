@@ -7,6 +7,7 @@ export { BaseFlagStore } from './base-flag.store';
 export { RollgateProvider } from './rollgate.provider';
 export type { ProviderHealth, RollgateProviderOptions } from './rollgate.provider';
 export { flagStoreKeys } from './keys';
+export { canonicalJson } from './write-plan';
 export type { FlagStoreKeys } from './keys';
 export {
   ConfigError,

@@ -19,6 +19,7 @@ it('exports exactly these runtime names', () => {
     'WriteNotAppliedError',
     'WriteNotReplicatedError',
     'WriteOutcomeUnknownError',
+    'canonicalJson',
     'flagStoreKeys',
     'parseRedisUrl',
     'redactRedisUrl',
