@@ -112,7 +112,9 @@ async function serverMain(config) {
   if (process.env.FANOUT_TRACE) {
     setInterval(() => {
       const st = router.streamStats();
-      if (st && (st.pending > 0 || st.share > 0)) trace.push([Math.round(now() - changedAt), st.pending, +st.refetchCostMs.toFixed(3), +st.share.toFixed(2), bulks]);
+      const c = process.cpuUsage();
+      const e = performance.eventLoopUtilization();
+      if (st && (st.pending > 0 || st.share > 0)) trace.push([Math.round(now() - changedAt), st.pending, +st.refetchCostMs.toFixed(3), +st.share.toFixed(2), bulks, Math.round((c.user + c.system) / 1000), Math.round(e.active)]);
     }, 100).unref();
   }
   let changedAt = 0;
@@ -476,7 +478,7 @@ async function run(redisUrl, env, store, n, mode) {
     const last = Math.max(...times, 0);
     await sleep(300);
     const stats = await server.ask('stats');
-    if (process.env.FANOUT_TRACE) console.error(`${n} ${mode} ${kind} [ms after announcing, pending, cost ms, share, bulks]: ${JSON.stringify(stats.trace)}`);
+    if (process.env.FANOUT_TRACE) console.error(`${n} ${mode} ${kind} [ms after announcing, pending, cost ms, share, bulks, process CPU ms, loop active ms]: ${JSON.stringify(stats.trace)}`);
     t = now();
     out[kind] = {
       have: times.length,
@@ -664,7 +666,7 @@ async function main() {
     '  flags (every write does that, browsers or not: it loads and compiles the whole flag set) / from the announcement on',
     '  (the refetches). **guard p99**: from the announcement to the last browser, against the same request with no storm',
     "  (same run; the ratio); **guard max**: from the write, the reload included. **cost**: the stream's measured refetch",
-    '  cost (process CPU µs per bulk request while announcing).',
+    '  cost (the event loop\'s busy µs per bulk request while announcing, as the pacer reads it).',
     '',
     `**Where a refetch's time goes.** Server CPU per bulk request (8 keep-alive connections, ${COST_REQUESTS} requests, median of ${COST_ROUNDS} alternating rounds; each server in its own process):`,
     '',

@@ -7,7 +7,7 @@ import { ConfigError } from '@rollgate/redis';
 // go out in slices, at a rate that keeps the refetches they cause within a share of the event
 // loop: rate = share / (what one refetch costs).
 //
-// That cost is measured here, while announcing: the process's busy (CPU) time per bulk request
+// That cost is measured here, while announcing: the event loop's busy time per bulk request
 // served, less the process's steady load before the announcement (its other work), over the last
 // few slices; it is kept for the next announcement. Other work that grows during an announcement
 // counts as refetch cost: a busier process announces more slowly, never faster. The share itself
@@ -41,7 +41,7 @@ export interface PacingOptions {
 export interface PacingClock {
   /** Milliseconds, monotonic. */
   now(): number;
-  /** Milliseconds the process has been busy so far (monotonic; its CPU time by default). */
+  /** Milliseconds the process has been busy so far (monotonic; by default the event loop's busy time (loopBusyMeter)). */
   busyMs(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
@@ -51,16 +51,36 @@ export interface PacingClock {
 }
 
 /**
- * The process's clock: performance.now, unref'd timers, and its CPU time as the busy time — on a
- * core of its own the same as the event loop's busy time, and unlike that not inflated while the
- * machine is busy with other processes (which would read as a costlier refetch and feed on itself).
+ * The event loop's busy time, as well as Node 20 can tell it: over each interval between two
+ * readings, the lesser of the process's CPU time and the loop's active time. CPU time alone counts
+ * V8's helper threads too (concurrent marking and sweeping run on another core: measured, right
+ * after a write they doubled the "cost" of a refetch while the loop itself was 30% busy); the
+ * loop's active time alone counts the time the scheduler gave the core to other processes (a busy
+ * machine would read as a costlier refetch). Neither is the loop's own work; the lesser is the
+ * closer bound on it.
  */
+export function loopBusyMeter(read: () => { cpuMs: number; activeMs: number } = readLoad): () => number {
+  let { cpuMs: cpu, activeMs: active } = read();
+  let busy = 0;
+  return () => {
+    const { cpuMs: c, activeMs: a } = read();
+    busy += Math.max(0, Math.min(c - cpu, a - active));
+    cpu = c;
+    active = a;
+    return busy;
+  };
+}
+
+/** This process's CPU time and its event loop's active time so far (ms). */
+function readLoad(): { cpuMs: number; activeMs: number } {
+  const { user, system } = process.cpuUsage();
+  return { cpuMs: (user + system) / 1000, activeMs: performance.eventLoopUtilization().active };
+}
+
+/** The process's clock: performance.now, unref'd timers, and the event loop's busy time (loopBusyMeter). */
 export const processClock: PacingClock = {
   now: () => performance.now(),
-  busyMs: () => {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1000;
-  },
+  busyMs: loopBusyMeter(),
   setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
   setInterval: (fn, ms) => setInterval(fn, ms).unref(),

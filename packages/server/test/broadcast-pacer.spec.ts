@@ -1,4 +1,4 @@
-import { BroadcastPacer } from '../src/broadcast-pacer';
+import { BroadcastPacer, loopBusyMeter, processClock } from '../src/broadcast-pacer';
 import { FakePacingClock as FakeClock } from './support/fake-pacing-clock';
 
 // The pacer on a clock the test moves: which messages go out when, with no wall-clock timing.
@@ -191,4 +191,29 @@ it('refuses shares that are not a part of the event loop, with the option named'
   expect(() => setup({ urgentShare: 1.5 })).toThrow('pacing.urgentShare must be a number above 0 and below 1');
   expect(() => setup({ sliceMs: 0 })).toThrow('changeStream: pacing.sliceMs must be from 1 to 1000, got 0');
   expect(() => setup({ initialRefetchCostMs: 100 })).toThrow('changeStream: pacing.initialRefetchCostMs must be from 0.02 to 10, got 100');
+});
+
+it("reads the event loop's busy time as the lesser of CPU time and loop-active time over each interval", () => {
+  // helper threads (concurrent GC) add CPU time the loop did not spend; other processes on the
+  // core add active time the loop did not spend: neither may read as a costlier refetch
+  const readings = [
+    { cpuMs: 100, activeMs: 50 }, // the start
+    { cpuMs: 130, activeMs: 60 }, // +30 CPU (GC threads), +10 active: 10
+    { cpuMs: 135, activeMs: 90 }, // +5 CPU, +30 active (preempted): 5
+    { cpuMs: 155, activeMs: 110 }, // +20, +20: 20
+  ];
+  let i = 0;
+  const busyMs = loopBusyMeter(() => readings[i++]!);
+  expect([busyMs(), busyMs(), busyMs()]).toEqual([10, 15, 35]);
+});
+
+it("the process clock's busy time grows with the loop's own work, and never faster than the wall clock", () => {
+  const t0 = processClock.now();
+  const b0 = processClock.busyMs();
+  const until = t0 + 30;
+  while (processClock.now() < until); // the loop busy for 30 ms
+  const b1 = processClock.busyMs();
+  const t1 = processClock.now();
+  expect(b1).toBeGreaterThan(b0);
+  expect(b1 - b0).toBeLessThanOrEqual(t1 - t0 + 1);
 });
