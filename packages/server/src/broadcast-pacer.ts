@@ -41,7 +41,7 @@ export interface PacingOptions {
 export interface PacingClock {
   /** Milliseconds, monotonic. */
   now(): number;
-  /** Milliseconds the process has been busy so far (monotonic; by default the event loop's busy time (loopBusyMeter)). */
+  /** Milliseconds the process has been busy so far (monotonic). By default the event loop's busy time: per interval, the lesser of the process's CPU time and the loop's active time. */
   busyMs(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
