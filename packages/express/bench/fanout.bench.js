@@ -114,9 +114,9 @@ async function serverMain(config) {
   if (process.env.FANOUT_TRACE) {
     setInterval(() => {
       const st = router.streamStats();
+      if (!st || (st.pending === 0 && st.share === 0)) return; // not announcing
       const c = process.cpuUsage();
-      const e = performance.eventLoopUtilization();
-      if (st && (st.pending > 0 || st.share > 0)) trace.push([Math.round(now() - changedAt), st.pending, +st.refetchCostMs.toFixed(3), +st.share.toFixed(2), bulks, Math.round((c.user + c.system) / 1000), Math.round(e.active)]);
+      trace.push([Math.round(now() - changedAt), st.pending, +st.refetchCostMs.toFixed(3), +st.share.toFixed(2), bulks, Math.round((c.user + c.system) / 1000), Math.round(performance.eventLoopUtilization().active)]);
     }, 100).unref();
   }
   let changedAt = 0;
